@@ -1,0 +1,156 @@
+//! The syntax tree of a `.k8srule` file, with spans.
+
+use crate::diag::Span;
+pub use crate::pack::Severity;
+
+#[derive(Debug, Clone, Default)]
+pub struct File {
+    pub tables: Vec<Table>,
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: Ident,
+    pub entries: Vec<(i64, Str)>,
+}
+
+/// A string literal: its unescaped value and where its text starts in the file.
+#[derive(Debug, Clone)]
+pub struct Str {
+    pub value: String,
+    /// Span of the whole literal, quotes included.
+    pub span: Span,
+    /// For each byte of `value`, its offset in the file.
+    pub offsets: Vec<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TextKey {
+    Title,
+    Detects,
+    Why,
+    Confirm,
+    Fix,
+    Evidence,
+}
+
+#[derive(Debug, Clone)]
+pub struct TextClause {
+    pub key: TextKey,
+    pub key_span: Span,
+    pub en: Str,
+    pub zh: Option<Str>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub id: Ident,
+    pub span: Span,
+    pub cause: Option<Str>,
+    pub severity: Option<(Severity, Span)>,
+    pub confidence: Option<(f32, Span)>,
+    pub explains: Vec<Str>,
+    pub each: Option<(Ident, Expr)>,
+    pub lets: Vec<(Ident, Expr)>,
+    pub when: Option<Expr>,
+    pub texts: Vec<TextClause>,
+    pub refs: Vec<Str>,
+    /// Clauses given twice that may appear once.
+    pub repeated: Vec<(String, Span)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    In,
+    Contains,
+    StartsWith,
+    EndsWith,
+    Matches,
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+impl BinOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Or => "or",
+            BinOp::And => "and",
+            BinOp::Eq => "==",
+            BinOp::Ne => "!=",
+            BinOp::Lt => "<",
+            BinOp::Le => "<=",
+            BinOp::Gt => ">",
+            BinOp::Ge => ">=",
+            BinOp::In => "in",
+            BinOp::Contains => "contains",
+            BinOp::StartsWith => "startsWith",
+            BinOp::EndsWith => "endsWith",
+            BinOp::Matches => "matches",
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Rem => "%",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quant {
+    Any,
+    All,
+    Count,
+    First,
+}
+
+/// A version literal: up to three numeric parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub parts: [u32; 3],
+    pub len: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum ExprKind {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// A number with a unit: `5m`, `256Mi`.
+    Unit(i64, String),
+    Version(Version),
+    Str(String),
+    Ident(String),
+    Field(Box<Expr>, Ident),
+    Index(Box<Expr>, Box<Expr>),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    Binary(BinOp, Box<Expr>, Box<Expr>),
+    Call(Ident, Vec<Expr>),
+    Quantifier(Quant, Ident, Box<Expr>, Box<Expr>),
+    List(Vec<Expr>),
+    Range(Version, Version),
+}

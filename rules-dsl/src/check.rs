@@ -1,0 +1,798 @@
+//! Syntax tree to IR: resolves names and paths, checks types and texts, and
+//! collects what the pack declares (collections, inputs, literals, rules).
+
+use std::collections::HashMap;
+
+use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
+use crate::diag::{Diagnostic, Span, did_you_mean};
+use crate::ir::{self, Arith, Cmp, Let, Row};
+use crate::pack::{Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version, join_path, tag};
+use crate::schema;
+
+/// The lists of a case that rules can iterate from the top level.
+pub const CASE_LISTS: [&str; 5] = ["containers", "events", "owners", "controlPlane", "nodeLogs"];
+/// The objects of a case.
+pub const CASE_OBJECTS: [&str; 2] = ["pod", "node"];
+
+/// A diagnostic and the index of the file it is about.
+pub type FileDiagnostic = (usize, Diagnostic);
+
+/// Checks parsed files together as one pack.
+pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<FileDiagnostic>) {
+    let mut c = Checker {
+        info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
+        collections: HashMap::new(),
+        inputs: HashMap::new(),
+        literals: HashMap::new(),
+        rules: Vec::new(),
+        row_slots: 0,
+        value_slots: 0,
+        diags: Vec::new(),
+        file: 0,
+    };
+    let mut seen: HashMap<String, ()> = HashMap::new();
+    for (i, file) in files.iter().enumerate() {
+        c.file = i;
+        let tables = c.tables(file);
+        for rule in &file.rules {
+            if seen.insert(rule.id.name.clone(), ()).is_some() {
+                c.error(Diagnostic::new(rule.id.span, format!("rule `{}` is defined twice", rule.id.name)));
+                continue;
+            }
+            c.rule(rule, &tables);
+        }
+    }
+    let pack = ir::Pack { info: c.info, rules: c.rules, row_slots: c.row_slots, value_slots: c.value_slots };
+    (pack, c.diags)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ty {
+    Bool,
+    Int,
+    Str,
+    Duration,
+    Quantity,
+    Version,
+    Time,
+    Any,
+}
+
+impl Ty {
+    fn name(self) -> &'static str {
+        match self {
+            Ty::Bool => "a boolean",
+            Ty::Int => "a number",
+            Ty::Str => "a string",
+            Ty::Duration => "a duration",
+            Ty::Quantity => "a quantity",
+            Ty::Version => "a version",
+            Ty::Time => "a timestamp",
+            Ty::Any => "a value",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        matches!(self, Ty::Int | Ty::Duration | Ty::Quantity | Ty::Time | Ty::Any)
+    }
+
+    fn comparable(self, other: Ty) -> bool {
+        self == other
+            || self == Ty::Any
+            || other == Ty::Any
+            || (self.numeric() && other.numeric() && (self == Ty::Int || other == Ty::Int))
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Base {
+    Case,
+    Row(u32, u32),
+}
+
+#[derive(Debug, Clone)]
+struct PathRef {
+    base: Base,
+    segments: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum Binding {
+    Row(u32, u32),
+    Alias(PathRef),
+    Value(u32, Ty),
+}
+
+/// What an expression lowered to, before it is used as a value.
+enum Lowered {
+    Value(ir::Expr, Ty),
+    Path(PathRef),
+    Row(u32, u32),
+    Unit(i64, String),
+    Null,
+    List(Vec<(ast::Expr, Lowered)>),
+    Range(i64, i64),
+}
+
+struct Checker {
+    info: PluginInfo,
+    collections: HashMap<Collection, u32>,
+    inputs: HashMap<Input, u32>,
+    literals: HashMap<String, u32>,
+    rules: Vec<ir::Rule>,
+    row_slots: u32,
+    value_slots: u32,
+    diags: Vec<FileDiagnostic>,
+    file: usize,
+}
+
+type Tables = HashMap<String, Vec<(i64, i64)>>;
+
+struct Env<'t> {
+    vars: Vec<(String, Binding)>,
+    tables: &'t Tables,
+}
+
+impl Env<'_> {
+    fn lookup(&self, name: &str) -> Option<&Binding> {
+        self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
+    }
+}
+
+const DURATION_UNITS: [(&str, i64); 4] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86400)];
+const QUANTITY_UNITS: [(&str, i64); 13] = [
+    ("m", 1),
+    ("k", 1_000_000),
+    ("M", 1_000_000_000),
+    ("G", 1_000_000_000_000),
+    ("T", 1_000_000_000_000_000),
+    ("P", 1_000_000_000_000_000_000),
+    ("E", 0),
+    ("Ki", 1_024_000),
+    ("Mi", 1_048_576_000),
+    ("Gi", 1_073_741_824_000),
+    ("Ti", 1_099_511_627_776_000),
+    ("Pi", 1_125_899_906_842_624_000),
+    ("Ei", 0),
+];
+
+impl Checker {
+    fn error(&mut self, d: Diagnostic) {
+        self.diags.push((self.file, d));
+    }
+
+    fn literal(&mut self, s: &str) -> i64 {
+        let next = self.info.literals.len() as u32;
+        let id = *self.literals.entry(s.to_string()).or_insert(next);
+        if id == next {
+            self.info.literals.push(s.to_string());
+        }
+        i64::from(id)
+    }
+
+    fn collection(&mut self, parent: Option<u32>, path: String) -> u32 {
+        let key = Collection { parent, path };
+        let next = self.info.collections.len() as u32;
+        let id = *self.collections.entry(key.clone()).or_insert(next);
+        if id == next {
+            self.info.collections.push(key);
+        }
+        id
+    }
+
+    fn input(&mut self, p: &PathRef, derive: Derive) -> ir::Expr {
+        let (collection, row) = match p.base {
+            Base::Case => (None, Row::Case),
+            Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
+        };
+        let key = Input { collection, path: join_path(&p.segments), derive };
+        let next = self.info.inputs.len() as u32;
+        let id = *self.inputs.entry(key.clone()).or_insert(next);
+        if id == next {
+            self.info.inputs.push(key);
+        }
+        ir::Expr::Column(id, row)
+    }
+
+    fn tables(&mut self, file: &ast::File) -> Tables {
+        let mut tables = Tables::new();
+        for t in &file.tables {
+            let entries = t.entries.iter().map(|(k, v)| (*k, self.literal(&v.value))).collect();
+            if tables.insert(t.name.name.clone(), entries).is_some() {
+                self.error(Diagnostic::new(t.name.span, format!("table `{}` is defined twice", t.name.name)));
+            }
+        }
+        tables
+    }
+
+    fn rule(&mut self, rule: &ast::Rule, tables: &Tables) {
+        for (clause, span) in &rule.repeated {
+            self.error(Diagnostic::new(*span, format!("`{clause}` is given twice")).with_help("keep one"));
+        }
+        let mut env = Env { vars: Vec::new(), tables };
+        let mut scope = Scope::Pod;
+        let mut each = None;
+        if let Some((var, list)) = &rule.each {
+            match self.lower(list, &mut env) {
+                Some(Lowered::Path(PathRef { base: Base::Case, segments })) if segments == ["containers"] => {
+                    let coll = self.collection(None, "containers".to_string());
+                    let slot = self.new_row_slot();
+                    env.vars.push((var.name.clone(), Binding::Row(slot, coll)));
+                    each = Some((coll, slot));
+                    scope = Scope::Container;
+                }
+                Some(_) => self.error(
+                    Diagnostic::new(list.span, "`for` can only iterate `containers`")
+                        .with_help("use a quantifier such as `any(e in events: ...)` for other lists"),
+                ),
+                None => {}
+            }
+        }
+        let mut lets = Vec::new();
+        for (name, e) in &rule.lets {
+            if let ExprKind::Quantifier(Quant::First, var, list, cond) = &e.kind {
+                if let Some((collection, parent, slot, cond)) = self.quantified(var, list, cond, &mut env) {
+                    lets.push(Let::FirstRow { slot, collection, parent, cond });
+                    env.vars.push((name.name.clone(), Binding::Row(slot, collection)));
+                }
+                continue;
+            }
+            let binding = match self.lower(e, &mut env) {
+                Some(Lowered::Path(p)) => Binding::Alias(p),
+                Some(Lowered::Row(slot, coll)) => Binding::Row(slot, coll),
+                Some(other) => match self.value(other, e.span, None) {
+                    Some((v, ty)) => {
+                        let slot = self.value_slots;
+                        self.value_slots += 1;
+                        lets.push(Let::Value(slot, v));
+                        Binding::Value(slot, ty)
+                    }
+                    None => continue,
+                },
+                None => continue,
+            };
+            env.vars.push((name.name.clone(), binding));
+        }
+        let when = match &rule.when {
+            Some(w) => self.condition(w, &mut env).unwrap_or(ir::Expr::Const(tag::BOOL, 0)),
+            None => {
+                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `when` clause", rule.id.name)));
+                ir::Expr::Const(tag::BOOL, 0)
+            }
+        };
+        let mut args: Vec<(String, ir::Expr)> = Vec::new();
+        let mut template = |c: &mut Checker, s: &ast::Str, env: &mut Env| c.template(s, env, &mut args);
+        let cause = match &rule.cause {
+            Some(s) => template(self, s, &mut env),
+            None => {
+                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `cause` clause", rule.id.name)));
+                String::new()
+            }
+        };
+        let mut texts: HashMap<TextKey, Vec<Text>> = HashMap::new();
+        for t in &rule.texts {
+            let en = template(self, &t.en, &mut env);
+            let zh = t.zh.as_ref().map(|z| template(self, z, &mut env));
+            let list = texts.entry(t.key).or_default();
+            if matches!(t.key, TextKey::Title | TextKey::Detects | TextKey::Why) && !list.is_empty() {
+                self.error(Diagnostic::new(t.key_span, "this text is given twice").with_help("keep one"));
+            }
+            list.push(Text { en, zh });
+        }
+        let one = |key: TextKey| texts.get(&key).and_then(|l| l.first().cloned()).unwrap_or_default();
+        let (title, detects, why) = (one(TextKey::Title), one(TextKey::Detects), one(TextKey::Why));
+        if title.en.is_empty() {
+            self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `title`", rule.id.name)));
+        }
+        let confidence = match rule.confidence {
+            Some((v, span)) if !(0.0..=1.0).contains(&v) => {
+                self.error(Diagnostic::new(span, "confidence must be between 0.0 and 1.0"));
+                1.0
+            }
+            Some((v, _)) => v,
+            None => 1.0,
+        };
+        let severity = match rule.severity {
+            Some((s, _)) => s,
+            None => {
+                self.error(
+                    Diagnostic::new(rule.id.span, format!("rule `{}` has no `severity` clause", rule.id.name))
+                        .with_help("add `severity info`, `warning`, `error` or `critical`"),
+                );
+                Severity::Warning
+            }
+        };
+        let mut many = |key: TextKey| texts.remove(&key).unwrap_or_default();
+        self.info.rules.push(RuleInfo {
+            id: rule.id.name.clone(),
+            cause,
+            severity,
+            confidence,
+            scope,
+            title,
+            detects,
+            why,
+            confirm: many(TextKey::Confirm),
+            fix: many(TextKey::Fix),
+            evidence: many(TextKey::Evidence),
+            explains: rule.explains.iter().map(|s| s.value.clone()).collect(),
+            references: rule.refs.iter().map(|s| s.value.clone()).collect(),
+        });
+        self.rules.push(ir::Rule { each, lets, when, args: args.into_iter().map(|(_, e)| e).collect() });
+    }
+
+    /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.
+    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, ir::Expr)>) -> String {
+        let text = &s.value;
+        let mut out = String::new();
+        let mut i = 0;
+        let bytes = text.as_bytes();
+        while i < bytes.len() {
+            match bytes[i] {
+                b'{' if bytes.get(i + 1) == Some(&b'{') => {
+                    out.push_str("{{");
+                    i += 2;
+                }
+                b'}' if bytes.get(i + 1) == Some(&b'}') => {
+                    out.push_str("}}");
+                    i += 2;
+                }
+                b'{' => {
+                    let Some(len) = text[i + 1..].find('}') else {
+                        let at = s.offsets[i];
+                        self.error(
+                            Diagnostic::new(Span::new(at, at + 1), "unclosed `{` in text")
+                                .with_help("write `{{` for a literal brace"),
+                        );
+                        return out;
+                    };
+                    let src = &text[i + 1..i + 1 + len];
+                    let start = s.offsets[i + 1];
+                    match crate::parse::parse_expr(src, start) {
+                        Ok(e) => {
+                            let key = src.trim().to_string();
+                            let index = match args.iter().position(|(k, _)| *k == key) {
+                                Some(n) => Some(n),
+                                None => self.lower(&e, env).and_then(|l| self.value(l, e.span, None)).map(|(v, _)| {
+                                    args.push((key, v));
+                                    args.len() - 1
+                                }),
+                            };
+                            if let Some(n) = index {
+                                out.push_str(&format!("{{{n}}}"));
+                            }
+                        }
+                        Err(d) => self.error(d),
+                    }
+                    i += len + 2;
+                }
+                b'}' => {
+                    let at = s.offsets[i];
+                    self.error(
+                        Diagnostic::new(Span::new(at, at + 1), "unmatched `}` in text")
+                            .with_help("write `}}` for a literal brace"),
+                    );
+                    i += 1;
+                }
+                _ => {
+                    let ch_len = text[i..].chars().next().map_or(1, char::len_utf8);
+                    out.push_str(&text[i..i + ch_len]);
+                    i += ch_len;
+                }
+            }
+        }
+        out
+    }
+
+    fn new_row_slot(&mut self) -> u32 {
+        self.row_slots += 1;
+        self.row_slots - 1
+    }
+
+    fn quantified(
+        &mut self,
+        var: &ast::Ident,
+        list: &ast::Expr,
+        cond: &ast::Expr,
+        env: &mut Env,
+    ) -> Option<(u32, Row, u32, ir::Expr)> {
+        let p = match self.lower(list, env)? {
+            Lowered::Path(p) => p,
+            _ => {
+                self.error(Diagnostic::new(list.span, "a quantifier needs a list such as `events` or `c.events`"));
+                return None;
+            }
+        };
+        let (parent_coll, parent_row) = match p.base {
+            Base::Case => (None, Row::Case),
+            Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
+        };
+        if let Some(d) = schema::check_list(&p.segments, parent_coll.map(|c| self.info.collections[c as usize].path.as_str()), list.span) {
+            self.error(d);
+            return None;
+        }
+        let collection = self.collection(parent_coll, join_path(&p.segments));
+        let slot = self.new_row_slot();
+        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
+        let cond = self.condition(cond, env);
+        env.vars.pop();
+        Some((collection, parent_row, slot, cond?))
+    }
+
+    fn condition(&mut self, e: &ast::Expr, env: &mut Env) -> Option<ir::Expr> {
+        let lowered = self.lower(e, env)?;
+        let (v, ty) = self.value(lowered, e.span, None)?;
+        if ty != Ty::Bool && ty != Ty::Any {
+            self.error(Diagnostic::new(e.span, format!("expected a condition, found {}", ty.name())));
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Turns a lowered expression into a value; `hint` decides the unit family of `5m`.
+    fn value(&mut self, l: Lowered, span: Span, hint: Option<Ty>) -> Option<(ir::Expr, Ty)> {
+        match l {
+            Lowered::Value(v, ty) => Some((v, ty)),
+            Lowered::Path(p) => {
+                let ty = schema::type_of(&p.segments, self.base_path(&p.base));
+                if let Err(d) = ty {
+                    self.error(d.at(span));
+                    return None;
+                }
+                Some((self.input(&p, Derive::Value), Ty::from(ty.unwrap_or(schema::FieldType::Any))))
+            }
+            Lowered::Unit(n, unit) => {
+                let quantity = match hint {
+                    Some(Ty::Quantity) => true,
+                    Some(Ty::Duration | Ty::Time) => false,
+                    _ => !DURATION_UNITS.iter().any(|(u, _)| *u == unit),
+                };
+                let table: &[(&str, i64)] = if quantity { &QUANTITY_UNITS } else { &DURATION_UNITS };
+                let factor = table.iter().find(|(u, _)| *u == unit).map(|(_, f)| *f);
+                match factor.and_then(|f| n.checked_mul(f).filter(|_| f != 0)) {
+                    Some(v) => Some((ir::Expr::Const(tag::INT, v), if quantity { Ty::Quantity } else { Ty::Duration })),
+                    None => {
+                        self.error(Diagnostic::new(span, format!("`{n}{unit}` is out of range or not a {} unit", if quantity { "quantity" } else { "duration" })));
+                        None
+                    }
+                }
+            }
+            Lowered::Null => Some((ir::Expr::Const(tag::NULL, 0), Ty::Any)),
+            Lowered::Row(..) => {
+                self.error(Diagnostic::new(span, "this is a list element, not a value").with_help("name one of its fields, e.g. `e.message`"));
+                None
+            }
+            Lowered::List(_) | Lowered::Range(..) => {
+                self.error(Diagnostic::new(span, "a list or range can only follow `in`"));
+                None
+            }
+        }
+    }
+
+    fn base_path(&self, base: &Base) -> Option<String> {
+        match base {
+            Base::Case => None,
+            Base::Row(_, coll) => Some(self.collection_path(*coll)),
+        }
+    }
+
+    /// The full path of a collection from the case, e.g. `containers[].events`.
+    fn collection_path(&self, coll: u32) -> String {
+        let c = &self.info.collections[coll as usize];
+        match c.parent {
+            None => c.path.clone(),
+            Some(p) => format!("{}[].{}", self.collection_path(p), c.path),
+        }
+    }
+
+    fn lower(&mut self, e: &ast::Expr, env: &mut Env) -> Option<Lowered> {
+        let span = e.span;
+        Some(match &e.kind {
+            ExprKind::Null => Lowered::Null,
+            ExprKind::Bool(b) => Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(*b)), Ty::Bool),
+            ExprKind::Int(n) => Lowered::Value(ir::Expr::Const(tag::INT, *n), Ty::Int),
+            ExprKind::Unit(n, u) => Lowered::Unit(*n, u.clone()),
+            ExprKind::Version(v) => Lowered::Value(ir::Expr::Const(tag::INT, version_low(v)), Ty::Version),
+            ExprKind::Str(s) => Lowered::Value(ir::Expr::Const(tag::STRING, self.literal(s)), Ty::Str),
+            ExprKind::Range(a, b) => Lowered::Range(version_low(a), version_high(b)),
+            ExprKind::List(items) => {
+                let mut out = Vec::new();
+                for item in items {
+                    let l = self.lower(item, env)?;
+                    out.push((item.clone(), l));
+                }
+                Lowered::List(out)
+            }
+            ExprKind::Ident(name) => match env.lookup(name) {
+                Some(Binding::Row(slot, coll)) => Lowered::Row(*slot, *coll),
+                Some(Binding::Alias(p)) => Lowered::Path(p.clone()),
+                Some(Binding::Value(slot, ty)) => Lowered::Value(ir::Expr::Local(*slot), *ty),
+                None if name == "now" => Lowered::Value(ir::Expr::Now, Ty::Time),
+                None if CASE_OBJECTS.contains(&name.as_str()) || CASE_LISTS.contains(&name.as_str()) => {
+                    Lowered::Path(PathRef { base: Base::Case, segments: vec![name.clone()] })
+                }
+                None => {
+                    let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
+                    known.extend(CASE_OBJECTS);
+                    known.extend(CASE_LISTS);
+                    known.push("now");
+                    let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
+                    if env.tables.contains_key(name) {
+                        d = d.with_help(format!("`{name}` is a table: look a key up with `{name}[key]`"));
+                    } else if let Some(s) = did_you_mean(name, known) {
+                        d = d.with_help(format!("did you mean `{s}`?"));
+                    }
+                    self.error(d);
+                    return None;
+                }
+            },
+            ExprKind::Field(base, field) => match self.lower(base, env)? {
+                Lowered::Path(mut p) => {
+                    p.segments.push(field.name.clone());
+                    Lowered::Path(p)
+                }
+                Lowered::Row(slot, coll) => Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![field.name.clone()] }),
+                _ => {
+                    self.error(Diagnostic::new(field.span, format!("`.{}` needs an object on its left", field.name)));
+                    return None;
+                }
+            },
+            ExprKind::Index(base, index) => {
+                if let ExprKind::Ident(name) = &base.kind {
+                    if env.lookup(name).is_none() {
+                        if let Some(entries) = env.tables.get(name) {
+                            let entries = entries.clone();
+                            let key = self.lower(index, env)?;
+                            let (key, ty) = self.value(key, index.span, Some(Ty::Int))?;
+                            if !ty.comparable(Ty::Int) {
+                                self.error(Diagnostic::new(index.span, format!("table keys are numbers, found {}", ty.name())));
+                                return None;
+                            }
+                            return Some(Lowered::Value(ir::Expr::Lookup(Box::new(key), entries), Ty::Str));
+                        }
+                    }
+                }
+                let ExprKind::Str(key) = &index.kind else {
+                    self.error(Diagnostic::new(index.span, "an index must be a string key such as `[\"app.kubernetes.io/name\"]`"));
+                    return None;
+                };
+                match self.lower(base, env)? {
+                    Lowered::Path(mut p) => {
+                        p.segments.push(key.clone());
+                        Lowered::Path(p)
+                    }
+                    Lowered::Row(slot, coll) => Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![key.clone()] }),
+                    _ => {
+                        self.error(Diagnostic::new(index.span, "`[...]` needs an object or a table on its left"));
+                        return None;
+                    }
+                }
+            }
+            ExprKind::Not(inner) => Lowered::Value(ir::Expr::Not(Box::new(self.condition(inner, env)?)), Ty::Bool),
+            ExprKind::Neg(inner) => {
+                let l = self.lower(inner, env)?;
+                let (v, ty) = self.value(l, inner.span, None)?;
+                self.numeric(ty, inner.span)?;
+                Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Const(tag::INT, 0)), Box::new(v)), ty)
+            }
+            ExprKind::Binary(op, a, b) => return self.binary(*op, a, b, span, env),
+            ExprKind::Call(name, args) => return self.call(name, args, span, env),
+            ExprKind::Quantifier(kind, var, list, cond) => {
+                if *kind == Quant::First {
+                    self.error(
+                        Diagnostic::new(span, "`first(...)` gives a list element: bind it with `let`")
+                            .with_help("write `let e = first(...)`, then use `e.message`"),
+                    );
+                    return None;
+                }
+                let (collection, parent, slot, cond) = self.quantified(var, list, cond, env)?;
+                let ty = if *kind == Quant::Count { Ty::Int } else { Ty::Bool };
+                Lowered::Value(ir::Expr::Quantifier { kind: *kind, collection, parent, slot, cond: Box::new(cond) }, ty)
+            }
+        })
+    }
+
+    fn numeric(&mut self, ty: Ty, span: Span) -> Option<()> {
+        if ty.numeric() {
+            Some(())
+        } else {
+            self.error(Diagnostic::new(span, format!("expected a number, found {}", ty.name())));
+            None
+        }
+    }
+
+    fn binary(&mut self, op: BinOp, a: &ast::Expr, b: &ast::Expr, span: Span, env: &mut Env) -> Option<Lowered> {
+        match op {
+            BinOp::And | BinOp::Or => {
+                let (x, y) = (self.condition(a, env), self.condition(b, env));
+                let (x, y) = (Box::new(x?), Box::new(y?));
+                let v = if op == BinOp::And { ir::Expr::And(x, y) } else { ir::Expr::Or(x, y) };
+                Some(Lowered::Value(v, Ty::Bool))
+            }
+            BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Matches => {
+                let ExprKind::Str(lit) = &b.kind else {
+                    self.error(Diagnostic::new(b.span, format!("`{}` needs a string literal on its right", op.symbol())));
+                    return None;
+                };
+                if op == BinOp::Matches {
+                    if let Err(e) = regex::Regex::new(lit) {
+                        let msg = e.to_string();
+                        let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
+                        self.error(Diagnostic::new(b.span, format!("invalid regular expression: {}", last.trim_start_matches("error: "))));
+                        return None;
+                    }
+                }
+                let Lowered::Path(p) = self.lower(a, env)? else {
+                    self.error(Diagnostic::new(a.span, format!("`{}` needs a field on its left", op.symbol())));
+                    return None;
+                };
+                if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {
+                    self.error(d.at(a.span));
+                    return None;
+                }
+                let derive = match op {
+                    BinOp::Contains => Derive::Contains(lit.clone()),
+                    BinOp::StartsWith => Derive::StartsWith(lit.clone()),
+                    BinOp::EndsWith => Derive::EndsWith(lit.clone()),
+                    _ => Derive::Matches(lit.clone()),
+                };
+                Some(Lowered::Value(self.input(&p, derive), Ty::Bool))
+            }
+            BinOp::In => {
+                let left = self.lower(a, env)?;
+                match self.lower(b, env)? {
+                    Lowered::List(items) => {
+                        let (x, tx) = self.value(left, a.span, None)?;
+                        let mut acc: Option<ir::Expr> = None;
+                        for (item_ast, item) in items {
+                            let (y, ty) = self.value(item, item_ast.span, Some(tx))?;
+                            if !tx.comparable(ty) {
+                                self.error(Diagnostic::new(item_ast.span, format!("cannot compare {} with {}", tx.name(), ty.name())));
+                                return None;
+                            }
+                            let eq = ir::Expr::Compare(Cmp::Eq, Box::new(x.clone()), Box::new(y));
+                            acc = Some(match acc {
+                                None => eq,
+                                Some(prev) => ir::Expr::Or(Box::new(prev), Box::new(eq)),
+                            });
+                        }
+                        Some(Lowered::Value(acc.unwrap_or(ir::Expr::Const(tag::BOOL, 0)), Ty::Bool))
+                    }
+                    Lowered::Range(lo, hi) => {
+                        let (x, tx) = self.value(left, a.span, None)?;
+                        if !matches!(tx, Ty::Version | Ty::Any) {
+                            self.error(Diagnostic::new(a.span, format!("a version range needs a version on its left, found {}", tx.name()))
+                                .with_help("wrap the field in `version(...)`"));
+                            return None;
+                        }
+                        Some(Lowered::Value(ir::Expr::InRange(Box::new(x), lo, hi), Ty::Bool))
+                    }
+                    _ => {
+                        self.error(Diagnostic::new(b.span, "`in` needs a list `[...]` or a version range `A .. B` on its right"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                let left = self.lower(a, env)?;
+                let right = self.lower(b, env)?;
+                if matches!(op, BinOp::Eq | BinOp::Ne) {
+                    let eq = op == BinOp::Eq;
+                    match (&left, &right) {
+                        (Lowered::Null, Lowered::Null) => return Some(Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(eq)), Ty::Bool)),
+                        (Lowered::Null, _) => {
+                            let (v, _) = self.value(right, b.span, None)?;
+                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
+                        }
+                        (_, Lowered::Null) => {
+                            let (v, _) = self.value(left, a.span, None)?;
+                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
+                        }
+                        _ => {}
+                    }
+                }
+                // a unit literal takes its family from the other side
+                let (x, tx, y, ty) = if matches!(left, Lowered::Unit(..)) {
+                    let (y, ty) = self.value(right, b.span, None)?;
+                    let (x, tx) = self.value(left, a.span, Some(ty))?;
+                    (x, tx, y, ty)
+                } else {
+                    let (x, tx) = self.value(left, a.span, None)?;
+                    let (y, ty) = self.value(right, b.span, Some(tx))?;
+                    (x, tx, y, ty)
+                };
+                let (x, y) = (Box::new(x), Box::new(y));
+                let cmp = match op {
+                    BinOp::Eq => Some(Cmp::Eq),
+                    BinOp::Ne => Some(Cmp::Ne),
+                    BinOp::Lt => Some(Cmp::Lt),
+                    BinOp::Le => Some(Cmp::Le),
+                    BinOp::Gt => Some(Cmp::Gt),
+                    BinOp::Ge => Some(Cmp::Ge),
+                    _ => None,
+                };
+                if let Some(cmp) = cmp {
+                    if !tx.comparable(ty) {
+                        self.error(Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name())));
+                        return None;
+                    }
+                    if !matches!(cmp, Cmp::Eq | Cmp::Ne) && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool)) {
+                        self.error(Diagnostic::new(span, format!("`{}` orders numbers, versions, quantities and times, not strings or booleans", op.symbol())));
+                        return None;
+                    }
+                    return Some(Lowered::Value(ir::Expr::Compare(cmp, x, y), Ty::Bool));
+                }
+                self.numeric(tx, a.span)?;
+                self.numeric(ty, b.span)?;
+                let arith = match op {
+                    BinOp::Add => Arith::Add,
+                    BinOp::Sub => Arith::Sub,
+                    BinOp::Mul => Arith::Mul,
+                    BinOp::Div => Arith::Div,
+                    _ => Arith::Rem,
+                };
+                let result = match (arith, tx, ty) {
+                    (Arith::Sub, Ty::Time, Ty::Time) => Ty::Duration,
+                    (_, Ty::Int | Ty::Any, other) => other,
+                    (_, own, _) => own,
+                };
+                Some(Lowered::Value(ir::Expr::Arith(arith, x, y), result))
+            }
+        }
+    }
+
+    fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
+        const FUNCTIONS: [&str; 6] = ["has", "age", "time", "version", "quantity", "len"];
+        if !FUNCTIONS.contains(&name.name.as_str()) {
+            let mut d = Diagnostic::new(name.span, format!("unknown function `{}`", name.name));
+            if let Some(s) = did_you_mean(&name.name, FUNCTIONS) {
+                d = d.with_help(format!("did you mean `{s}`?"));
+            }
+            self.error(d);
+            return None;
+        }
+        let [arg] = args else {
+            self.error(Diagnostic::new(span, format!("`{}` takes one argument", name.name)));
+            return None;
+        };
+        let Lowered::Path(p) = self.lower(arg, env)? else {
+            self.error(Diagnostic::new(arg.span, format!("`{}` needs a field, such as `pod.metadata.creationTimestamp`", name.name)));
+            return None;
+        };
+        if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {
+            self.error(d.at(arg.span));
+            return None;
+        }
+        Some(match name.name.as_str() {
+            "has" => Lowered::Value(ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)), false), Ty::Bool),
+            "age" => {
+                let t = self.input(&p, Derive::Timestamp);
+                Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Now), Box::new(t)), Ty::Duration)
+            }
+            "time" => Lowered::Value(self.input(&p, Derive::Timestamp), Ty::Time),
+            "version" => Lowered::Value(self.input(&p, Derive::Version), Ty::Version),
+            "quantity" => Lowered::Value(self.input(&p, Derive::Quantity), Ty::Quantity),
+            _ => Lowered::Value(self.input(&p, Derive::Length), Ty::Int),
+        })
+    }
+}
+
+fn version_low(v: &ast::Version) -> i64 {
+    encode_version(v.parts[0], v.parts[1], v.parts[2])
+}
+
+fn version_high(v: &ast::Version) -> i64 {
+    let patch = if v.len < 3 { 999 } else { v.parts[2] };
+    encode_version(v.parts[0], v.parts[1], patch)
+}
+
+impl From<schema::FieldType> for Ty {
+    fn from(t: schema::FieldType) -> Ty {
+        match t {
+            schema::FieldType::Bool => Ty::Bool,
+            schema::FieldType::Int => Ty::Int,
+            schema::FieldType::Str => Ty::Str,
+            schema::FieldType::Any => Ty::Any,
+        }
+    }
+}

@@ -1,0 +1,871 @@
+//! IR to a core WebAssembly module that implements the `rule-pack` world with
+//! the canonical ABI: `describe` returns static data, `evaluate` reads the
+//! projected columns in linear memory and writes findings with a bump allocator.
+
+use wasm_encoder::{
+    BlockType, CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection, GlobalSection,
+    GlobalType, Instruction as I, MemArg, MemorySection, MemoryType, Module, TypeSection, ValType,
+};
+
+use crate::ast::Quant;
+use crate::ir::{Arith, Cmp, Expr, Let, Pack, Row};
+use crate::pack::{Derive, PluginInfo, RuleInfo, Scope, Severity, Text, tag};
+
+/// Where static data starts; address 0 stays unused.
+const STATIC_BASE: u32 = 16;
+/// Bytes of a `finding` and of a `value` in the canonical ABI.
+const FINDING_SIZE: i32 = 24;
+const VALUE_SIZE: i32 = 16;
+
+// function indices
+const F_REALLOC: u32 = 0;
+const F_ALLOC: u32 = 1;
+const F_DESCRIBE: u32 = 2;
+const F_EVALUATE: u32 = 3;
+const F_CMP: u32 = 4;
+const F_PUSH: u32 = 5;
+
+// globals
+const G_HEAP: u32 = 0;
+const G_OUT_PTR: u32 = 1;
+const G_OUT_LEN: u32 = 2;
+const G_OUT_CAP: u32 = 3;
+
+fn mem(offset: u64, align: u32) -> MemArg {
+    MemArg { offset, align, memory_index: 0 }
+}
+
+/// Builds the core module for a checked pack.
+pub fn module(pack: &Pack) -> Vec<u8> {
+    let mut data = Data { base: STATIC_BASE, bytes: Vec::new() };
+    let info_addr = write_plugin_info(&mut data, &pack.info);
+    let ret_area = data.alloc(8, 4);
+    let heap_start = (STATIC_BASE + data.bytes.len() as u32 + 7) & !7;
+
+    let mut types = TypeSection::new();
+    use ValType::{I32, I64};
+    types.ty().function([I32, I32, I32, I32], [I32]); // 0 realloc
+    types.ty().function([I32, I32], [I32]); // 1 alloc
+    types.ty().function([], [I32]); // 2 describe
+    types.ty().function([I32, I64, I32, I32, I32, I32, I32, I32, I32, I32], [I32]); // 3 evaluate
+    types.ty().function([I32, I64, I32, I64, I32], [I32]); // 4 cmp
+    types.ty().function([I32, I32, I32, I32, I32, I32], []); // 5 push
+    let mut funcs = FunctionSection::new();
+    for t in 0..6 {
+        funcs.function(t);
+    }
+    let mut memories = MemorySection::new();
+    let pages = u64::from(heap_start.div_ceil(65536)).max(1);
+    memories.memory(MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None });
+    let mut globals = GlobalSection::new();
+    let g = GlobalType { val_type: I32, mutable: true, shared: false };
+    globals.global(g, &ConstExpr::i32_const(heap_start as i32));
+    for _ in 0..3 {
+        globals.global(g, &ConstExpr::i32_const(0));
+    }
+    let mut exports = ExportSection::new();
+    exports.export("memory", ExportKind::Memory, 0);
+    exports.export("cabi_realloc", ExportKind::Func, F_REALLOC);
+    exports.export("describe", ExportKind::Func, F_DESCRIBE);
+    exports.export("evaluate", ExportKind::Func, F_EVALUATE);
+
+    let mut code = CodeSection::new();
+    code.function(&realloc_fn());
+    code.function(&alloc_fn());
+    code.function(&finish(Vec::new(), vec![I::I32Const(info_addr as i32), I::End]));
+    code.function(&Eval::new(pack).function(ret_area));
+    code.function(&cmp_fn());
+    code.function(&push_fn());
+
+    let mut data_section = DataSection::new();
+    data_section.active(0, &ConstExpr::i32_const(STATIC_BASE as i32), data.bytes);
+
+    let mut m = Module::new();
+    m.section(&types)
+        .section(&funcs)
+        .section(&memories)
+        .section(&globals)
+        .section(&exports)
+        .section(&code)
+        .section(&data_section);
+    m.finish()
+}
+
+fn finish(locals: Vec<ValType>, body: Vec<I<'static>>) -> Function {
+    let mut f = Function::new_with_locals_types(locals);
+    for i in &body {
+        f.instruction(i);
+    }
+    f
+}
+
+/// `cabi_realloc(old_ptr, old_size, align, new_size)`: bump allocation; grows copy.
+fn realloc_fn() -> Function {
+    let (old, old_size, align, new_size, p) = (0, 1, 2, 3, 4);
+    finish(
+        vec![ValType::I32],
+        vec![
+            // shrinking in place
+            I::LocalGet(old),
+            I::LocalGet(new_size),
+            I::LocalGet(old_size),
+            I::I32LeU,
+            I::I32And,
+            I::If(BlockType::Empty),
+            I::LocalGet(old),
+            I::Return,
+            I::End,
+            I::LocalGet(new_size),
+            I::LocalGet(align),
+            I::Call(F_ALLOC),
+            I::LocalSet(p),
+            I::LocalGet(old),
+            I::If(BlockType::Empty),
+            I::LocalGet(p),
+            I::LocalGet(old),
+            I::LocalGet(old_size),
+            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
+            I::End,
+            I::LocalGet(p),
+            I::End,
+        ],
+    )
+}
+
+/// `alloc(size, align)`: aligned bump allocation; grows memory or traps.
+fn alloc_fn() -> Function {
+    let (size, align, p, end) = (0, 1, 2, 3);
+    finish(
+        vec![ValType::I32, ValType::I32],
+        vec![
+            I::GlobalGet(G_HEAP),
+            I::LocalGet(align),
+            I::I32Add,
+            I::I32Const(1),
+            I::I32Sub,
+            I::I32Const(0),
+            I::LocalGet(align),
+            I::I32Sub,
+            I::I32And,
+            I::LocalTee(p),
+            I::LocalGet(size),
+            I::I32Add,
+            I::LocalTee(end),
+            I::LocalGet(p),
+            I::I32LtU,
+            I::If(BlockType::Empty),
+            I::Unreachable,
+            I::End,
+            I::LocalGet(end),
+            I::MemorySize(0),
+            I::I32Const(16),
+            I::I32Shl,
+            I::I32GtU,
+            I::If(BlockType::Empty),
+            I::LocalGet(end),
+            I::MemorySize(0),
+            I::I32Const(16),
+            I::I32Shl,
+            I::I32Sub,
+            I::I32Const(65535),
+            I::I32Add,
+            I::I32Const(16),
+            I::I32ShrU,
+            I::MemoryGrow(0),
+            I::I32Const(-1),
+            I::I32Eq,
+            I::If(BlockType::Empty),
+            I::Unreachable,
+            I::End,
+            I::End,
+            I::LocalGet(end),
+            I::GlobalSet(G_HEAP),
+            I::LocalGet(p),
+            I::End,
+        ],
+    )
+}
+
+/// `cmp(ta, a, tb, b, op) -> bool`: false on null or on different kinds;
+/// ints and floats compare numerically; strings and booleans only for (in)equality.
+fn cmp_fn() -> Function {
+    let (ta, a, tb, b, op) = (0, 1, 2, 3, 4);
+    let (fa, fb) = (5, 6);
+    let mut body = vec![
+        I::LocalGet(ta),
+        I::I32Eqz,
+        I::LocalGet(tb),
+        I::I32Eqz,
+        I::I32Or,
+        I::If(BlockType::Empty),
+        I::I32Const(0),
+        I::Return,
+        I::End,
+        // same kind, not float: compare the payloads as integers
+        I::LocalGet(ta),
+        I::LocalGet(tb),
+        I::I32Eq,
+        I::LocalGet(ta),
+        I::I32Const(tag::FLOAT),
+        I::I32Ne,
+        I::I32And,
+        I::If(BlockType::Empty),
+        // ordering is only for ints
+        I::LocalGet(op),
+        I::I32Const(2),
+        I::I32GeU,
+        I::LocalGet(ta),
+        I::I32Const(tag::INT),
+        I::I32Ne,
+        I::I32And,
+        I::If(BlockType::Empty),
+        I::I32Const(0),
+        I::Return,
+        I::End,
+    ];
+    for (k, ins) in [I::I64Eq, I::I64Ne, I::I64LtS, I::I64LeS, I::I64GtS, I::I64GeS].into_iter().enumerate() {
+        body.extend([
+            I::LocalGet(op),
+            I::I32Const(k as i32),
+            I::I32Eq,
+            I::If(BlockType::Empty),
+            I::LocalGet(a),
+            I::LocalGet(b),
+            ins,
+            I::Return,
+            I::End,
+        ]);
+    }
+    body.extend([I::I32Const(0), I::Return, I::End]);
+    // numbers of mixed kinds (int, float): compare as f64
+    for (t, v, f) in [(ta, a, fa), (tb, b, fb)] {
+        body.extend([
+            I::LocalGet(t),
+            I::I32Const(tag::INT),
+            I::I32Eq,
+            I::If(BlockType::Empty),
+            I::LocalGet(v),
+            I::F64ConvertI64S,
+            I::LocalSet(f),
+            I::Else,
+            I::LocalGet(t),
+            I::I32Const(tag::FLOAT),
+            I::I32Ne,
+            I::If(BlockType::Empty),
+            I::I32Const(0),
+            I::Return,
+            I::End,
+            I::LocalGet(v),
+            I::F64ReinterpretI64,
+            I::LocalSet(f),
+            I::End,
+        ]);
+    }
+    for (k, ins) in [I::F64Eq, I::F64Ne, I::F64Lt, I::F64Le, I::F64Gt, I::F64Ge].into_iter().enumerate() {
+        body.extend([
+            I::LocalGet(op),
+            I::I32Const(k as i32),
+            I::I32Eq,
+            I::If(BlockType::Empty),
+            I::LocalGet(fa),
+            I::LocalGet(fb),
+            ins,
+            I::Return,
+            I::End,
+        ]);
+    }
+    body.extend([I::I32Const(0), I::End]);
+    finish(vec![ValType::F64, ValType::F64], body)
+}
+
+/// `push(case, rule, has_container, container, args_ptr, args_len)`: appends a finding.
+fn push_fn() -> Function {
+    let (case, rule, has_c, c, args, nargs, new_cap, new_ptr, p) = (0, 1, 2, 3, 4, 5, 6, 7, 8);
+    let size = FINDING_SIZE;
+    finish(
+        vec![ValType::I32, ValType::I32, ValType::I32],
+        vec![
+            I::GlobalGet(G_OUT_LEN),
+            I::GlobalGet(G_OUT_CAP),
+            I::I32Eq,
+            I::If(BlockType::Empty),
+            I::GlobalGet(G_OUT_CAP),
+            I::I32Const(1),
+            I::I32Shl,
+            I::I32Const(16),
+            I::GlobalGet(G_OUT_CAP),
+            I::I32Eqz,
+            I::Select,
+            I::LocalTee(new_cap),
+            I::I32Const(size),
+            I::I32Mul,
+            I::I32Const(4),
+            I::Call(F_ALLOC),
+            I::LocalTee(new_ptr),
+            I::GlobalGet(G_OUT_PTR),
+            I::GlobalGet(G_OUT_LEN),
+            I::I32Const(size),
+            I::I32Mul,
+            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
+            I::LocalGet(new_ptr),
+            I::GlobalSet(G_OUT_PTR),
+            I::LocalGet(new_cap),
+            I::GlobalSet(G_OUT_CAP),
+            I::End,
+            I::GlobalGet(G_OUT_PTR),
+            I::GlobalGet(G_OUT_LEN),
+            I::I32Const(size),
+            I::I32Mul,
+            I::I32Add,
+            I::LocalTee(p),
+            I::LocalGet(case),
+            I::I32Store(mem(0, 2)),
+            I::LocalGet(p),
+            I::LocalGet(rule),
+            I::I32Store(mem(4, 2)),
+            I::LocalGet(p),
+            I::LocalGet(has_c),
+            I::I32Store8(mem(8, 0)),
+            I::LocalGet(p),
+            I::LocalGet(c),
+            I::I32Store(mem(12, 2)),
+            I::LocalGet(p),
+            I::LocalGet(args),
+            I::I32Store(mem(16, 2)),
+            I::LocalGet(p),
+            I::LocalGet(nargs),
+            I::I32Store(mem(20, 2)),
+            I::GlobalGet(G_OUT_LEN),
+            I::I32Const(1),
+            I::I32Add,
+            I::GlobalSet(G_OUT_LEN),
+            I::End,
+        ],
+    )
+}
+
+/// Generates the body of `evaluate`.
+struct Eval<'p> {
+    pack: &'p Pack,
+    locals: Vec<ValType>,
+    body: Vec<I<'static>>,
+    case: u32,
+    /// Per input: locals holding the tags and values pointers.
+    columns: Vec<(u32, u32)>,
+    /// Per collection: local holding the offsets pointer.
+    offsets: Vec<u32>,
+    row_slots: Vec<u32>,
+    value_slots: Vec<(u32, u32)>,
+}
+
+const P_CASES: u32 = 0;
+const P_NOW: u32 = 1;
+const P_COLLECTIONS: u32 = 2;
+const P_COLUMNS: u32 = 4;
+const PARAMS: u32 = 10;
+
+impl<'p> Eval<'p> {
+    fn new(pack: &'p Pack) -> Self {
+        let mut e = Eval {
+            pack,
+            locals: Vec::new(),
+            body: Vec::new(),
+            case: 0,
+            columns: Vec::new(),
+            offsets: Vec::new(),
+            row_slots: Vec::new(),
+            value_slots: Vec::new(),
+        };
+        e.case = e.local(ValType::I32);
+        for _ in 0..pack.row_slots {
+            let l = e.local(ValType::I32);
+            e.row_slots.push(l);
+        }
+        for _ in 0..pack.value_slots {
+            let pair = (e.local(ValType::I32), e.local(ValType::I64));
+            e.value_slots.push(pair);
+        }
+        e
+    }
+
+    fn local(&mut self, ty: ValType) -> u32 {
+        self.locals.push(ty);
+        PARAMS + self.locals.len() as u32 - 1
+    }
+
+    fn emit(&mut self, ins: impl IntoIterator<Item = I<'static>>) {
+        self.body.extend(ins);
+    }
+
+    fn function(mut self, ret_area: u32) -> Function {
+        for k in 0..self.pack.info.inputs.len() as u32 {
+            let (t, v) = (self.local(ValType::I32), self.local(ValType::I32));
+            let at = u64::from(k) * 16;
+            self.emit([
+                I::LocalGet(P_COLUMNS),
+                I::I32Load(mem(at, 2)),
+                I::LocalSet(t),
+                I::LocalGet(P_COLUMNS),
+                I::I32Load(mem(at + 8, 2)),
+                I::LocalSet(v),
+            ]);
+            self.columns.push((t, v));
+        }
+        for j in 0..self.pack.info.collections.len() as u32 {
+            let o = self.local(ValType::I32);
+            self.emit([I::LocalGet(P_COLLECTIONS), I::I32Load(mem(u64::from(j) * 8, 2)), I::LocalSet(o)]);
+            self.offsets.push(o);
+        }
+        for (index, rule) in self.pack.rules.iter().enumerate() {
+            self.rule(index as u32, rule);
+        }
+        self.emit([
+            I::I32Const(ret_area as i32),
+            I::GlobalGet(G_OUT_PTR),
+            I::I32Store(mem(0, 2)),
+            I::I32Const(ret_area as i32),
+            I::GlobalGet(G_OUT_LEN),
+            I::I32Store(mem(4, 2)),
+            I::I32Const(ret_area as i32),
+            I::End,
+        ]);
+        finish(self.locals, self.body)
+    }
+
+    fn rule(&mut self, index: u32, rule: &crate::ir::Rule) {
+        let case = self.case;
+        self.emit([I::I32Const(0), I::LocalSet(case), I::Block(BlockType::Empty), I::Loop(BlockType::Empty)]);
+        self.emit([I::LocalGet(case), I::LocalGet(P_CASES), I::I32GeU, I::BrIf(1)]);
+        match rule.each {
+            Some((coll, slot)) => {
+                let start = self.local(ValType::I32);
+                self.rows(coll, Row::Case, slot, start, |e| e.rule_body(index, rule, Some((slot, start))));
+            }
+            None => self.rule_body(index, rule, None),
+        }
+        self.emit([I::LocalGet(case), I::I32Const(1), I::I32Add, I::LocalSet(case), I::Br(0), I::End, I::End]);
+    }
+
+    /// Loops `slot` over the rows of `coll` under `parent`, running `body` for
+    /// each; `body` may `br 1` to leave the loop early. `start` receives the
+    /// first row index.
+    fn rows(&mut self, coll: u32, parent: Row, slot: u32, start: u32, body: impl FnOnce(&mut Self)) {
+        let end = self.local(ValType::I32);
+        let offsets = self.offsets[coll as usize];
+        let slot_local = self.row_slots[slot as usize];
+        self.row_index(parent);
+        let parent_row = self.local(ValType::I32);
+        self.emit([
+            I::LocalSet(parent_row),
+            I::I32Const(0),
+            I::LocalSet(start),
+            I::I32Const(0),
+            I::LocalSet(end),
+            I::LocalGet(parent_row),
+            I::I32Const(0),
+            I::I32GeS,
+            I::If(BlockType::Empty),
+            I::LocalGet(offsets),
+            I::LocalGet(parent_row),
+            I::I32Const(2),
+            I::I32Shl,
+            I::I32Add,
+            I::LocalTee(end),
+            I::I32Load(mem(0, 2)),
+            I::LocalSet(start),
+            I::LocalGet(end),
+            I::I32Load(mem(4, 2)),
+            I::LocalSet(end),
+            I::End,
+            I::LocalGet(start),
+            I::LocalSet(slot_local),
+            I::Block(BlockType::Empty),
+            I::Loop(BlockType::Empty),
+            I::LocalGet(slot_local),
+            I::LocalGet(end),
+            I::I32GeU,
+            I::BrIf(1),
+        ]);
+        body(self);
+        self.emit([
+            I::LocalGet(slot_local),
+            I::I32Const(1),
+            I::I32Add,
+            I::LocalSet(slot_local),
+            I::Br(0),
+            I::End,
+            I::End,
+        ]);
+    }
+
+    fn row_index(&mut self, row: Row) {
+        match row {
+            Row::Case => self.emit([I::LocalGet(self.case)]),
+            Row::Var(slot) => self.emit([I::LocalGet(self.row_slots[slot as usize])]),
+        }
+    }
+
+    fn rule_body(&mut self, index: u32, rule: &crate::ir::Rule, container: Option<(u32, u32)>) {
+        for l in &rule.lets {
+            self.binding(l);
+        }
+        self.cond(&rule.when);
+        self.emit([I::If(BlockType::Empty)]);
+        let n = rule.args.len() as i32;
+        let args = self.local(ValType::I32);
+        self.emit([I::I32Const(n * VALUE_SIZE), I::I32Const(8), I::Call(F_ALLOC), I::LocalSet(args)]);
+        for (j, a) in rule.args.iter().enumerate() {
+            let (t, v) = self.value(a);
+            let at = j as u64 * VALUE_SIZE as u64;
+            self.emit([
+                I::LocalGet(args),
+                I::LocalGet(t),
+                I::I32Store8(mem(at, 0)),
+                I::LocalGet(args),
+                I::LocalGet(v),
+                I::I64Store(mem(at + 8, 3)),
+            ]);
+        }
+        self.emit([I::LocalGet(self.case), I::I32Const(index as i32)]);
+        match container {
+            Some((slot, start)) => self.emit([
+                I::I32Const(1),
+                I::LocalGet(self.row_slots[slot as usize]),
+                I::LocalGet(start),
+                I::I32Sub,
+            ]),
+            None => self.emit([I::I32Const(0), I::I32Const(0)]),
+        }
+        self.emit([I::LocalGet(args), I::I32Const(n), I::Call(F_PUSH), I::End]);
+    }
+
+    fn binding(&mut self, l: &Let) {
+        match l {
+            Let::Value(slot, e) => {
+                let (t, v) = self.value(e);
+                let (st, sv) = self.value_slots[*slot as usize];
+                self.emit([I::LocalGet(t), I::LocalSet(st), I::LocalGet(v), I::LocalSet(sv)]);
+            }
+            Let::FirstRow { slot, collection, parent, cond } => {
+                let found = self.local(ValType::I32);
+                let start = self.local(ValType::I32);
+                let slot_local = self.row_slots[*slot as usize];
+                self.emit([I::I32Const(-1), I::LocalSet(found)]);
+                self.rows(*collection, *parent, *slot, start, |e| {
+                    e.cond(cond);
+                    e.emit([I::If(BlockType::Empty), I::LocalGet(slot_local), I::LocalSet(found), I::Br(2), I::End]);
+                });
+                self.emit([I::LocalGet(found), I::LocalSet(slot_local)]);
+            }
+        }
+    }
+
+    /// Emits code leaving an i32 truth value on the stack.
+    fn cond(&mut self, e: &Expr) {
+        match e {
+            Expr::Const(t, v) => self.emit([I::I32Const(i32::from(*t == tag::BOOL && *v != 0))]),
+            Expr::Not(a) => {
+                self.cond(a);
+                self.emit([I::I32Eqz]);
+            }
+            Expr::And(a, b) => {
+                self.cond(a);
+                self.emit([I::If(BlockType::Result(ValType::I32))]);
+                self.cond(b);
+                self.emit([I::Else, I::I32Const(0), I::End]);
+            }
+            Expr::Or(a, b) => {
+                self.cond(a);
+                self.emit([I::If(BlockType::Result(ValType::I32)), I::I32Const(1), I::Else]);
+                self.cond(b);
+                self.emit([I::End]);
+            }
+            Expr::Compare(op, a, b) => {
+                let (ta, va) = self.value(a);
+                let (tb, vb) = self.value(b);
+                let code = match op {
+                    Cmp::Eq => 0,
+                    Cmp::Ne => 1,
+                    Cmp::Lt => 2,
+                    Cmp::Le => 3,
+                    Cmp::Gt => 4,
+                    Cmp::Ge => 5,
+                };
+                self.emit([I::LocalGet(ta), I::LocalGet(va), I::LocalGet(tb), I::LocalGet(vb), I::I32Const(code), I::Call(F_CMP)]);
+            }
+            Expr::IsNull(a, is_null) => {
+                let (t, _) = self.value(a);
+                self.emit([I::LocalGet(t), I::I32Eqz]);
+                if !is_null {
+                    self.emit([I::I32Eqz]);
+                }
+            }
+            Expr::InRange(a, lo, hi) => {
+                let (t, v) = self.value(a);
+                self.emit([
+                    I::LocalGet(t),
+                    I::I32Const(tag::INT),
+                    I::I32Eq,
+                    I::LocalGet(v),
+                    I::I64Const(*lo),
+                    I::I64GeS,
+                    I::I32And,
+                    I::LocalGet(v),
+                    I::I64Const(*hi),
+                    I::I64LeS,
+                    I::I32And,
+                ]);
+            }
+            Expr::Quantifier { kind: kind @ (Quant::Any | Quant::All), collection, parent, slot, cond } => {
+                let result = self.local(ValType::I32);
+                let start = self.local(ValType::I32);
+                let all = *kind == Quant::All;
+                self.emit([I::I32Const(i32::from(all)), I::LocalSet(result)]);
+                self.rows(*collection, *parent, *slot, start, |e| {
+                    e.cond(cond);
+                    if all {
+                        e.emit([I::I32Eqz]);
+                    }
+                    e.emit([I::If(BlockType::Empty), I::I32Const(i32::from(!all)), I::LocalSet(result), I::Br(2), I::End]);
+                });
+                self.emit([I::LocalGet(result)]);
+            }
+            other => {
+                let (t, v) = self.value(other);
+                self.emit([
+                    I::LocalGet(t),
+                    I::I32Const(tag::BOOL),
+                    I::I32Eq,
+                    I::LocalGet(v),
+                    I::I64Const(0),
+                    I::I64Ne,
+                    I::I32And,
+                ]);
+            }
+        }
+    }
+
+    /// Emits code computing a value into a fresh (tag, value) pair of locals.
+    fn value(&mut self, e: &Expr) -> (u32, u32) {
+        match e {
+            Expr::Local(slot) => return self.value_slots[*slot as usize],
+            _ => {}
+        }
+        let (t, v) = (self.local(ValType::I32), self.local(ValType::I64));
+        match e {
+            Expr::Const(tg, val) => self.emit([I::I32Const(*tg), I::LocalSet(t), I::I64Const(*val), I::LocalSet(v)]),
+            Expr::Now => self.emit([I::I32Const(tag::INT), I::LocalSet(t), I::LocalGet(P_NOW), I::LocalSet(v)]),
+            Expr::Column(input, row) => {
+                let (tags, values) = self.columns[*input as usize];
+                let r = self.local(ValType::I32);
+                self.row_index(*row);
+                self.emit([
+                    I::LocalTee(r),
+                    I::I32Const(0),
+                    I::I32GeS,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(tags),
+                    I::LocalGet(r),
+                    I::I32Add,
+                    I::I32Load8U(mem(0, 0)),
+                    I::LocalSet(t),
+                    I::LocalGet(values),
+                    I::LocalGet(r),
+                    I::I32Const(3),
+                    I::I32Shl,
+                    I::I32Add,
+                    I::I64Load(mem(0, 3)),
+                    I::LocalSet(v),
+                    I::Else,
+                    I::I32Const(tag::NULL),
+                    I::LocalSet(t),
+                    I::End,
+                ]);
+            }
+            Expr::Arith(op, a, b) => {
+                let (ta, va) = self.value(a);
+                let (tb, vb) = self.value(b);
+                self.emit([
+                    I::I32Const(tag::NULL),
+                    I::LocalSet(t),
+                    I::LocalGet(ta),
+                    I::I32Const(tag::INT),
+                    I::I32Eq,
+                    I::LocalGet(tb),
+                    I::I32Const(tag::INT),
+                    I::I32Eq,
+                    I::I32And,
+                ]);
+                if matches!(op, Arith::Div | Arith::Rem) {
+                    // no division by zero, and no i64::MIN / -1 trap
+                    self.emit([I::LocalGet(vb), I::I64Const(0), I::I64Ne, I::I32And, I::LocalGet(vb), I::I64Const(-1), I::I64Ne, I::I32And]);
+                }
+                let ins = match op {
+                    Arith::Add => I::I64Add,
+                    Arith::Sub => I::I64Sub,
+                    Arith::Mul => I::I64Mul,
+                    Arith::Div => I::I64DivS,
+                    Arith::Rem => I::I64RemS,
+                };
+                self.emit([
+                    I::If(BlockType::Empty),
+                    I::I32Const(tag::INT),
+                    I::LocalSet(t),
+                    I::LocalGet(va),
+                    I::LocalGet(vb),
+                    ins,
+                    I::LocalSet(v),
+                    I::End,
+                ]);
+            }
+            Expr::Lookup(key, entries) => {
+                let (tk, vk) = self.value(key);
+                self.emit([I::I32Const(tag::NULL), I::LocalSet(t), I::LocalGet(tk), I::I32Const(tag::INT), I::I32Eq, I::If(BlockType::Empty)]);
+                for (k, lit) in entries {
+                    self.emit([
+                        I::LocalGet(vk),
+                        I::I64Const(*k),
+                        I::I64Eq,
+                        I::If(BlockType::Empty),
+                        I::I32Const(tag::STRING),
+                        I::LocalSet(t),
+                        I::I64Const(*lit),
+                        I::LocalSet(v),
+                        I::End,
+                    ]);
+                }
+                self.emit([I::End]);
+            }
+            Expr::Quantifier { kind: Quant::Count, collection, parent, slot, cond } => {
+                let start = self.local(ValType::I32);
+                self.emit([I::I32Const(tag::INT), I::LocalSet(t), I::I64Const(0), I::LocalSet(v)]);
+                self.rows(*collection, *parent, *slot, start, |e| {
+                    e.cond(cond);
+                    e.emit([I::I64ExtendI32U, I::LocalGet(v), I::I64Add, I::LocalSet(v)]);
+                });
+            }
+            boolean => {
+                self.cond(boolean);
+                self.emit([I::I64ExtendI32U, I::LocalSet(v), I::I32Const(tag::BOOL), I::LocalSet(t)]);
+            }
+        }
+        (t, v)
+    }
+}
+
+/// Static data laid out as the canonical ABI reads it.
+struct Data {
+    base: u32,
+    bytes: Vec<u8>,
+}
+
+impl Data {
+    fn alloc(&mut self, size: usize, align: usize) -> u32 {
+        while !self.bytes.len().is_multiple_of(align) {
+            self.bytes.push(0);
+        }
+        let at = self.base + self.bytes.len() as u32;
+        self.bytes.resize(self.bytes.len() + size, 0);
+        at
+    }
+
+    fn put(&mut self, at: u32, b: &[u8]) {
+        let i = (at - self.base) as usize;
+        self.bytes[i..i + b.len()].copy_from_slice(b);
+    }
+
+    fn u8(&mut self, at: u32, v: u8) {
+        self.put(at, &[v]);
+    }
+
+    fn u32(&mut self, at: u32, v: u32) {
+        self.put(at, &v.to_le_bytes());
+    }
+
+    fn string(&mut self, at: u32, s: &str) {
+        let p = self.alloc(s.len(), 1);
+        self.put(p, s.as_bytes());
+        self.u32(at, p);
+        self.u32(at + 4, s.len() as u32);
+    }
+
+    fn list<T>(&mut self, at: u32, items: &[T], size: usize, align: usize, mut write: impl FnMut(&mut Self, u32, &T)) {
+        let p = self.alloc(size * items.len(), align);
+        for (i, item) in items.iter().enumerate() {
+            write(self, p + (i * size) as u32, item);
+        }
+        self.u32(at, p);
+        self.u32(at + 4, items.len() as u32);
+    }
+
+    fn option_u32(&mut self, at: u32, v: Option<u32>) {
+        if let Some(v) = v {
+            self.u8(at, 1);
+            self.u32(at + 4, v);
+        }
+    }
+
+    fn text(&mut self, at: u32, t: &Text) {
+        self.string(at, &t.en);
+        if let Some(zh) = &t.zh {
+            self.u8(at + 8, 1);
+            self.string(at + 12, zh);
+        }
+    }
+}
+
+const TEXT_SIZE: usize = 20;
+
+fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
+    let at = d.alloc(48, 4);
+    d.string(at, &info.name);
+    d.string(at + 8, &info.version);
+    d.list(at + 16, &info.rules, 128, 4, write_rule);
+    d.list(at + 24, &info.collections, 16, 4, |d, p, c| {
+        d.option_u32(p, c.parent);
+        d.string(p + 8, &c.path);
+    });
+    d.list(at + 32, &info.inputs, 28, 4, |d, p, input| {
+        d.option_u32(p, input.collection);
+        d.string(p + 8, &input.path);
+        let (disc, payload) = match &input.derive {
+            Derive::Value => (0, None),
+            Derive::Quantity => (1, None),
+            Derive::Version => (2, None),
+            Derive::Timestamp => (3, None),
+            Derive::Matches(s) => (4, Some(s)),
+            Derive::Contains(s) => (5, Some(s)),
+            Derive::StartsWith(s) => (6, Some(s)),
+            Derive::EndsWith(s) => (7, Some(s)),
+            Derive::Length => (8, None),
+        };
+        d.u8(p + 16, disc);
+        if let Some(s) = payload {
+            d.string(p + 20, s);
+        }
+    });
+    d.list(at + 40, &info.literals, 8, 4, |d, p, s| d.string(p, s));
+    at
+}
+
+fn write_rule(d: &mut Data, at: u32, r: &RuleInfo) {
+    d.string(at, &r.id);
+    d.string(at + 8, &r.cause);
+    let severity = match r.severity {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Error => 2,
+        Severity::Critical => 3,
+    };
+    d.u8(at + 16, severity);
+    d.put(at + 20, &r.confidence.to_le_bytes());
+    d.u8(at + 24, u8::from(r.scope == Scope::Container));
+    d.text(at + 28, &r.title);
+    d.text(at + 48, &r.detects);
+    d.text(at + 68, &r.why);
+    d.list(at + 88, &r.confirm, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 96, &r.fix, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 104, &r.evidence, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 112, &r.explains, 8, 4, |d, p, s| d.string(p, s));
+    d.list(at + 120, &r.references, 8, 4, |d, p, s| d.string(p, s));
+}

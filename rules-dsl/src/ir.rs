@@ -1,0 +1,85 @@
+//! The checked, lowered form of a pack that code generation reads.
+
+use crate::ast::Quant;
+use crate::pack::PluginInfo;
+
+/// Which row an input is read at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Row {
+    /// The case (pod) being evaluated.
+    Case,
+    /// The row held by a variable slot (`for`, a quantifier or `let x = first(...)`).
+    Var(u32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arith {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Rem,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant value: tag and payload.
+    Const(i32, i64),
+    /// Input column `input` at a row.
+    Column(u32, Row),
+    Now,
+    /// A value bound by `let`.
+    Local(u32),
+    Not(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    /// Comparison; false when either side is null or the kinds differ.
+    Compare(Cmp, Box<Expr>, Box<Expr>),
+    /// `x == null` (or `!=` when the flag is false).
+    IsNull(Box<Expr>, bool),
+    /// Integer arithmetic; null when a side is null or on division by zero.
+    Arith(Arith, Box<Expr>, Box<Expr>),
+    /// `x in lo .. hi`, integer bounds inclusive.
+    InRange(Box<Expr>, i64, i64),
+    /// Table lookup: the key, and (key, string id) pairs.
+    Lookup(Box<Expr>, Vec<(i64, i64)>),
+    /// `any`/`all`/`count` over the rows of a collection under `parent`,
+    /// binding each row to `slot`.
+    Quantifier { kind: Quant, collection: u32, parent: Row, slot: u32, cond: Box<Expr> },
+}
+
+/// A `let` in evaluation order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Let {
+    Value(u32, Expr),
+    /// `let x = first(...)`: stores the first matching row, or -1.
+    FirstRow { slot: u32, collection: u32, parent: Row, cond: Expr },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    /// For container-scoped rules: the `containers` collection and the row slot.
+    pub each: Option<(u32, u32)>,
+    pub lets: Vec<Let>,
+    pub when: Expr,
+    pub args: Vec<Expr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pack {
+    pub info: PluginInfo,
+    pub rules: Vec<Rule>,
+    /// Number of row slots and of value slots used.
+    pub row_slots: u32,
+    pub value_slots: u32,
+}

@@ -1,0 +1,88 @@
+//! The k8srule rule language: `.k8srule` source to a WebAssembly component.
+//!
+//! Phases: [`parse`] (pest, to a syntax tree with spans) -> [`check`] (names,
+//! paths against the Kubernetes schema, types, texts; to IR) -> [`codegen`]
+//! (IR to a core Wasm module) -> [`component`] (to a component of the
+//! `k8srule:plugin` world).
+//!
+//! ```
+//! let source = r#"
+//! rule demo.oom {
+//!   cause "cgroup-oom"
+//!   severity error
+//!   for c in containers
+//!   when c.lastState.terminated.reason == "OOMKilled"
+//!   title "container {c.name} was OOMKilled"
+//! }"#;
+//! let wasm = k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("demo.k8srule", source)], "demo", "0.1.0")
+//!     .expect("compiles");
+//! assert!(wasm.starts_with(b"\0asm"));
+//! ```
+
+pub mod ast;
+pub mod check;
+pub mod codegen;
+pub mod component;
+pub mod diag;
+pub mod ir;
+pub mod pack;
+pub mod parse;
+mod schema;
+
+pub use diag::{Diagnostic, Span};
+
+/// One rule file: its name (for messages) and its text.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl SourceFile {
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        SourceFile { name: name.into(), text: text.into() }
+    }
+}
+
+/// Errors of a compilation, each rendered with its file, line, caret and help.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", rendered.join("\n"))]
+pub struct CompileError {
+    pub rendered: Vec<String>,
+    /// `(file index, diagnostic)` pairs.
+    pub diagnostics: Vec<(usize, Diagnostic)>,
+}
+
+/// Parses and checks files as one pack; returns the IR and every error found.
+pub fn check_files(files: &[SourceFile], name: &str, version: &str) -> (ir::Pack, Vec<(usize, Diagnostic)>) {
+    let mut parsed = Vec::new();
+    let mut diags = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match parse::parse(&f.text) {
+            Ok(ast) => parsed.push(ast),
+            Err(d) => {
+                diags.push((i, d));
+                parsed.push(ast::File::default());
+            }
+        }
+    }
+    let (pack, more) = check::check(name, version, &parsed);
+    diags.extend(more);
+    diags.sort_by_key(|(i, d)| (*i, d.span.start));
+    (pack, diags)
+}
+
+/// Renders diagnostics against their files.
+pub fn render(files: &[SourceFile], diags: &[(usize, Diagnostic)]) -> Vec<String> {
+    diags.iter().map(|(i, d)| d.render(&files[*i].name, &files[*i].text)).collect()
+}
+
+/// Compiles rule files into one component implementing `k8srule:plugin/rule-pack`.
+pub fn compile(files: &[SourceFile], name: &str, version: &str) -> Result<Vec<u8>, CompileError> {
+    let (pack, diagnostics) = check_files(files, name, version);
+    if !diagnostics.is_empty() {
+        return Err(CompileError { rendered: render(files, &diagnostics), diagnostics });
+    }
+    let module = codegen::module(&pack);
+    component::componentize(module).map_err(|e| CompileError { rendered: vec![format!("error: {e}")], diagnostics: Vec::new() })
+}

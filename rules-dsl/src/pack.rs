@@ -1,0 +1,164 @@
+//! What a compiled pack declares: the Rust mirror of `plugin-info` in
+//! `wit/plugin.wit`, written into the component as static data.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Pod,
+    Container,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Text {
+    pub en: String,
+    pub zh: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInfo {
+    pub id: String,
+    pub cause: String,
+    pub severity: Severity,
+    pub confidence: f32,
+    pub scope: Scope,
+    pub title: Text,
+    pub detects: Text,
+    pub why: Text,
+    pub confirm: Vec<Text>,
+    pub fix: Vec<Text>,
+    pub evidence: Vec<Text>,
+    pub explains: Vec<String>,
+    pub references: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Collection {
+    pub parent: Option<u32>,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Derive {
+    Value,
+    Quantity,
+    Version,
+    Timestamp,
+    Matches(String),
+    Contains(String),
+    StartsWith(String),
+    EndsWith(String),
+    Length,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Input {
+    pub collection: Option<u32>,
+    pub path: String,
+    pub derive: Derive,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub rules: Vec<RuleInfo>,
+    pub collections: Vec<Collection>,
+    pub inputs: Vec<Input>,
+    pub literals: Vec<String>,
+}
+
+/// Value tags of a column cell, as in `wit/plugin.wit`.
+pub mod tag {
+    pub const NULL: i32 = 0;
+    pub const BOOL: i32 = 1;
+    pub const INT: i32 = 2;
+    pub const FLOAT: i32 = 3;
+    pub const STRING: i32 = 4;
+}
+
+/// Joins path segments: identifiers with `.`, other keys as `["key"]`.
+pub fn join_path(segments: &[String]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(s);
+        } else {
+            out.push_str("[\"");
+            out.push_str(&s.replace('\\', "\\\\").replace('"', "\\\""));
+            out.push_str("\"]");
+        }
+    }
+    out
+}
+
+/// Splits a path written by [`join_path`] back into its segments.
+pub fn split_path(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut chars = path.chars().peekable();
+    let mut cur = String::new();
+    while let Some(c) = chars.next() {
+        match c {
+            '.' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            '[' if chars.peek() == Some(&'"') => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                chars.next();
+                let mut key = String::new();
+                while let Some(k) = chars.next() {
+                    match k {
+                        '\\' => {
+                            if let Some(e) = chars.next() {
+                                key.push(e);
+                            }
+                        }
+                        '"' => break,
+                        other => key.push(other),
+                    }
+                }
+                if chars.peek() == Some(&']') {
+                    chars.next();
+                }
+                out.push(key);
+            }
+            other => cur.push(other),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Encodes a version as major*1_000_000 + minor*1_000 + patch.
+pub fn encode_version(major: u32, minor: u32, patch: u32) -> i64 {
+    i64::from(major) * 1_000_000 + i64::from(minor.min(999)) * 1_000 + i64::from(patch.min(999))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_round_trip() {
+        let segs: Vec<String> = ["metadata", "labels", "app.kubernetes.io/name", "x"].map(String::from).to_vec();
+        let joined = join_path(&segs);
+        assert_eq!(joined, r#"metadata.labels["app.kubernetes.io/name"].x"#);
+        assert_eq!(split_path(&joined), segs);
+        assert_eq!(split_path(""), Vec::<String>::new());
+    }
+}
