@@ -1,1 +1,283 @@
+//! k8srule-host: diagnoses unhealthy Kubernetes pods by running rule packs
+//! (WebAssembly components of the `k8srule:plugin` world) in a wasmtime sandbox.
+//!
+//! ```
+//! use k8srule_host::{Diagnoser, Snapshot};
+//!
+//! let rule = r#"
+//! rule demo.oom {
+//!   cause "cgroup-oom"
+//!   severity error
+//!   for c in containers
+//!   when c.lastState.terminated.reason == "OOMKilled"
+//!   title "container {c.name} was OOMKilled"
+//! }"#;
+//! let diagnoser = Diagnoser::builder().builtin(false).rules_source("demo.k8srule", rule).build()?;
+//!
+//! let mut snapshot = Snapshot::new(0);
+//! snapshot.add_text("pod.yaml", r#"
+//! kind: Pod
+//! metadata: {name: web, namespace: shop, uid: u1}
+//! spec: {containers: [{name: app, image: shop:1}]}
+//! status:
+//!   containerStatuses:
+//!   - name: app
+//!     lastState: {terminated: {reason: OOMKilled, exitCode: 137}}
+//! "#)?;
+//!
+//! let report = diagnoser.diagnose(&snapshot);
+//! assert_eq!(report.findings[0].title, "container app was OOMKilled");
+//! assert_eq!(report.findings[0].pod, "shop/web");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
+pub mod case;
+pub mod engine;
+pub mod fixture;
+pub mod project;
+pub mod report;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+pub use engine::{Limits, PackError};
+pub use report::{Finding, Lang, Report, Severity};
+pub use snapshot::{LoadError, Snapshot};
+
+use engine::{Pack, Sandbox};
+use report::{ReportError, pick, rank, render_template, render_value};
+
+/// The built-in rules, compiled at build time.
+pub const BUILTIN_PACK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builtin.wasm"));
+
+/// Cases evaluated per call into a pack.
+const BATCH_CASES: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// Rule files that do not compile; each diagnostic is rendered.
+    #[error("{0}")]
+    Compile(String),
+    #[error(transparent)]
+    Pack(#[from] PackError),
+}
+
+enum Source {
+    Path(PathBuf),
+    Text(String, String),
+    Bytes(String, Vec<u8>),
+}
+
+/// Configures a [`Diagnoser`]: limits, the built-in rules, and more packs.
+pub struct DiagnoserBuilder {
+    limits: Limits,
+    builtin: bool,
+    sources: Vec<Source>,
+    lang: Lang,
+}
+
+impl DiagnoserBuilder {
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether to load the built-in rules (default: yes).
+    pub fn builtin(mut self, yes: bool) -> Self {
+        self.builtin = yes;
+        self
+    }
+
+    pub fn lang(mut self, lang: Lang) -> Self {
+        self.lang = lang;
+        self
+    }
+
+    /// A `.k8srule` file, a directory of them (one pack), or a `.wasm` component.
+    pub fn rules_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.sources.push(Source::Path(path.into()));
+        self
+    }
+
+    /// Rule source text, compiled as one pack named after `name`.
+    pub fn rules_source(mut self, name: impl Into<String>, text: impl Into<String>) -> Self {
+        self.sources.push(Source::Text(name.into(), text.into()));
+        self
+    }
+
+    /// A compiled component.
+    pub fn pack_bytes(mut self, name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        self.sources.push(Source::Bytes(name.into(), bytes));
+        self
+    }
+
+    /// Compiles and loads every pack. Rule files that do not compile are an
+    /// error; a component the sandbox refuses is an error entry of each report.
+    pub fn build(self) -> Result<Diagnoser, Error> {
+        let sandbox = Sandbox::new(self.limits)?;
+        let mut packs = Vec::new();
+        let mut refused = Vec::new();
+        let mut add = |name: String, bytes: &[u8]| match sandbox.load(&name, bytes) {
+            Ok(p) => packs.push(p),
+            Err(e) => refused.push(ReportError { pack: e.pack, message: e.message }),
+        };
+        if self.builtin {
+            add("builtin".into(), BUILTIN_PACK);
+        }
+        for source in self.sources {
+            match source {
+                Source::Bytes(name, bytes) => add(name, &bytes),
+                Source::Text(name, text) => {
+                    let bytes = compile_sources(&[k8srule_dsl::SourceFile::new(name.clone(), text)], &name)?;
+                    add(name, &bytes);
+                }
+                Source::Path(path) => {
+                    let name = path.display().to_string();
+                    let bytes = if path.extension().is_some_and(|e| e == "wasm") {
+                        std::fs::read(&path).map_err(|e| LoadError::Io { path: name.clone(), message: e.to_string() })?
+                    } else {
+                        compile_sources(&read_rule_files(&path)?, &name)?
+                    };
+                    add(name, &bytes);
+                }
+            }
+        }
+        Ok(Diagnoser { sandbox, packs, refused, lang: self.lang })
+    }
+}
+
+/// Reads a `.k8srule` file, or every `.k8srule` file under a directory.
+pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, LoadError> {
+    let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: e.to_string() };
+    let mut files = Vec::new();
+    if path.is_dir() {
+        let mut stack = vec![path.to_path_buf()];
+        let mut found = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+                let p = entry.map_err(|e| io(&dir, e))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.extension().is_some_and(|e| e == "k8srule") {
+                    found.push(p);
+                }
+            }
+        }
+        found.sort();
+        if found.is_empty() {
+            return Err(LoadError::Invalid { path: path.display().to_string(), message: "no `.k8srule` files in this directory".into() });
+        }
+        for p in found {
+            let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+            files.push(k8srule_dsl::SourceFile::new(p.display().to_string(), text));
+        }
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
+        files.push(k8srule_dsl::SourceFile::new(path.display().to_string(), text));
+    }
+    Ok(files)
+}
+
+fn compile_sources(files: &[k8srule_dsl::SourceFile], name: &str) -> Result<Vec<u8>, Error> {
+    k8srule_dsl::compile(files, name, "0.0.0").map_err(|e| Error::Compile(e.to_string()))
+}
+
+/// Loaded packs in a sandbox, ready to diagnose snapshots.
+pub struct Diagnoser {
+    sandbox: Sandbox,
+    packs: Vec<Pack>,
+    refused: Vec<ReportError>,
+    lang: Lang,
+}
+
+impl Diagnoser {
+    pub fn builder() -> DiagnoserBuilder {
+        DiagnoserBuilder { limits: Limits::default(), builtin: true, sources: Vec::new(), lang: Lang::En }
+    }
+
+    /// The loaded packs' names and what they declare.
+    pub fn packs(&self) -> impl Iterator<Item = (&str, &engine::types::PluginInfo)> {
+        self.packs.iter().map(|p| (p.name.as_str(), &p.info))
+    }
+
+    /// Runs every pack over every pod of the snapshot. A pack that fails
+    /// becomes an entry of `errors`; the others' findings are kept.
+    pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
+        let index = case::Index::new(snapshot);
+        let cases = index.cases();
+        let mut report = Report { errors: self.refused.clone(), ..Report::default() };
+        for pack in &self.packs {
+            let mut pack_findings = Vec::new();
+            let mut failed = None;
+            for chunk in cases.chunks(BATCH_CASES) {
+                match self.run(pack, chunk, snapshot.now) {
+                    Ok(found) => pack_findings.extend(found),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            match failed {
+                // a pack that failed part-way reports nothing, so no half answer is shown
+                Some(e) => report.errors.push(ReportError { pack: e.pack, message: e.message }),
+                None => report.findings.extend(pack_findings),
+            }
+        }
+        rank(&mut report.findings);
+        report.summary.pods = cases.len();
+        let mut unhealthy: Vec<&str> = report.findings.iter().map(|f| f.pod.as_str()).collect();
+        unhealthy.dedup();
+        report.summary.unhealthy = unhealthy.len();
+        for (kind, n) in &snapshot.skipped {
+            report.notes.push(format!("skipped {n} object(s) of kind {kind}: no rule reads them"));
+        }
+        report
+    }
+
+    fn run(&self, pack: &Pack, cases: &[case::Case<'_>], now: i64) -> Result<Vec<Finding>, PackError> {
+        let info = &pack.info;
+        let (batch, strings) = project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
+        let raw = self.sandbox.evaluate(pack, &batch)?;
+        let err = |message: String| PackError { pack: pack.name.clone(), message };
+        let max_text = self.sandbox.limits().max_text_bytes;
+        let mut out = Vec::with_capacity(raw.len());
+        for f in raw {
+            let case = cases.get(f.case as usize).ok_or_else(|| err(format!("returned a finding for case {} of a batch of {}", f.case, cases.len())))?;
+            let rule = info.rules.get(f.rule as usize).ok_or_else(|| err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len())))?;
+            let container = match f.container {
+                Some(c) => Some(
+                    case.containers
+                        .get(c as usize)
+                        .ok_or_else(|| err(format!("rule `{}` named container {} of a pod with {}", rule.id, c, case.containers.len())))?
+                        .name
+                        .to_string(),
+                ),
+                None => None,
+            };
+            let args: Vec<String> = f.args.iter().map(|v| render_value(v, &strings)).collect();
+            if let Some(long) = args.iter().find(|a| a.len() > max_text) {
+                return Err(err(format!("rule `{}` returned a value of {} bytes; the limit is {}", rule.id, long.len(), max_text)));
+            }
+            let texts = |list: &[engine::types::Text]| list.iter().map(|t| render_template(pick(t, self.lang), &args)).collect();
+            out.push(Finding {
+                rule: rule.id.clone(),
+                cause: render_template(&rule.cause, &args),
+                severity: rule.severity.into(),
+                confidence: rule.confidence,
+                pod: case.pod_name(),
+                container,
+                title: render_template(pick(&rule.title, self.lang), &args),
+                evidence: texts(&rule.evidence),
+                confirm: texts(&rule.confirm),
+                fix: texts(&rule.fix),
+                explained_by: None,
+                pack: pack.name.clone(),
+                explains: rule.explains.clone(),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -192,10 +192,19 @@ fn cmp_fn() -> Function {
     let (ta, a, tb, b, op) = (0, 1, 2, 3, 4);
     let (fa, fb) = (5, 6);
     let mut body = vec![
+        // null, and objects or lists (tags above string), equal nothing
         I::LocalGet(ta),
         I::I32Eqz,
         I::LocalGet(tb),
         I::I32Eqz,
+        I::I32Or,
+        I::LocalGet(ta),
+        I::I32Const(tag::STRING),
+        I::I32GtU,
+        I::I32Or,
+        I::LocalGet(tb),
+        I::I32Const(tag::STRING),
+        I::I32GtU,
         I::I32Or,
         I::If(BlockType::Empty),
         I::I32Const(0),
@@ -517,9 +526,15 @@ impl<'p> Eval<'p> {
         for (j, a) in rule.args.iter().enumerate() {
             let (t, v) = self.value(a);
             let at = j as u64 * VALUE_SIZE as u64;
+            // the value's case: the tag itself, or null for an object or list
             self.emit([
                 I::LocalGet(args),
                 I::LocalGet(t),
+                I::I32Const(tag::NULL),
+                I::LocalGet(t),
+                I::I32Const(tag::STRING),
+                I::I32LeU,
+                I::Select,
                 I::I32Store8(mem(at, 0)),
                 I::LocalGet(args),
                 I::LocalGet(v),

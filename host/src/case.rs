@@ -1,0 +1,168 @@
+//! Cases: one per pod, with everything a rule may read about it.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::snapshot::Snapshot;
+
+/// A container with its spec and status merged.
+#[derive(Debug)]
+pub struct ContainerView<'a> {
+    pub name: &'a str,
+    pub spec: Option<&'a Value>,
+    pub status: Option<&'a Value>,
+    /// `init`, `regular` or `ephemeral`.
+    pub kind: &'static str,
+    /// The pod's events whose `involvedObject.fieldPath` names this container.
+    pub events: Vec<&'a Value>,
+}
+
+#[derive(Debug)]
+pub struct Case<'a> {
+    pub pod: &'a Value,
+    pub node: Option<&'a Value>,
+    pub containers: Vec<ContainerView<'a>>,
+    pub events: Vec<&'a Value>,
+    pub owners: Vec<&'a Value>,
+    pub control_plane: &'a [&'a Value],
+    pub node_logs: Vec<&'a Value>,
+}
+
+impl Case<'_> {
+    /// `namespace/name` of the pod.
+    pub fn pod_name(&self) -> String {
+        let meta = &self.pod["metadata"];
+        format!("{}/{}", meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""))
+    }
+}
+
+/// The indexes that turn a snapshot into cases.
+pub struct Index<'a> {
+    snapshot: &'a Snapshot,
+    events_by_uid: HashMap<&'a str, Vec<&'a Value>>,
+    events_by_name: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
+    nodes: HashMap<&'a str, &'a Value>,
+    logs: HashMap<&'a str, Vec<&'a Value>>,
+    control_plane: Vec<&'a Value>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
+    v.pointer(path).and_then(Value::as_str)
+}
+
+impl<'a> Index<'a> {
+    pub fn new(snapshot: &'a Snapshot) -> Self {
+        let mut events_by_uid: HashMap<&str, Vec<&Value>> = HashMap::new();
+        let mut events_by_name: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
+        for e in &snapshot.events {
+            let obj = &e["involvedObject"];
+            if obj["kind"].as_str().is_some_and(|k| k != "Pod") {
+                continue;
+            }
+            match obj["uid"].as_str().filter(|u| !u.is_empty()) {
+                Some(uid) => events_by_uid.entry(uid).or_default().push(e),
+                None => {
+                    let ns = obj["namespace"].as_str().or_else(|| str_at(e, "/metadata/namespace")).unwrap_or("default");
+                    events_by_name.entry((ns, obj["name"].as_str().unwrap_or(""))).or_default().push(e);
+                }
+            }
+        }
+        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(n, "/metadata/name")?, n))).collect();
+        let mut logs: HashMap<&str, Vec<&Value>> = HashMap::new();
+        for l in &snapshot.node_logs {
+            logs.entry(l.node.as_str()).or_default().push(&l.value);
+        }
+        let control_plane = snapshot
+            .pods
+            .iter()
+            .filter(|p| {
+                str_at(p, "/metadata/namespace") == Some("kube-system")
+                    && (p.pointer("/metadata/labels/component").is_some()
+                        || str_at(p, "/metadata/labels/tier") == Some("control-plane"))
+            })
+            .collect();
+        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane }
+    }
+
+    pub fn cases(&self) -> Vec<Case<'_>> {
+        self.snapshot.pods.iter().map(|p| self.case(p)).collect()
+    }
+
+    fn case<'s>(&'s self, pod: &'a Value) -> Case<'s>
+    where
+        'a: 's,
+    {
+        let meta = &pod["metadata"];
+        let mut events: Vec<&Value> = Vec::new();
+        if let Some(uid) = meta["uid"].as_str() {
+            events.extend(self.events_by_uid.get(uid).into_iter().flatten());
+        }
+        let ns = meta["namespace"].as_str().unwrap_or("default");
+        if let Some(name) = meta["name"].as_str() {
+            events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
+        }
+        events.sort_by(|a, b| event_time(a).cmp(&event_time(b)));
+        let node_name = str_at(pod, "/spec/nodeName");
+        Case {
+            pod,
+            node: node_name.and_then(|n| self.nodes.get(n).copied()),
+            containers: containers(pod, &events),
+            events,
+            owners: self.owner_chain(pod),
+            control_plane: &self.control_plane,
+            node_logs: node_name.and_then(|n| self.logs.get(n)).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// The pod's ownerReferences, then those of each owner the snapshot holds.
+    fn owner_chain(&self, pod: &'a Value) -> Vec<&'a Value> {
+        let mut chain = Vec::new();
+        let mut current = pod;
+        for _ in 0..8 {
+            let Some(refs) = current.pointer("/metadata/ownerReferences").and_then(Value::as_array) else { break };
+            chain.extend(refs.iter());
+            let next = refs.iter().find_map(|r| self.snapshot.owners.get(r["uid"].as_str()?));
+            match next {
+                Some(owner) => current = owner,
+                None => break,
+            }
+        }
+        chain
+    }
+}
+
+fn event_time(e: &Value) -> &str {
+    e["lastTimestamp"].as_str().or_else(|| e["eventTime"].as_str()).unwrap_or("")
+}
+
+fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>> {
+    let mut out = Vec::new();
+    for (kind, spec_key, status_key, field_key) in [
+        ("init", "initContainers", "initContainerStatuses", "initContainers"),
+        ("regular", "containers", "containerStatuses", "containers"),
+        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses", "ephemeralContainers"),
+    ] {
+        let specs = pod["spec"][spec_key].as_array().map(Vec::as_slice).unwrap_or_default();
+        let statuses = pod["status"][status_key].as_array().map(Vec::as_slice).unwrap_or_default();
+        let status_of = |name: &str| statuses.iter().find(|s| s["name"].as_str() == Some(name));
+        let mut names: Vec<&str> = specs.iter().filter_map(|s| s["name"].as_str()).collect();
+        // statuses without a spec (a pod dump without spec) still count
+        names.extend(statuses.iter().filter_map(|s| s["name"].as_str()).filter(|n| !specs.iter().any(|s| s["name"].as_str() == Some(n))));
+        for name in names {
+            let field_path = format!("spec.{field_key}{{{name}}}");
+            out.push(ContainerView {
+                name,
+                spec: specs.iter().find(|s| s["name"].as_str() == Some(name)),
+                status: status_of(name),
+                kind,
+                events: events
+                    .iter()
+                    .copied()
+                    .filter(|e| e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str()))
+                    .collect(),
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,225 @@
+//! The wasmtime sandbox: loading packs, limits, and evaluating batches.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+
+use crate::project::{CollectionPath, Derive, Input};
+
+/// The types of the WIT contract (`wit/plugin.wit`), as the host sees them.
+pub mod types {
+    wasmtime::component::bindgen!({ path: "../wit", world: "rule-pack" });
+}
+
+use types::RulePackPre;
+use types::PluginInfo;
+
+/// Limits every pack runs under.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory of one pack instance, in bytes.
+    pub memory_bytes: usize,
+    /// Wall time of one `evaluate` call.
+    pub timeout: Duration,
+    /// Findings one `evaluate` call may return.
+    pub max_findings: usize,
+    /// Bytes of one string a pack returns.
+    pub max_text_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory_bytes: 256 << 20, timeout: Duration::from_secs(10), max_findings: 100_000, max_text_bytes: 64 << 10 }
+    }
+}
+
+/// A problem with a pack: it is refused at load, or its evaluation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("pack `{pack}`: {message}")]
+pub struct PackError {
+    pub pack: String,
+    pub message: String,
+}
+
+const TICK: Duration = Duration::from_millis(10);
+
+/// A wasmtime engine with an epoch ticker that ends with it.
+pub struct Sandbox {
+    engine: Engine,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl Sandbox {
+    pub fn new(limits: Limits) -> Result<Self, PackError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(512 << 10);
+        // bound the address space each instance reserves
+        config.memory_reservation(limits.memory_bytes as u64 + (64 << 20));
+        let engine = Engine::new(&config).map_err(|e| PackError { pack: "<engine>".into(), message: e.to_string() })?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (engine, stop) = (engine.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("k8srule-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .ok()
+        };
+        Ok(Sandbox { engine, limits, stop, ticker })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    fn store(&self) -> Store<StoreLimits> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.limits.memory_bytes)
+            .table_elements(100_000)
+            .instances(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(&self.engine, limits);
+        store.limiter(|l| l);
+        let ticks = (self.limits.timeout.as_millis() / TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store
+    }
+
+    /// Compiles and links a component, refuses imports, and asks it what it reads.
+    pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Pack, PackError> {
+        let err = |message: String| PackError { pack: name.to_string(), message };
+        if !wasmparser::Parser::is_component(bytes) {
+            return Err(err("not a WebAssembly component (expected a `.wasm` component or a `.k8srule` file)".into()));
+        }
+        let component = Component::new(&self.engine, bytes).map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
+        let ty = component.component_type();
+        if let Some((import, _)) = ty.imports(&self.engine).next() {
+            return Err(err(format!("imports `{import}`; packs must be pure and import nothing")));
+        }
+        let linker = Linker::new(&self.engine);
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(RulePackPre::new)
+            .map_err(|e| err(format!("does not implement {}: {}", k8srule_dsl::component::WORLD, root_cause(&e))))?;
+        let mut store = self.store();
+        let info = pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_describe(&mut store))
+            .map_err(|e| err(format!("`describe` failed: {}", trap_message(&e, &self.limits))))?;
+        Pack::new(name, info, pre)
+    }
+
+    /// Runs `evaluate` on a fresh instance.
+    pub fn evaluate(&self, pack: &Pack, batch: &types::Batch) -> Result<Vec<types::Finding>, PackError> {
+        let err = |message: String| PackError { pack: pack.name.clone(), message };
+        let mut store = self.store();
+        let findings = pack
+            .pre
+            .instantiate(&mut store)
+            .and_then(|p| p.call_evaluate(&mut store, batch))
+            .map_err(|e| err(trap_message(&e, &self.limits)))?;
+        if findings.len() > self.limits.max_findings {
+            return Err(err(format!("returned {} findings for {} pods; the limit is {}", findings.len(), batch.cases, self.limits.max_findings)));
+        }
+        Ok(findings)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.chain().last().map(ToString::to_string).unwrap_or_default()
+}
+
+fn trap_message(e: &wasmtime::Error, limits: &Limits) -> String {
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => format!("timed out after {:?}", limits.timeout),
+        Some(wasmtime::Trap::StackOverflow) => "stack overflow".into(),
+        Some(wasmtime::Trap::UnreachableCodeReached) if e.to_string().contains("grow") => {
+            format!("ran out of memory (limit {} MiB)", limits.memory_bytes >> 20)
+        }
+        Some(t) => format!("trapped: {t}"),
+        None => {
+            let msg = root_cause(e);
+            if msg.contains("memory") && msg.contains("limit") || msg.contains("forcing a memory growth failure") {
+                format!("ran out of memory (limit {} MiB)", limits.memory_bytes >> 20)
+            } else {
+                msg
+            }
+        }
+    }
+}
+
+/// A loaded pack: what it declared, checked, and ready to instantiate.
+pub struct Pack {
+    pub name: String,
+    pub info: PluginInfo,
+    pub collections: Vec<CollectionPath>,
+    pub inputs: Vec<Input>,
+    pre: RulePackPre<StoreLimits>,
+}
+
+impl Pack {
+    fn new(name: &str, info: PluginInfo, pre: RulePackPre<StoreLimits>) -> Result<Self, PackError> {
+        let err = |message: String| PackError { pack: name.to_string(), message };
+        let split = k8srule_dsl::pack::split_path;
+        let mut collections = Vec::new();
+        for (i, c) in info.collections.iter().enumerate() {
+            let parent = c.parent.map(|p| p as usize);
+            if parent.is_some_and(|p| p >= i) {
+                return Err(err(format!("collection {i} names parent {} that is not declared before it", c.parent.unwrap_or_default())));
+            }
+            collections.push(CollectionPath { parent, segments: split(&c.path) });
+        }
+        let mut inputs = Vec::new();
+        for (i, input) in info.inputs.iter().enumerate() {
+            let collection = input.collection.map(|c| c as usize);
+            if collection.is_some_and(|c| c >= collections.len()) {
+                return Err(err(format!("input {i} (`{}`) names collection {} that is not declared", input.path, input.collection.unwrap_or_default())));
+            }
+            let derive = match &input.derive {
+                types::Derive::Value => Derive::Value,
+                types::Derive::Quantity => Derive::Quantity,
+                types::Derive::Version => Derive::Version,
+                types::Derive::Timestamp => Derive::Timestamp,
+                types::Derive::Length => Derive::Length,
+                types::Derive::Contains(s) => Derive::Contains(s.clone()),
+                types::Derive::StartsWith(s) => Derive::StartsWith(s.clone()),
+                types::Derive::EndsWith(s) => Derive::EndsWith(s.clone()),
+                types::Derive::Matches(re) => Derive::Matches(
+                    regex::RegexBuilder::new(re)
+                        .size_limit(1 << 20)
+                        .build()
+                        .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))?,
+                ),
+            };
+            inputs.push(Input { collection, segments: split(&input.path), derive });
+        }
+        for (i, r) in info.rules.iter().enumerate() {
+            if !(0.0..=1.0).contains(&r.confidence) {
+                return Err(err(format!("rule {i} (`{}`) has confidence {} outside 0..1", r.id, r.confidence)));
+            }
+        }
+        Ok(Pack { name: name.to_string(), info, collections, inputs, pre })
+    }
+}

@@ -1,0 +1,128 @@
+//! Rule tests: a `.test.yaml` beside a `.k8srule` file holds a snapshot and
+//! exactly the findings its rules must give.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Diagnoser, Error, LoadError, Snapshot, read_rule_files};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fixture {
+    now: String,
+    objects: Vec<serde_json::Value>,
+    #[serde(default)]
+    expect: Vec<Expected>,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
+#[serde(deny_unknown_fields)]
+struct Expected {
+    rule: String,
+    pod: String,
+    #[serde(default)]
+    container: Option<String>,
+    #[serde(default)]
+    cause: Option<String>,
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.rule, self.pod)?;
+        if let Some(c) = &self.container {
+            write!(f, " container {c}")?;
+        }
+        if let Some(c) = &self.cause {
+            write!(f, " cause {c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one fixture.
+#[derive(Debug)]
+pub struct Outcome {
+    pub fixture: PathBuf,
+    /// Expected findings that did not appear.
+    pub missing: Vec<String>,
+    /// Findings that were not expected.
+    pub unexpected: Vec<String>,
+    /// Pack errors while running it.
+    pub errors: Vec<String>,
+    pub findings: usize,
+}
+
+impl Outcome {
+    pub fn passed(&self) -> bool {
+        self.missing.is_empty() && self.unexpected.is_empty() && self.errors.is_empty()
+    }
+}
+
+/// Every `*.test.yaml` under `path` (or `path` itself).
+pub fn find_fixtures(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |e: std::io::Error| LoadError::Io { path: path.display().to_string(), message: e.to_string() };
+    if path.is_file() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).map_err(io)? {
+            let p = e.map_err(io)?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".test.yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Runs one fixture against the `.k8srule` file of the same stem.
+pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
+    let shown = path.display().to_string();
+    let rule_file = PathBuf::from(shown.trim_end_matches(".test.yaml").to_string() + ".k8srule");
+    if !rule_file.exists() {
+        return Err(LoadError::Invalid { path: shown, message: format!("no rule file `{}` beside it", rule_file.display()) }.into());
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
+    let fixture: Fixture = serde_yaml::from_str(&text).map_err(|e| {
+        let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+        LoadError::Parse { path: shown.clone(), line, column, message: e.to_string() }
+    })?;
+    let now = crate::snapshot::parse_time(&fixture.now)
+        .ok_or_else(|| LoadError::Invalid { path: shown.clone(), message: format!("`now` is not an RFC 3339 time: `{}`", fixture.now) })?;
+    let mut snapshot = Snapshot::new(now);
+    for o in fixture.objects {
+        snapshot.add_value(&shown, o)?;
+    }
+    let files = read_rule_files(&rule_file)?;
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source(files[0].name.clone(), files[0].text.clone()).build()?;
+    let report = diagnoser.diagnose(&snapshot);
+    let expected: BTreeSet<Expected> = fixture.expect.into_iter().collect();
+    let with_cause = |f: &crate::Finding, cause: bool| Expected {
+        rule: f.rule.clone(),
+        pod: f.pod.clone(),
+        container: f.container.clone(),
+        cause: cause.then(|| f.cause.clone()),
+    };
+    let got: BTreeSet<Expected> = report
+        .findings
+        .iter()
+        .map(|f| {
+            let cause_given = expected.iter().any(|e| e.rule == f.rule && e.pod == f.pod && e.cause.is_some());
+            with_cause(f, cause_given)
+        })
+        .collect();
+    Ok(Outcome {
+        fixture: path.to_path_buf(),
+        missing: expected.difference(&got).map(ToString::to_string).collect(),
+        unexpected: got.difference(&expected).map(ToString::to_string).collect(),
+        errors: report.errors.iter().map(|e| format!("pack `{}`: {}", e.pack, e.message)).collect(),
+        findings: report.findings.len(),
+    })
+}

@@ -1,0 +1,298 @@
+//! Findings, their ranking (root causes above the symptoms they explain), and
+//! the report renderers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::engine::types::{self, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl From<types::Severity> for Severity {
+    fn from(s: types::Severity) -> Self {
+        match s {
+            types::Severity::Info => Severity::Info,
+            types::Severity::Warning => Severity::Warning,
+            types::Severity::Error => Severity::Error,
+            types::Severity::Critical => Severity::Critical,
+        }
+    }
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// The language texts are rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    En,
+    Zh,
+}
+
+/// One diagnosis of one pod (or one of its containers).
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: String,
+    pub cause: String,
+    pub severity: Severity,
+    pub confidence: f32,
+    pub pod: String,
+    pub container: Option<String>,
+    pub title: String,
+    pub evidence: Vec<String>,
+    pub confirm: Vec<String>,
+    pub fix: Vec<String>,
+    /// The rule id of the root cause this finding is a symptom of.
+    pub explained_by: Option<String>,
+    pub pack: String,
+    #[serde(skip)]
+    pub explains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReportError {
+    pub pack: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub pods: usize,
+    pub unhealthy: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    pub summary: Summary,
+    pub findings: Vec<Finding>,
+    pub errors: Vec<ReportError>,
+    /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
+    pub notes: Vec<String>,
+}
+
+/// Renders a text template: `{N}` is argument N, `{{`/`}}` literal braces.
+pub fn render_template(template: &str, args: &[String]) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut n = String::new();
+                for d in chars.by_ref() {
+                    if d == '}' {
+                        break;
+                    }
+                    n.push(d);
+                }
+                let arg = n.parse::<usize>().ok().and_then(|i| args.get(i));
+                out.push_str(arg.map_or("<none>", String::as_str));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Renders a finding's argument.
+pub fn render_value(v: &Value, strings: &[String]) -> String {
+    match v {
+        Value::Null => "<none>".into(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Integer(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Interned(id) => strings.get(*id as usize).cloned().unwrap_or_else(|| "<none>".into()),
+        Value::Text(s) => s.clone(),
+    }
+}
+
+pub fn pick(text: &types::Text, lang: Lang) -> &str {
+    match (lang, &text.zh) {
+        (Lang::Zh, Some(zh)) if !zh.is_empty() => zh,
+        _ => &text.en,
+    }
+}
+
+/// Marks symptoms with the root cause that explains them and orders the
+/// findings: by pod, each root cause followed by its symptoms.
+pub fn rank(findings: &mut Vec<Finding>) {
+    let mut by_pod: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+    for f in findings.drain(..) {
+        by_pod.entry(f.pod.clone()).or_default().push(f);
+    }
+    for (_, mut list) in by_pod {
+        list.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(b.confidence.total_cmp(&a.confidence))
+                .then(a.rule.cmp(&b.rule))
+                .then(a.container.cmp(&b.container))
+        });
+        let explained: Vec<Option<usize>> = list
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                list.iter().enumerate().position(|(j, root)| {
+                    j != i
+                        && root.explains.contains(&f.cause)
+                        && !f.explains.contains(&root.cause)
+                        && (root.container == f.container || root.container.is_none() || f.container.is_none())
+                })
+            })
+            .collect();
+        let mut symptoms: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (i, e) in explained.iter().enumerate() {
+            if let Some(root) = e {
+                symptoms.entry(*root).or_default().push(i);
+            }
+        }
+        let mut order = Vec::new();
+        for (i, e) in explained.iter().enumerate() {
+            if e.is_none() {
+                order.push(i);
+                order.extend(symptoms.get(&i).into_iter().flatten());
+            }
+        }
+        // a symptom whose root is itself a symptom still appears once
+        for i in 0..list.len() {
+            if !order.contains(&i) {
+                order.push(i);
+            }
+        }
+        for (i, e) in explained.iter().enumerate() {
+            list[i].explained_by = e.map(|r| list[r].rule.clone());
+        }
+        let mut slots: Vec<Option<Finding>> = list.into_iter().map(Some).collect();
+        findings.extend(order.into_iter().filter_map(|i| slots[i].take()));
+    }
+}
+
+impl Report {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    }
+
+    /// Findings grouped by pod, root causes first with their symptoms under them.
+    pub fn to_table(&self) -> String {
+        let mut out = String::new();
+        let mut current = "";
+        for f in &self.findings {
+            if f.pod != current {
+                if !current.is_empty() {
+                    out.push('\n');
+                }
+                current = &f.pod;
+                let _ = writeln!(out, "pod {}", f.pod);
+            }
+            let indent = if f.explained_by.is_some() { "    " } else { "  " };
+            let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            let marker = if f.explained_by.is_some() { "symptom " } else { "" };
+            let _ = writeln!(
+                out,
+                "{indent}{marker}{:<8} {}{container}: {} ({}, confidence {:.0}%)",
+                f.severity.as_str().to_uppercase(),
+                f.cause,
+                f.title,
+                f.rule,
+                f.confidence * 100.0
+            );
+            if f.explained_by.is_none() {
+                for e in &f.evidence {
+                    let _ = writeln!(out, "{indent}    evidence: {e}");
+                }
+                for c in &f.confirm {
+                    let _ = writeln!(out, "{indent}    confirm:  {c}");
+                }
+                for x in &f.fix {
+                    let _ = writeln!(out, "{indent}    fix:      {x}");
+                }
+            }
+        }
+        for e in &self.errors {
+            let _ = writeln!(out, "error: pack `{}`: {}", e.pack, e.message);
+        }
+        for n in &self.notes {
+            let _ = writeln!(out, "note: {n}");
+        }
+        let _ = writeln!(out, "{}", self.summary_line());
+        out
+    }
+
+    pub fn summary_line(&self) -> String {
+        let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
+        for f in self.findings.iter().filter(|f| f.explained_by.is_none()) {
+            *causes.entry(&f.cause).or_default() += 1;
+        }
+        let by_cause: Vec<String> = causes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let mut line = format!("{} pods diagnosed, {} unhealthy", self.summary.pods, self.summary.unhealthy);
+        if !by_cause.is_empty() {
+            line.push_str(&format!(": {}", by_cause.join(", ")));
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_fill_arguments_and_keep_escaped_braces() {
+        let args = vec!["app".to_string(), "137".to_string()];
+        assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
+    }
+}
+
+/// The documentation of a rule, as `k8srule explain` prints it.
+pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
+    let mut out = String::new();
+    let t = |x: &types::Text| pick(x, lang).to_string();
+    let _ = writeln!(out, "{} ({}, {}, confidence {:.0}%)", r.id, r.cause, Severity::from(r.severity).as_str(), r.confidence * 100.0);
+    let _ = writeln!(out, "\n{}", t(&r.title));
+    let (detects, why, confirm, fix) = match lang {
+        Lang::En => ("What it detects", "Why it happens", "How to confirm", "How to fix"),
+        Lang::Zh => ("检测内容", "原因", "如何确认", "如何修复"),
+    };
+    let _ = writeln!(out, "\n{detects}\n  {}", t(&r.detects));
+    let _ = writeln!(out, "\n{why}\n  {}", t(&r.why));
+    let _ = writeln!(out, "\n{confirm}");
+    for c in &r.confirm {
+        let _ = writeln!(out, "  {}", t(c));
+    }
+    let _ = writeln!(out, "\n{fix}");
+    for f in &r.fix {
+        let _ = writeln!(out, "  {}", t(f));
+    }
+    if !r.explains.is_empty() {
+        let _ = writeln!(out, "\nExplains: {}", r.explains.join(", "));
+    }
+    for link in &r.references {
+        let _ = writeln!(out, "See: {link}");
+    }
+    out
+}

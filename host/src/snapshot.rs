@@ -1,0 +1,284 @@
+//! Snapshots: Kubernetes objects read from files, indexed once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+/// A problem with the input the user gave; the CLI exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse { path: String, line: usize, column: usize, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// A line of a node's log, from `node-logs/<node>/<source>.log` in a bundle.
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    pub node: String,
+    pub value: Value,
+}
+
+/// Kubernetes objects and the moment they describe.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub pods: Vec<Value>,
+    pub events: Vec<Value>,
+    pub nodes: Vec<Value>,
+    /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid.
+    pub owners: HashMap<String, Value>,
+    pub node_logs: Vec<LogLine>,
+    /// Seconds since the Unix epoch that ages are measured against.
+    pub now: i64,
+    /// Objects that were read but are not used, counted by kind.
+    pub skipped: BTreeMap<String, usize>,
+}
+
+const OWNER_KINDS: [&str; 7] = ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "ReplicationController"];
+
+impl Snapshot {
+    pub fn new(now: i64) -> Self {
+        Snapshot { now, ..Snapshot::default() }
+    }
+
+    /// Adds every object of a JSON or YAML document (one object, a `List`,
+    /// or several YAML documents); `name` is used in messages.
+    pub fn add_text(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
+        let trimmed = text.trim_start();
+        if trimmed.starts_with('{') || trimmed.starts_with('[') {
+            let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+            for doc in &mut stream {
+                let doc = doc.map_err(|e| LoadError::Parse {
+                    path: name.to_string(),
+                    line: e.line(),
+                    column: e.column(),
+                    message: json_message(&e),
+                })?;
+                self.add_value(name, doc)?;
+            }
+            return Ok(());
+        }
+        for doc in serde_yaml::Deserializer::from_str(text) {
+            let value = serde::Deserialize::deserialize(doc).map_err(|e: serde_yaml::Error| {
+                let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+                LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
+            })?;
+            if !matches!(value, Value::Null) {
+                self.add_value(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds one object, or the items of a list.
+    pub fn add_value(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
+        let invalid = |message: String| LoadError::Invalid { path: name.to_string(), message };
+        let kind = match &value {
+            Value::Array(_) => String::new(),
+            Value::Object(m) => match m.get("kind") {
+                Some(Value::String(k)) => k.clone(),
+                Some(_) => return Err(invalid("`kind` is not a string".into())),
+                None if m.contains_key("items") => "List".to_string(),
+                None => return Err(invalid("an object without `kind`".into())),
+            },
+            other => return Err(invalid(format!("expected a Kubernetes object, found {}", json_kind(other)))),
+        };
+        if kind.is_empty() || kind.ends_with("List") {
+            let items = match value {
+                Value::Array(items) => items,
+                Value::Object(mut m) => match m.remove("items") {
+                    Some(Value::Array(items)) => items,
+                    Some(Value::Null) | None => Vec::new(),
+                    Some(_) => return Err(invalid(format!("`items` of the {kind} is not a list"))),
+                },
+                _ => Vec::new(),
+            };
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "List").map(str::to_string);
+            for mut item in items {
+                if let (Some(k), Value::Object(m)) = (&item_kind, &mut item) {
+                    m.entry("kind").or_insert_with(|| Value::String(k.clone()));
+                }
+                self.add_value(name, item)?;
+            }
+            return Ok(());
+        }
+        match kind.as_str() {
+            "Pod" => {
+                check_object(name, &value, "metadata")?;
+                self.pods.push(value)
+            }
+            "Event" => self.events.push(normalize_event(value)),
+            "Node" => self.nodes.push(value),
+            k if OWNER_KINDS.contains(&k) => {
+                match value.pointer("/metadata/uid").and_then(Value::as_str) {
+                    Some(uid) => {
+                        self.owners.insert(uid.to_string(), value);
+                    }
+                    None => *self.skipped.entry(format!("{k} (no uid)")).or_default() += 1,
+                }
+            }
+            other => *self.skipped.entry(other.to_string()).or_default() += 1,
+        }
+        Ok(())
+    }
+
+    /// Reads a file, or a directory recursively (JSON, YAML, and
+    /// `node-logs/<node>/<source>.log`). `-` reads standard input.
+    pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
+        if path == Path::new("-") {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| LoadError::Io { path: "<stdin>".into(), message: e.to_string() })?;
+            return self.add_text("<stdin>", &text);
+        }
+        let shown = path.display().to_string();
+        let meta = std::fs::metadata(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
+        if meta.is_dir() {
+            for file in walk(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })? {
+                self.add_bundle_file(path, &file)?;
+            }
+            return Ok(());
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
+        self.add_text(&shown, &text)
+    }
+
+    fn add_bundle_file(&mut self, root: &Path, file: &Path) -> Result<(), LoadError> {
+        let rel = file.strip_prefix(root).unwrap_or(file);
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let shown = file.display().to_string();
+        let read = |f: &Path| std::fs::read_to_string(f).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) });
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if let [.., dir, node, source] = parts.as_slice() {
+            if dir == "node-logs" && ext == "log" {
+                let source = source.trim_end_matches(".log").to_string();
+                for line in read(file)?.lines() {
+                    let value = serde_json::json!({ "source": source, "line": line });
+                    self.node_logs.push(LogLine { node: node.clone(), value });
+                }
+                return Ok(());
+            }
+        }
+        match ext {
+            "json" | "yaml" | "yml" => self.add_text(&shown, &read(file)?),
+            _ => {
+                *self.skipped.entry(format!("file {}", rel.display())).or_default() += 1;
+                Ok(())
+            }
+        }
+    }
+}
+
+fn check_object(name: &str, value: &Value, field: &str) -> Result<(), LoadError> {
+    match value.get(field) {
+        Some(Value::Object(_)) => Ok(()),
+        _ => Err(LoadError::Invalid {
+            path: name.to_string(),
+            message: format!("a {} without `{field}`", value.get("kind").and_then(Value::as_str).unwrap_or("object")),
+        }),
+    }
+}
+
+/// Shows an events.k8s.io/v1 Event with the core/v1 field names.
+fn normalize_event(mut e: Value) -> Value {
+    let is_new = e.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1");
+    if let (true, Value::Object(m)) = (is_new, &mut e) {
+        let renames = [("regarding", "involvedObject"), ("note", "message"), ("deprecatedCount", "count"), ("deprecatedFirstTimestamp", "firstTimestamp"), ("deprecatedLastTimestamp", "lastTimestamp")];
+        for (from, to) in renames {
+            if let Some(v) = m.remove(from) {
+                m.entry(to).or_insert(v);
+            }
+        }
+        if !m.contains_key("source") {
+            if let Some(c) = m.get("reportingController").cloned() {
+                m.insert("source".into(), serde_json::json!({ "component": c }));
+            }
+        }
+        if !m.contains_key("lastTimestamp") {
+            if let Some(t) = m.get("eventTime").cloned() {
+                m.insert("lastTimestamp".into(), t);
+            }
+        }
+    }
+    e
+}
+
+fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            out.extend(walk(&p)?);
+        } else {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+fn io_message(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        std::io::ErrorKind::InvalidData => "not UTF-8 text".into(),
+        _ => e.to_string(),
+    }
+}
+
+fn json_message(e: &serde_json::Error) -> String {
+    let s = e.to_string();
+    match s.find(" at line ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Parses an RFC 3339 timestamp to seconds since the Unix epoch.
+pub fn parse_time(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_json_names_line_and_column() {
+        let mut s = Snapshot::new(0);
+        let err = s.add_text("pods.json", "{\n  \"kind\": \"Pod\",\n  \"metadata\": {,}\n}").unwrap_err();
+        assert_eq!(err.to_string(), "pods.json:3:16: expected value");
+    }
+
+    #[test]
+    fn lists_and_multi_document_yaml_are_read() {
+        let mut s = Snapshot::new(0);
+        s.add_text("a.yaml", "kind: PodList\nitems:\n- metadata: {name: a}\n---\nkind: Node\nmetadata: {name: n}\n---\nkind: ConfigMap\nmetadata: {name: c}\n").unwrap();
+        assert_eq!((s.pods.len(), s.nodes.len()), (1, 1));
+        assert_eq!(s.skipped.get("ConfigMap"), Some(&1));
+    }
+
+    #[test]
+    fn new_style_events_get_core_field_names() {
+        let mut s = Snapshot::new(0);
+        s.add_text("e.json", r#"{"apiVersion":"events.k8s.io/v1","kind":"Event","regarding":{"uid":"u1"},"note":"Back-off","reason":"BackOff"}"#).unwrap();
+        assert_eq!(s.events[0]["involvedObject"]["uid"], "u1");
+        assert_eq!(s.events[0]["message"], "Back-off");
+    }
+}
