@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
@@ -24,7 +26,11 @@ fn main() {
     let mut sources = Vec::new();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let name = f.strip_prefix(root.join("../..")).unwrap_or(f).display().to_string();
+        let name = f
+            .strip_prefix(root.join("../.."))
+            .unwrap_or(f)
+            .display()
+            .to_string();
         match std::fs::read_to_string(f) {
             Ok(text) => sources.push(k8srule_dsl::SourceFile::new(name, text)),
             Err(e) => {

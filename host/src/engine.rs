@@ -15,8 +15,8 @@ pub mod types {
     wasmtime::component::bindgen!({ path: "../wit", world: "rule-pack" });
 }
 
-use types::RulePackPre;
 use types::PluginInfo;
+use types::RulePackPre;
 
 /// Limits every pack runs under.
 #[derive(Debug, Clone)]
@@ -33,7 +33,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, timeout: Duration::from_secs(10), max_findings: 100_000, max_text_bytes: 64 << 10 }
+        Limits {
+            memory_bytes: 256 << 20,
+            timeout: Duration::from_secs(10),
+            max_findings: 100_000,
+            max_text_bytes: 64 << 10,
+        }
     }
 }
 
@@ -63,7 +68,10 @@ impl Sandbox {
         config.max_wasm_stack(512 << 10);
         // bound the address space each instance reserves
         config.memory_reservation(limits.memory_bytes as u64 + (64 << 20));
-        let engine = Engine::new(&config).map_err(|e| PackError { pack: "<engine>".into(), message: e.to_string() })?;
+        let engine = Engine::new(&config).map_err(|e| PackError {
+            pack: "<engine>".into(),
+            message: e.to_string(),
+        })?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -77,7 +85,12 @@ impl Sandbox {
                 })
                 .ok()
         };
-        Ok(Sandbox { engine, limits, stop, ticker })
+        Ok(Sandbox {
+            engine,
+            limits,
+            stop,
+            ticker,
+        })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -100,31 +113,66 @@ impl Sandbox {
 
     /// Compiles and links a component, refuses imports, and asks it what it reads.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Pack, PackError> {
-        let err = |message: String| PackError { pack: name.to_string(), message };
-        if !wasmparser::Parser::is_component(bytes) {
-            return Err(err("not a WebAssembly component (expected a `.wasm` component or a `.k8srule` file)".into()));
-        }
-        let component = Component::new(&self.engine, bytes).map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
+        let err = |message: String| PackError {
+            pack: name.to_string(),
+            message,
+        };
+        let wrapped;
+        let bytes = if wasmparser::Parser::is_core_wasm(bytes) {
+            // a Rust guest straight from `cargo build --target wasm32-unknown-unknown`
+            wrapped = k8srule_dsl::component::wrap_module(bytes)
+                .map_err(|e| err(format!("cannot make a component of this core module: {e}")))?;
+            &wrapped[..]
+        } else if wasmparser::Parser::is_component(bytes) {
+            bytes
+        } else {
+            return Err(err(
+                "not WebAssembly (expected a `.wasm` component or module, or a `.k8srule` file)"
+                    .into(),
+            ));
+        };
+        let component = Component::new(&self.engine, bytes)
+            .map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
         let ty = component.component_type();
         if let Some((import, _)) = ty.imports(&self.engine).next() {
-            return Err(err(format!("imports `{import}`; packs must be pure and import nothing")));
+            return Err(err(format!(
+                "imports `{import}`; packs must be pure and import nothing"
+            )));
         }
         let linker = Linker::new(&self.engine);
         let pre = linker
             .instantiate_pre(&component)
             .and_then(RulePackPre::new)
-            .map_err(|e| err(format!("does not implement {}: {}", k8srule_dsl::component::WORLD, root_cause(&e))))?;
+            .map_err(|e| {
+                err(format!(
+                    "does not implement {}: {}",
+                    k8srule_dsl::component::WORLD,
+                    root_cause(&e)
+                ))
+            })?;
         let mut store = self.store();
         let info = pre
             .instantiate(&mut store)
             .and_then(|p| p.call_describe(&mut store))
-            .map_err(|e| err(format!("`describe` failed: {}", trap_message(&e, &self.limits))))?;
+            .map_err(|e| {
+                err(format!(
+                    "`describe` failed: {}",
+                    trap_message(&e, &self.limits)
+                ))
+            })?;
         Pack::new(name, info, pre)
     }
 
     /// Runs `evaluate` on a fresh instance.
-    pub fn evaluate(&self, pack: &Pack, batch: &types::Batch) -> Result<Vec<types::Finding>, PackError> {
-        let err = |message: String| PackError { pack: pack.name.clone(), message };
+    pub fn evaluate(
+        &self,
+        pack: &Pack,
+        batch: &types::Batch,
+    ) -> Result<Vec<types::Finding>, PackError> {
+        let err = |message: String| PackError {
+            pack: pack.name.clone(),
+            message,
+        };
         let mut store = self.store();
         let findings = pack
             .pre
@@ -132,7 +180,12 @@ impl Sandbox {
             .and_then(|p| p.call_evaluate(&mut store, batch))
             .map_err(|e| err(trap_message(&e, &self.limits)))?;
         if findings.len() > self.limits.max_findings {
-            return Err(err(format!("returned {} findings for {} pods; the limit is {}", findings.len(), batch.cases, self.limits.max_findings)));
+            return Err(err(format!(
+                "returned {} findings for {} pods; the limit is {}",
+                findings.len(),
+                batch.cases,
+                self.limits.max_findings
+            )));
         }
         Ok(findings)
     }
@@ -148,7 +201,10 @@ impl Drop for Sandbox {
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain().last().map(ToString::to_string).unwrap_or_default()
+    e.chain()
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 fn trap_message(e: &wasmtime::Error, limits: &Limits) -> String {
@@ -156,13 +212,21 @@ fn trap_message(e: &wasmtime::Error, limits: &Limits) -> String {
         Some(wasmtime::Trap::Interrupt) => format!("timed out after {:?}", limits.timeout),
         Some(wasmtime::Trap::StackOverflow) => "stack overflow".into(),
         Some(wasmtime::Trap::UnreachableCodeReached) if e.to_string().contains("grow") => {
-            format!("ran out of memory (limit {} MiB)", limits.memory_bytes >> 20)
+            format!(
+                "ran out of memory (limit {} MiB)",
+                limits.memory_bytes >> 20
+            )
         }
         Some(t) => format!("trapped: {t}"),
         None => {
             let msg = root_cause(e);
-            if msg.contains("memory") && msg.contains("limit") || msg.contains("forcing a memory growth failure") {
-                format!("ran out of memory (limit {} MiB)", limits.memory_bytes >> 20)
+            if msg.contains("memory") && msg.contains("limit")
+                || msg.contains("forcing a memory growth failure")
+            {
+                format!(
+                    "ran out of memory (limit {} MiB)",
+                    limits.memory_bytes >> 20
+                )
             } else {
                 msg
             }
@@ -181,21 +245,34 @@ pub struct Pack {
 
 impl Pack {
     fn new(name: &str, info: PluginInfo, pre: RulePackPre<StoreLimits>) -> Result<Self, PackError> {
-        let err = |message: String| PackError { pack: name.to_string(), message };
+        let err = |message: String| PackError {
+            pack: name.to_string(),
+            message,
+        };
         let split = k8srule_dsl::pack::split_path;
         let mut collections = Vec::new();
         for (i, c) in info.collections.iter().enumerate() {
             let parent = c.parent.map(|p| p as usize);
             if parent.is_some_and(|p| p >= i) {
-                return Err(err(format!("collection {i} names parent {} that is not declared before it", c.parent.unwrap_or_default())));
+                return Err(err(format!(
+                    "collection {i} names parent {} that is not declared before it",
+                    c.parent.unwrap_or_default()
+                )));
             }
-            collections.push(CollectionPath { parent, segments: split(&c.path) });
+            collections.push(CollectionPath {
+                parent,
+                segments: split(&c.path),
+            });
         }
         let mut inputs = Vec::new();
         for (i, input) in info.inputs.iter().enumerate() {
             let collection = input.collection.map(|c| c as usize);
             if collection.is_some_and(|c| c >= collections.len()) {
-                return Err(err(format!("input {i} (`{}`) names collection {} that is not declared", input.path, input.collection.unwrap_or_default())));
+                return Err(err(format!(
+                    "input {i} (`{}`) names collection {} that is not declared",
+                    input.path,
+                    input.collection.unwrap_or_default()
+                )));
             }
             let derive = match &input.derive {
                 types::Derive::Value => Derive::Value,
@@ -210,16 +287,31 @@ impl Pack {
                     regex::RegexBuilder::new(re)
                         .size_limit(1 << 20)
                         .build()
-                        .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))?,
+                        .map_err(|e| {
+                            err(format!("input {i}: invalid regular expression `{re}`: {e}"))
+                        })?,
                 ),
             };
-            inputs.push(Input { collection, segments: split(&input.path), derive });
+            inputs.push(Input {
+                collection,
+                segments: split(&input.path),
+                derive,
+            });
         }
         for (i, r) in info.rules.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.confidence) {
-                return Err(err(format!("rule {i} (`{}`) has confidence {} outside 0..1", r.id, r.confidence)));
+                return Err(err(format!(
+                    "rule {i} (`{}`) has confidence {} outside 0..1",
+                    r.id, r.confidence
+                )));
             }
         }
-        Ok(Pack { name: name.to_string(), info, collections, inputs, pre })
+        Ok(Pack {
+            name: name.to_string(),
+            info,
+            collections,
+            inputs,
+            pre,
+        })
     }
 }

@@ -55,7 +55,13 @@ pub enum Expr {
     Lookup(Box<Expr>, Vec<(i64, i64)>),
     /// `any`/`all`/`count` over the rows of a collection under `parent`,
     /// binding each row to `slot`.
-    Quantifier { kind: Quant, collection: u32, parent: Row, slot: u32, cond: Box<Expr> },
+    Quantifier {
+        kind: Quant,
+        collection: u32,
+        parent: Row,
+        slot: u32,
+        cond: Box<Expr>,
+    },
 }
 
 /// A `let` in evaluation order.
@@ -63,7 +69,12 @@ pub enum Expr {
 pub enum Let {
     Value(u32, Expr),
     /// `let x = first(...)`: stores the first matching row, or -1.
-    FirstRow { slot: u32, collection: u32, parent: Row, cond: Expr },
+    FirstRow {
+        slot: u32,
+        collection: u32,
+        parent: Row,
+        cond: Expr,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -99,7 +99,10 @@ fn rule_name(r: Rule) -> &'static str {
 }
 
 fn ident(p: Pair<Rule>) -> Ident {
-    Ident { name: p.as_str().to_string(), span: p.as_span().into() }
+    Ident {
+        name: p.as_str().to_string(),
+        span: p.as_span().into(),
+    }
 }
 
 fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
@@ -119,8 +122,11 @@ fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
                 '"' => '"',
                 other => {
                     let at = inner_start + i;
-                    return Err(Diagnostic::new(Span::new(at, at + 2), format!("unknown escape `\\{other}`"))
-                        .with_help("the escapes are \\n, \\t, \\\\ and \\\""));
+                    return Err(Diagnostic::new(
+                        Span::new(at, at + 2),
+                        format!("unknown escape `\\{other}`"),
+                    )
+                    .with_help("the escapes are \\n, \\t, \\\\ and \\\""));
                 }
             };
             (decoded, inner_start + i)
@@ -133,16 +139,25 @@ fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
         value.push(decoded);
     }
     offsets.push(span.end - 1);
-    Ok(Str { value, span, offsets })
+    Ok(Str {
+        value,
+        span,
+        offsets,
+    })
 }
 
 fn table(p: Pair<Rule>) -> Result<Table, Diagnostic> {
     let mut inner = p.into_inner();
-    let name = inner.next().map(ident).unwrap_or(Ident { name: String::new(), span: Span::default() });
+    let name = inner.next().map(ident).unwrap_or(Ident {
+        name: String::new(),
+        span: Span::default(),
+    });
     let mut entries = Vec::new();
     for entry in inner {
         let mut e = entry.into_inner();
-        let (Some(k), Some(v)) = (e.next(), e.next()) else { continue };
+        let (Some(k), Some(v)) = (e.next(), e.next()) else {
+            continue;
+        };
         entries.push((int_value(&k)?, string(v)?));
     }
     Ok(Table { name, entries })
@@ -157,7 +172,10 @@ fn int_value(p: &Pair<Rule>) -> Result<i64, Diagnostic> {
 fn rule(p: Pair<Rule>) -> Result<Rule_, Diagnostic> {
     let span: Span = p.as_span().into();
     let mut inner = p.into_inner();
-    let id = inner.next().map(ident).unwrap_or(Ident { name: String::new(), span });
+    let id = inner.next().map(ident).unwrap_or(Ident {
+        name: String::new(),
+        span,
+    });
     let mut r = Rule_ {
         id,
         span,
@@ -230,7 +248,9 @@ fn rule(p: Pair<Rule>) -> Result<Rule_, Diagnostic> {
                 }
             }
             Rule::text_clause => {
-                let (Some(key), Some(en)) = (c.next(), c.next()) else { continue };
+                let (Some(key), Some(en)) = (c.next(), c.next()) else {
+                    continue;
+                };
                 let text_key = match key.as_str() {
                     "title" => TextKey::Title,
                     "detects" => TextKey::Detects,
@@ -240,7 +260,12 @@ fn rule(p: Pair<Rule>) -> Result<Rule_, Diagnostic> {
                     _ => TextKey::Evidence,
                 };
                 let zh = c.next().map(string).transpose()?;
-                r.texts.push(TextClause { key: text_key, key_span: key.as_span().into(), en: string(en)?, zh });
+                r.texts.push(TextClause {
+                    key: text_key,
+                    key_span: key.as_span().into(),
+                    en: string(en)?,
+                    zh,
+                });
             }
             Rule::ref_clause => {
                 if let Some(s) = c.next() {
@@ -272,7 +297,9 @@ fn pratt() -> PrattParser<Rule> {
             | Op::infix(Rule::ends_op, Assoc::Left)
             | Op::infix(Rule::matches_op, Assoc::Left))
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left)
+            | Op::infix(Rule::div, Assoc::Left)
+            | Op::infix(Rule::rem, Assoc::Left))
         .op(Op::prefix(Rule::neg_op))
 }
 
@@ -285,7 +312,10 @@ pub fn parse_expr(source: &str, offset: usize) -> Result<Expr, Diagnostic> {
         d
     })?;
     let Some(e) = pairs.next().and_then(|p| p.into_inner().next()) else {
-        return Err(Diagnostic::new(Span::new(offset, offset + source.len()), "expected an expression"));
+        return Err(Diagnostic::new(
+            Span::new(offset, offset + source.len()),
+            "expected an expression",
+        ));
     };
     let mut e = expr(e)?;
     shift(&mut e, offset);
@@ -354,7 +384,10 @@ fn expr(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
                 _ => BinOp::Rem,
             };
             let span = Span::new(lhs.span.start, rhs.span.end);
-            Ok(Expr { kind: ExprKind::Binary(bin, Box::new(lhs), Box::new(rhs)), span })
+            Ok(Expr {
+                kind: ExprKind::Binary(bin, Box::new(lhs), Box::new(rhs)),
+                span,
+            })
         })
         .parse(p.into_inner())
 }
@@ -394,10 +427,16 @@ fn apply_postfix(base: Expr, post: Pair<Rule>) -> Result<Expr, Diagnostic> {
 fn path_expr(p: Pair<Rule>) -> Expr {
     let mut inner = p.into_inner();
     let Some(first) = inner.next() else {
-        return Expr { kind: ExprKind::Null, span: Span::default() };
+        return Expr {
+            kind: ExprKind::Null,
+            span: Span::default(),
+        };
     };
     let id = ident(first);
-    let mut e = Expr { span: id.span, kind: ExprKind::Ident(id.name) };
+    let mut e = Expr {
+        span: id.span,
+        kind: ExprKind::Ident(id.name),
+    };
     for post in inner {
         match apply_postfix(e.clone(), post) {
             Ok(next) => e = next,
@@ -454,9 +493,13 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
         }
         Rule::quantifier => {
             let mut inner = p.into_inner();
-            let (Some(kind), Some(var), Some(list), Some(cond)) = (inner.next(), inner.next(), inner.next(), inner.next())
+            let (Some(kind), Some(var), Some(list), Some(cond)) =
+                (inner.next(), inner.next(), inner.next(), inner.next())
             else {
-                return Err(Diagnostic::new(span, "expected `any(x in list: condition)`"));
+                return Err(Diagnostic::new(
+                    span,
+                    "expected `any(x in list: condition)`",
+                ));
             };
             let q = match kind.as_str() {
                 "any" => Quant::Any,
@@ -464,7 +507,12 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
                 "count" => Quant::Count,
                 _ => Quant::First,
             };
-            ExprKind::Quantifier(q, ident(var), Box::new(path_expr(list)), Box::new(expr(cond)?))
+            ExprKind::Quantifier(
+                q,
+                ident(var),
+                Box::new(path_expr(list)),
+                Box::new(expr(cond)?),
+            )
         }
         _ => return Err(Diagnostic::new(span, "expected an expression")),
     };
@@ -482,10 +530,13 @@ mod tests {
         let rule = &f.as_ref().map(|f| f.rules.len()).ok();
         assert_eq!(*rule, Some(1));
         let Ok(f) = f else { return };
-        let Some(ExprKind::Binary(BinOp::Or, lhs, _)) = f.rules[0].when.as_ref().map(|e| &e.kind) else {
+        let Some(ExprKind::Binary(BinOp::Or, lhs, _)) = f.rules[0].when.as_ref().map(|e| &e.kind)
+        else {
             unreachable!("top is or: {:?}", f.rules[0].when)
         };
-        let ExprKind::Binary(BinOp::And, not, _) = &lhs.kind else { unreachable!("and under or") };
+        let ExprKind::Binary(BinOp::And, not, _) = &lhs.kind else {
+            unreachable!("and under or")
+        };
         assert!(matches!(not.kind, ExprKind::Not(_)));
     }
 
@@ -493,7 +544,10 @@ mod tests {
     fn syntax_error_names_what_was_expected() {
         let src = "rule a {\n  severity bad\n}";
         let Err(d) = parse(src) else { unreachable!() };
-        assert_eq!(d.message, "expected `info`, `warning`, `error` or `critical`");
+        assert_eq!(
+            d.message,
+            "expected `info`, `warning`, `error` or `critical`"
+        );
         assert_eq!(d.line_col(src), (2, 12));
     }
 }

@@ -1,0 +1,139 @@
+//! The library: rule source -> parse -> compile -> validate -> run -> finding.
+
+use k8srule_dsl::SourceFile;
+use k8srule_host::{Diagnoser, Snapshot};
+
+const RULE: &str = r#"
+table signal {
+  9: "SIGKILL"
+  11: "SIGSEGV"
+}
+
+rule demo.signal {
+  cause "signal.{signal[code - 128]}"
+  severity warning
+  confidence 0.8
+  for c in containers
+  let code = c.lastState.terminated.exitCode
+  let backoff = first(e in c.events: e.reason == "BackOff")
+  when code > 128 and code < 160 and not (c.lastState.terminated.reason in ["OOMKilled"])
+  title "container {c.name} was killed by {signal[code - 128]} (exit code {code})"
+  evidence "event: {backoff.message}"
+}
+
+rule demo.old-kubelet {
+  cause "kubelet-old"
+  severity info
+  when version(node.status.nodeInfo.kubeletVersion) in 1.10 .. 1.11 and count(e in events: e.type == "Warning") >= 2
+  title "old kubelet {node.status.nodeInfo.kubeletVersion}"
+}
+
+rule demo.age {
+  cause "stuck-terminating"
+  severity error
+  when has(pod.metadata.deletionTimestamp) and age(pod.metadata.deletionTimestamp) > 5m and pod.metadata.name startsWith "stuck"
+  title "deleted {age(pod.metadata.deletionTimestamp) / 60} minutes ago"
+}
+"#;
+
+const SNAPSHOT: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- kind: Pod
+  metadata: {name: crash, namespace: ns, uid: u1}
+  spec: {nodeName: n1, containers: [{name: a}, {name: b}, {name: c}]}
+  status:
+    containerStatuses:
+    - {name: a, lastState: {terminated: {exitCode: 139, reason: Error}}}
+    - {name: b, lastState: {terminated: {exitCode: 137, reason: OOMKilled}}}
+    - {name: c, lastState: {terminated: {exitCode: 137, reason: Error}}}
+- kind: Pod
+  metadata: {name: stuck-1, namespace: ns, uid: u2, deletionTimestamp: "2024-05-01T11:50:00Z"}
+  spec: {nodeName: n1, containers: [{name: a}]}
+- kind: Pod
+  metadata: {name: stuck-2, namespace: ns, uid: u3, deletionTimestamp: "2024-05-01T11:58:00Z"}
+  spec: {nodeName: n2, containers: [{name: a}]}
+- kind: Event
+  involvedObject: {kind: Pod, uid: u1, name: crash, namespace: ns, fieldPath: "spec.containers{a}"}
+  reason: BackOff
+  type: Warning
+  message: Back-off restarting failed container a
+- kind: Event
+  involvedObject: {kind: Pod, uid: u1, name: crash, namespace: ns}
+  reason: Unhealthy
+  type: Warning
+  message: probe failed
+- kind: Node
+  metadata: {name: n1}
+  status: {nodeInfo: {kubeletVersion: v1.10.7}}
+- kind: Node
+  metadata: {name: n2}
+  status: {nodeInfo: {kubeletVersion: v1.12.0}}
+"#;
+
+#[test]
+fn compiled_rules_are_valid_components_and_diagnose() {
+    let wasm =
+        k8srule_dsl::compile(&[SourceFile::new("demo.k8srule", RULE)], "demo", "1.0.0").unwrap();
+    wasmparser::Validator::new().validate_all(&wasm).unwrap();
+
+    let d = Diagnoser::builder()
+        .builtin(false)
+        .pack_bytes("demo", wasm)
+        .build()
+        .unwrap();
+    let now = k8srule_host::snapshot::parse_time("2024-05-01T12:00:00Z").unwrap();
+    let mut s = Snapshot::new(now);
+    s.add_text("snap.yaml", SNAPSHOT).unwrap();
+    let report = d.diagnose(&s);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    type Row = (String, String, Option<String>, String, Vec<String>);
+    let got: Vec<Row> = report
+        .findings
+        .iter()
+        .map(|f| {
+            (
+                f.rule.clone(),
+                f.cause.clone(),
+                f.container.clone(),
+                f.title.clone(),
+                f.evidence.clone(),
+            )
+        })
+        .collect();
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        got,
+        vec![
+            (
+                s("demo.signal"),
+                s("signal.SIGSEGV"),
+                Some(s("a")),
+                s("container a was killed by SIGSEGV (exit code 139)"),
+                vec![s("event: Back-off restarting failed container a")]
+            ),
+            (
+                s("demo.signal"),
+                s("signal.SIGKILL"),
+                Some(s("c")),
+                s("container c was killed by SIGKILL (exit code 137)"),
+                vec![s("event: <none>")]
+            ),
+            (
+                s("demo.old-kubelet"),
+                s("kubelet-old"),
+                None,
+                s("old kubelet v1.10.7"),
+                vec![]
+            ),
+            (
+                s("demo.age"),
+                s("stuck-terminating"),
+                None,
+                s("deleted 10 minutes ago"),
+                vec![]
+            ),
+        ]
+    );
+}
