@@ -336,6 +336,20 @@ impl Diagnoser {
                     .map(|t| render_template(pick(t, self.lang), &args))
                     .collect()
             };
+            // an evidence line whose every placeholder is null shows nothing: leave it out
+            let all_null = |t: &&engine::types::Text| {
+                let refs = report::placeholders(&t.en);
+                !refs.is_empty()
+                    && refs
+                        .iter()
+                        .all(|i| matches!(f.args.get(*i), None | Some(engine::types::Value::Null)))
+            };
+            let evidence: Vec<engine::types::Text> = rule
+                .evidence
+                .iter()
+                .filter(|t| !all_null(t))
+                .cloned()
+                .collect();
             out.push(Finding {
                 rule: rule.id.clone(),
                 cause: render_template(&rule.cause, &args),
@@ -344,7 +358,7 @@ impl Diagnoser {
                 pod: case.pod_name(),
                 container,
                 title: render_template(pick(&rule.title, self.lang), &args),
-                evidence: texts(&rule.evidence),
+                evidence: texts(&evidence),
                 confirm: texts(&rule.confirm),
                 fix: texts(&rule.fix),
                 explained_by: None,

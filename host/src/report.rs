@@ -119,6 +119,21 @@ pub fn render_template(template: &str, args: &[String]) -> String {
     out
 }
 
+/// The argument indexes a template refers to.
+pub fn placeholders(template: &str) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut rest = template.replace("{{", "").replace("}}", "");
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        if let Ok(n) = after[..close].parse() {
+            out.push(n);
+        }
+        rest = after[close + 1..].to_string();
+    }
+    out
+}
+
 /// Renders a finding's argument.
 pub fn render_value(v: &Value, strings: &[String]) -> String {
     match v {

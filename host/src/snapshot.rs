@@ -345,7 +345,7 @@ mod tests {
                 "{\n  \"kind\": \"Pod\",\n  \"metadata\": {,}\n}",
             )
             .unwrap_err();
-        assert_eq!(err.to_string(), "pods.json:3:16: expected value");
+        assert_eq!(err.to_string(), "pods.json:3:16: key must be a string");
     }
 
     #[test]

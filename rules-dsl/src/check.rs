@@ -578,13 +578,17 @@ impl Checker {
                 }
             }
             Lowered::Null => Some((ir::Expr::Const(tag::NULL, 0), Ty::Any)),
-            Lowered::Row(..) => {
-                self.error(
-                    Diagnostic::new(span, "this is a list element, not a value")
-                        .with_help("name one of its fields, e.g. `e.message`"),
-                );
-                None
-            }
+            // a list element as a whole: a string of `finalizers`, or null for a `first(...)` that found nothing
+            Lowered::Row(slot, coll) => Some((
+                self.input(
+                    &PathRef {
+                        base: Base::Row(slot, coll),
+                        segments: Vec::new(),
+                    },
+                    Derive::Value,
+                ),
+                Ty::Any,
+            )),
             Lowered::List(_) | Lowered::Range(..) => {
                 self.error(Diagnostic::new(
                     span,
@@ -1000,7 +1004,35 @@ impl Checker {
         span: Span,
         env: &mut Env,
     ) -> Option<Lowered> {
-        const FUNCTIONS: [&str; 6] = ["has", "age", "time", "version", "quantity", "len"];
+        const FUNCTIONS: [&str; 7] = [
+            "has", "age", "time", "version", "quantity", "len", "coalesce",
+        ];
+        if name.name == "coalesce" {
+            if args.len() < 2 {
+                self.error(Diagnostic::new(
+                    span,
+                    "`coalesce` takes two or more arguments",
+                ));
+                return None;
+            }
+            let mut values = Vec::new();
+            let mut ty = Ty::Any;
+            for a in args {
+                let l = self.lower(a, env)?;
+                let (v, t) = self.value(l, a.span, None)?;
+                if ty == Ty::Any {
+                    ty = t;
+                } else if !ty.comparable(t) {
+                    self.error(Diagnostic::new(
+                        a.span,
+                        format!("`coalesce` mixes {} and {}", ty.name(), t.name()),
+                    ));
+                    return None;
+                }
+                values.push(v);
+            }
+            return Some(Lowered::Value(ir::Expr::Coalesce(values), ty));
+        }
         if !FUNCTIONS.contains(&name.name.as_str()) {
             let mut d = Diagnostic::new(name.span, format!("unknown function `{}`", name.name));
             if let Some(s) = did_you_mean(&name.name, FUNCTIONS) {

@@ -871,6 +871,20 @@ impl<'p> Eval<'p> {
                     I::End,
                 ]);
             }
+            Expr::Coalesce(items) => {
+                self.emit([I::I32Const(tag::NULL), I::LocalSet(t)]);
+                for item in items {
+                    self.emit([I::LocalGet(t), I::I32Eqz, I::If(BlockType::Empty)]);
+                    let (ti, vi) = self.value(item);
+                    self.emit([
+                        I::LocalGet(ti),
+                        I::LocalSet(t),
+                        I::LocalGet(vi),
+                        I::LocalSet(v),
+                        I::End,
+                    ]);
+                }
+            }
             Expr::Lookup(key, entries) => {
                 let (tk, vk) = self.value(key);
                 self.emit([

@@ -51,6 +51,8 @@ pub enum Expr {
     Arith(Arith, Box<Expr>, Box<Expr>),
     /// `x in lo .. hi`, integer bounds inclusive.
     InRange(Box<Expr>, i64, i64),
+    /// The first value that is not null.
+    Coalesce(Vec<Expr>),
     /// Table lookup: the key, and (key, string id) pairs.
     Lookup(Box<Expr>, Vec<(i64, i64)>),
     /// `any`/`all`/`count` over the rows of a collection under `parent`,
