@@ -118,7 +118,7 @@ fn compiled_rules_are_valid_components_and_diagnose() {
                 s("signal.SIGKILL"),
                 Some(s("c")),
                 s("container c was killed by SIGKILL (exit code 137)"),
-                vec![s("event: <none>")]
+                vec![]
             ),
             (
                 s("demo.old-kubelet"),
