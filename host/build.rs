@@ -26,11 +26,7 @@ fn main() {
     let mut sources = Vec::new();
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let name = f
-            .strip_prefix(root.join("../.."))
-            .unwrap_or(f)
-            .display()
-            .to_string();
+        let name = f.strip_prefix(root.join("../..")).unwrap_or(f).display().to_string();
         match std::fs::read_to_string(f) {
             Ok(text) => sources.push(k8srule_dsl::SourceFile::new(name, text)),
             Err(e) => {

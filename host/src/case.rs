@@ -33,11 +33,7 @@ impl Case<'_> {
     /// `namespace/name` of the pod.
     pub fn pod_name(&self) -> String {
         let meta = &self.pod["metadata"];
-        format!(
-            "{}/{}",
-            meta["namespace"].as_str().unwrap_or("default"),
-            meta["name"].as_str().unwrap_or("")
-        )
+        format!("{}/{}", meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""))
     }
 }
 
@@ -67,22 +63,13 @@ impl<'a> Index<'a> {
             match obj["uid"].as_str().filter(|u| !u.is_empty()) {
                 Some(uid) => events_by_uid.entry(uid).or_default().push(e),
                 None => {
-                    let ns = obj["namespace"]
-                        .as_str()
-                        .or_else(|| str_at(e, "/metadata/namespace"))
-                        .unwrap_or("default");
-                    events_by_name
-                        .entry((ns, obj["name"].as_str().unwrap_or("")))
-                        .or_default()
-                        .push(e);
+                    let ns =
+                        obj["namespace"].as_str().or_else(|| str_at(e, "/metadata/namespace")).unwrap_or("default");
+                    events_by_name.entry((ns, obj["name"].as_str().unwrap_or(""))).or_default().push(e);
                 }
             }
         }
-        let nodes = snapshot
-            .nodes
-            .iter()
-            .filter_map(|n| Some((str_at(n, "/metadata/name")?, n)))
-            .collect();
+        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(n, "/metadata/name")?, n))).collect();
         let mut logs: HashMap<&str, Vec<&Value>> = HashMap::new();
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(&l.value);
@@ -96,14 +83,7 @@ impl<'a> Index<'a> {
                         || str_at(p, "/metadata/labels/tier") == Some("control-plane"))
             })
             .collect();
-        Index {
-            snapshot,
-            events_by_uid,
-            events_by_name,
-            nodes,
-            logs,
-            control_plane,
-        }
+        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane }
     }
 
     pub fn cases(&self) -> Vec<Case<'_>> {
@@ -132,10 +112,7 @@ impl<'a> Index<'a> {
             events,
             owners: self.owner_chain(pod),
             control_plane: &self.control_plane,
-            node_logs: node_name
-                .and_then(|n| self.logs.get(n))
-                .cloned()
-                .unwrap_or_default(),
+            node_logs: node_name.and_then(|n| self.logs.get(n)).cloned().unwrap_or_default(),
         }
     }
 
@@ -144,16 +121,11 @@ impl<'a> Index<'a> {
         let mut chain = Vec::new();
         let mut current = pod;
         for _ in 0..8 {
-            let Some(refs) = current
-                .pointer("/metadata/ownerReferences")
-                .and_then(Value::as_array)
-            else {
+            let Some(refs) = current.pointer("/metadata/ownerReferences").and_then(Value::as_array) else {
                 break;
             };
             chain.extend(refs.iter());
-            let next = refs
-                .iter()
-                .find_map(|r| self.snapshot.owners.get(r["uid"].as_str()?));
+            let next = refs.iter().find_map(|r| self.snapshot.owners.get(r["uid"].as_str()?));
             match next {
                 Some(owner) => current = owner,
                 None => break,
@@ -164,37 +136,18 @@ impl<'a> Index<'a> {
 }
 
 fn event_time(e: &Value) -> &str {
-    e["lastTimestamp"]
-        .as_str()
-        .or_else(|| e["eventTime"].as_str())
-        .unwrap_or("")
+    e["lastTimestamp"].as_str().or_else(|| e["eventTime"].as_str()).unwrap_or("")
 }
 
 fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>> {
     let mut out = Vec::new();
     for (kind, spec_key, status_key, field_key) in [
-        (
-            "init",
-            "initContainers",
-            "initContainerStatuses",
-            "initContainers",
-        ),
+        ("init", "initContainers", "initContainerStatuses", "initContainers"),
         ("regular", "containers", "containerStatuses", "containers"),
-        (
-            "ephemeral",
-            "ephemeralContainers",
-            "ephemeralContainerStatuses",
-            "ephemeralContainers",
-        ),
+        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses", "ephemeralContainers"),
     ] {
-        let specs = pod["spec"][spec_key]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        let statuses = pod["status"][status_key]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default();
+        let specs = pod["spec"][spec_key].as_array().map(Vec::as_slice).unwrap_or_default();
+        let statuses = pod["status"][status_key].as_array().map(Vec::as_slice).unwrap_or_default();
         let status_of = |name: &str| statuses.iter().find(|s| s["name"].as_str() == Some(name));
         let mut names: Vec<&str> = specs.iter().filter_map(|s| s["name"].as_str()).collect();
         // statuses without a spec (a pod dump without spec) still count
@@ -214,9 +167,7 @@ fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>
                 events: events
                     .iter()
                     .copied()
-                    .filter(|e| {
-                        e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str())
-                    })
+                    .filter(|e| e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str()))
                     .collect(),
             });
         }

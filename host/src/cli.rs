@@ -181,27 +181,16 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
             let _ = writeln!(io.err, "{} error(s)", diags.len());
             Ok(EXIT_USAGE)
         }
-        Command::Compile {
-            files,
-            output,
-            name,
-        } => {
+        Command::Compile { files, output, name } => {
             let mut sources = Vec::new();
             for f in &files {
                 sources.extend(crate::read_rule_files(f)?);
             }
-            let name = name.unwrap_or_else(|| {
-                output
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            });
-            let wasm = k8srule_dsl::compile(&sources, &name, "0.0.0")
-                .map_err(|e| Error::Compile(e.to_string()))?;
-            std::fs::write(&output, &wasm).map_err(|e| crate::LoadError::Io {
-                path: output.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let name = name
+                .unwrap_or_else(|| output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+            let wasm = k8srule_dsl::compile(&sources, &name, "0.0.0").map_err(|e| Error::Compile(e.to_string()))?;
+            std::fs::write(&output, &wasm)
+                .map_err(|e| crate::LoadError::Io { path: output.display().to_string(), message: e.to_string() })?;
             let _ = writeln!(io.out, "wrote {} ({} bytes)", output.display(), wasm.len());
             Ok(0)
         }
@@ -223,15 +212,10 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
                 let _ = writeln!(
                     io.out,
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "rules": rules }))
-                        .unwrap_or_default()
+                    serde_json::to_string_pretty(&serde_json::json!({ "rules": rules })).unwrap_or_default()
                 );
             } else {
-                let _ = writeln!(
-                    io.out,
-                    "{:<40} {:<32} {:<9} TITLE",
-                    "RULE", "CAUSE", "SEVERITY"
-                );
+                let _ = writeln!(io.out, "{:<40} {:<32} {:<9} TITLE", "RULE", "CAUSE", "SEVERITY");
                 for r in &rules {
                     let _ = writeln!(
                         io.out,
@@ -247,9 +231,7 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
         }
         Command::Explain { rule, lang, packs } => {
             let d = diagnoser(&packs, lang.into())?;
-            let found = d
-                .packs()
-                .find_map(|(_, info)| info.rules.iter().find(|r| r.id == rule));
+            let found = d.packs().find_map(|(_, info)| info.rules.iter().find(|r| r.id == rule));
             let Some(r) = found else {
                 return Err(crate::LoadError::Invalid {
                     path: rule,
@@ -281,11 +263,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         Format::Table => report.to_table(),
     };
     let _ = io.out.write_all(text.as_bytes());
-    Ok(if report.errors.is_empty() {
-        0
-    } else {
-        EXIT_PACK_FAILED
-    })
+    Ok(if report.errors.is_empty() { 0 } else { EXIT_PACK_FAILED })
 }
 
 fn test(paths: &[PathBuf], io: &mut Io) -> Result<u8, Error> {
@@ -315,12 +293,7 @@ fn test(paths: &[PathBuf], io: &mut Io) -> Result<u8, Error> {
             }
             Err(e) => {
                 failed += 1;
-                let _ = writeln!(
-                    io.out,
-                    "FAIL  {}\n      {}",
-                    f.display(),
-                    e.to_string().replace('\n', "\n      ")
-                );
+                let _ = writeln!(io.out, "FAIL  {}\n      {}", f.display(), e.to_string().replace('\n', "\n      "));
             }
         }
     }

@@ -10,13 +10,15 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::project::{CollectionPath, Derive, Input};
 
-/// The types of the WIT contract (`wit/plugin.wit`), as the host sees them.
-pub mod types {
-    wasmtime::component::bindgen!({ path: "../wit", world: "rule-pack" });
+mod bindings {
+    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
 }
 
+/// The types of the WIT contract (`wit/plugin.wit`), as the host sees them.
+pub use bindings::exports::k8srule::plugin::rule_pack as types;
+
+use bindings::PluginPre;
 use types::PluginInfo;
-use types::RulePackPre;
 
 /// Limits every pack runs under.
 #[derive(Debug, Clone)]
@@ -68,10 +70,7 @@ impl Sandbox {
         config.max_wasm_stack(512 << 10);
         // bound the address space each instance reserves
         config.memory_reservation(limits.memory_bytes as u64 + (64 << 20));
-        let engine = Engine::new(&config).map_err(|e| PackError {
-            pack: "<engine>".into(),
-            message: e.to_string(),
-        })?;
+        let engine = Engine::new(&config).map_err(|e| PackError { pack: "<engine>".into(), message: e.to_string() })?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let (engine, stop) = (engine.clone(), stop.clone());
@@ -85,12 +84,7 @@ impl Sandbox {
                 })
                 .ok()
         };
-        Ok(Sandbox {
-            engine,
-            limits,
-            stop,
-            ticker,
-        })
+        Ok(Sandbox { engine, limits, stop, ticker })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -113,10 +107,7 @@ impl Sandbox {
 
     /// Compiles and links a component, refuses imports, and asks it what it reads.
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<Pack, PackError> {
-        let err = |message: String| PackError {
-            pack: name.to_string(),
-            message,
-        };
+        let err = |message: String| PackError { pack: name.to_string(), message };
         let wrapped;
         let bytes = if wasmparser::Parser::is_core_wasm(bytes) {
             // a Rust guest straight from `cargo build --target wasm32-unknown-unknown`
@@ -126,58 +117,41 @@ impl Sandbox {
         } else if wasmparser::Parser::is_component(bytes) {
             bytes
         } else {
-            return Err(err(
-                "not WebAssembly (expected a `.wasm` component or module, or a `.k8srule` file)"
-                    .into(),
-            ));
+            return Err(err("not WebAssembly (expected a `.wasm` component or module, or a `.k8srule` file)".into()));
         };
-        let component = Component::new(&self.engine, bytes)
-            .map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
         let ty = component.component_type();
         if let Some((import, _)) = ty.imports(&self.engine).next() {
-            return Err(err(format!(
-                "imports `{import}`; packs must be pure and import nothing"
-            )));
+            return Err(err(format!("imports `{import}`; packs must be pure and import nothing")));
+        }
+        let wanted = k8srule_dsl::component::INTERFACE;
+        let (unversioned, _) = wanted.split_once('@').unwrap_or((wanted, ""));
+        if let Some((other, _)) =
+            ty.exports(&self.engine).find(|(name, _)| name.starts_with(unversioned) && *name != wanted)
+        {
+            return Err(err(format!("is built for `{other}`; this k8srule runs packs for `{wanted}`")));
         }
         let linker = Linker::new(&self.engine);
-        let pre = linker
-            .instantiate_pre(&component)
-            .and_then(RulePackPre::new)
-            .map_err(|e| {
-                err(format!(
-                    "does not implement {}: {}",
-                    k8srule_dsl::component::WORLD,
-                    root_cause(&e)
-                ))
-            })?;
+        let pre = linker.instantiate_pre(&component).and_then(PluginPre::new).map_err(|e| {
+            err(format!("does not implement {}: {}", k8srule_dsl::component::INTERFACE, root_cause(&e)))
+        })?;
         let mut store = self.store();
         let info = pre
             .instantiate(&mut store)
-            .and_then(|p| p.call_describe(&mut store))
-            .map_err(|e| {
-                err(format!(
-                    "`describe` failed: {}",
-                    trap_message(&e, &self.limits)
-                ))
-            })?;
+            .and_then(|p| p.k8srule_plugin_rule_pack().call_describe(&mut store))
+            .map_err(|e| err(format!("`describe` failed: {}", trap_message(&e, &self.limits))))?;
         Pack::new(name, info, pre)
     }
 
     /// Runs `evaluate` on a fresh instance.
-    pub fn evaluate(
-        &self,
-        pack: &Pack,
-        batch: &types::Batch,
-    ) -> Result<Vec<types::Finding>, PackError> {
-        let err = |message: String| PackError {
-            pack: pack.name.clone(),
-            message,
-        };
+    pub fn evaluate(&self, pack: &Pack, batch: &types::Batch) -> Result<Vec<types::Finding>, PackError> {
+        let err = |message: String| PackError { pack: pack.name.clone(), message };
         let mut store = self.store();
         let findings = pack
             .pre
             .instantiate(&mut store)
-            .and_then(|p| p.call_evaluate(&mut store, batch))
+            .and_then(|p| p.k8srule_plugin_rule_pack().call_evaluate(&mut store, batch))
             .map_err(|e| err(trap_message(&e, &self.limits)))?;
         if findings.len() > self.limits.max_findings {
             return Err(err(format!(
@@ -186,6 +160,14 @@ impl Sandbox {
                 batch.cases,
                 self.limits.max_findings
             )));
+        }
+        let max = self.limits.max_text_bytes;
+        let long = findings.iter().flat_map(|f| &f.args).find_map(|a| match a {
+            types::Value::Text(s) if s.len() > max => Some(s.len()),
+            _ => None,
+        });
+        if let Some(len) = long {
+            return Err(err(format!("returned a text of {len} bytes; the limit is {max}")));
         }
         Ok(findings)
     }
@@ -201,36 +183,19 @@ impl Drop for Sandbox {
 }
 
 fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain()
-        .last()
-        .map(ToString::to_string)
-        .unwrap_or_default()
+    e.chain().last().map(ToString::to_string).unwrap_or_default()
 }
 
 fn trap_message(e: &wasmtime::Error, limits: &Limits) -> String {
+    // StoreLimits with trap_on_grow_failure reports a refused memory.grow this way
+    if e.chain().any(|c| c.to_string().starts_with("forcing trap when growing memory")) {
+        return format!("ran out of memory (limit {} MiB)", limits.memory_bytes >> 20);
+    }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => format!("timed out after {:?}", limits.timeout),
         Some(wasmtime::Trap::StackOverflow) => "stack overflow".into(),
-        Some(wasmtime::Trap::UnreachableCodeReached) if e.to_string().contains("grow") => {
-            format!(
-                "ran out of memory (limit {} MiB)",
-                limits.memory_bytes >> 20
-            )
-        }
-        Some(t) => format!("trapped: {t}"),
-        None => {
-            let msg = root_cause(e);
-            if msg.contains("memory") && msg.contains("limit")
-                || msg.contains("forcing a memory growth failure")
-            {
-                format!(
-                    "ran out of memory (limit {} MiB)",
-                    limits.memory_bytes >> 20
-                )
-            } else {
-                msg
-            }
-        }
+        Some(t) => format!("trapped: {}", t.to_string().trim_start_matches("wasm trap: ")),
+        None => root_cause(e),
     }
 }
 
@@ -240,15 +205,12 @@ pub struct Pack {
     pub info: PluginInfo,
     pub collections: Vec<CollectionPath>,
     pub inputs: Vec<Input>,
-    pre: RulePackPre<StoreLimits>,
+    pre: PluginPre<StoreLimits>,
 }
 
 impl Pack {
-    fn new(name: &str, info: PluginInfo, pre: RulePackPre<StoreLimits>) -> Result<Self, PackError> {
-        let err = |message: String| PackError {
-            pack: name.to_string(),
-            message,
-        };
+    fn new(name: &str, info: PluginInfo, pre: PluginPre<StoreLimits>) -> Result<Self, PackError> {
+        let err = |message: String| PackError { pack: name.to_string(), message };
         let split = k8srule_dsl::pack::split_path;
         let mut collections = Vec::new();
         for (i, c) in info.collections.iter().enumerate() {
@@ -259,10 +221,7 @@ impl Pack {
                     c.parent.unwrap_or_default()
                 )));
             }
-            collections.push(CollectionPath {
-                parent,
-                segments: split(&c.path),
-            });
+            collections.push(CollectionPath { parent, segments: split(&c.path) });
         }
         let mut inputs = Vec::new();
         for (i, input) in info.inputs.iter().enumerate() {
@@ -287,31 +246,16 @@ impl Pack {
                     regex::RegexBuilder::new(re)
                         .size_limit(1 << 20)
                         .build()
-                        .map_err(|e| {
-                            err(format!("input {i}: invalid regular expression `{re}`: {e}"))
-                        })?,
+                        .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))?,
                 ),
             };
-            inputs.push(Input {
-                collection,
-                segments: split(&input.path),
-                derive,
-            });
+            inputs.push(Input { collection, segments: split(&input.path), derive });
         }
         for (i, r) in info.rules.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.confidence) {
-                return Err(err(format!(
-                    "rule {i} (`{}`) has confidence {} outside 0..1",
-                    r.id, r.confidence
-                )));
+                return Err(err(format!("rule {i} (`{}`) has confidence {} outside 0..1", r.id, r.confidence)));
             }
         }
-        Ok(Pack {
-            name: name.to_string(),
-            info,
-            collections,
-            inputs,
-            pre,
-        })
+        Ok(Pack { name: name.to_string(), info, collections, inputs, pre })
     }
 }

@@ -62,10 +62,7 @@ impl Outcome {
 
 /// Every `*.test.yaml` under `path` (or `path` itself).
 pub fn find_fixtures(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
-    let io = |e: std::io::Error| LoadError::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |e: std::io::Error| LoadError::Io { path: path.display().to_string(), message: e.to_string() };
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -96,18 +93,11 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
         }
         .into());
     }
-    let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
-        path: shown.clone(),
-        message: e.to_string(),
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
     let fixture: Fixture = serde_yaml::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-        LoadError::Parse {
-            path: shown.clone(),
-            line,
-            column,
-            message: e.to_string(),
-        }
+        LoadError::Parse { path: shown.clone(), line, column, message: e.to_string() }
     })?;
     let now = crate::snapshot::parse_time(&fixture.now).ok_or_else(|| LoadError::Invalid {
         path: shown.clone(),
@@ -118,10 +108,8 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
         snapshot.add_value(&shown, o)?;
     }
     let files = read_rule_files(&rule_file)?;
-    let diagnoser = Diagnoser::builder()
-        .builtin(false)
-        .rules_source(files[0].name.clone(), files[0].text.clone())
-        .build()?;
+    let diagnoser =
+        Diagnoser::builder().builtin(false).rules_source(files[0].name.clone(), files[0].text.clone()).build()?;
     let report = diagnoser.diagnose(&snapshot);
     let expected: BTreeSet<Expected> = fixture.expect.into_iter().collect();
     let with_cause = |f: &crate::Finding, cause: bool| Expected {
@@ -134,9 +122,7 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
         .findings
         .iter()
         .map(|f| {
-            let cause_given = expected
-                .iter()
-                .any(|e| e.rule == f.rule && e.pod == f.pod && e.cause.is_some());
+            let cause_given = expected.iter().any(|e| e.rule == f.rule && e.pod == f.pod && e.cause.is_some());
             with_cause(f, cause_given)
         })
         .collect();
@@ -144,11 +130,7 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
         fixture: path.to_path_buf(),
         missing: expected.difference(&got).map(ToString::to_string).collect(),
         unexpected: got.difference(&expected).map(ToString::to_string).collect(),
-        errors: report
-            .errors
-            .iter()
-            .map(|e| format!("pack `{}`: {}", e.pack, e.message))
-            .collect(),
+        errors: report.errors.iter().map(|e| format!("pack `{}`: {}", e.pack, e.message)).collect(),
         findings: report.findings.len(),
     })
 }

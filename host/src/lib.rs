@@ -122,10 +122,7 @@ impl DiagnoserBuilder {
         let mut refused = Vec::new();
         let mut add = |name: String, bytes: &[u8]| match sandbox.load(&name, bytes) {
             Ok(p) => packs.push(p),
-            Err(e) => refused.push(ReportError {
-                pack: e.pack,
-                message: e.message,
-            }),
+            Err(e) => refused.push(ReportError { pack: e.pack, message: e.message }),
         };
         if self.builtin {
             add("builtin".into(), BUILTIN_PACK);
@@ -134,19 +131,14 @@ impl DiagnoserBuilder {
             match source {
                 Source::Bytes(name, bytes) => add(name, &bytes),
                 Source::Text(name, text) => {
-                    let bytes = compile_sources(
-                        &[k8srule_dsl::SourceFile::new(name.clone(), text)],
-                        &name,
-                    )?;
+                    let bytes = compile_sources(&[k8srule_dsl::SourceFile::new(name.clone(), text)], &name)?;
                     add(name, &bytes);
                 }
                 Source::Path(path) => {
                     let name = path.display().to_string();
                     let bytes = if path.extension().is_some_and(|e| e == "wasm") {
-                        std::fs::read(&path).map_err(|e| LoadError::Io {
-                            path: name.clone(),
-                            message: e.to_string(),
-                        })?
+                        std::fs::read(&path)
+                            .map_err(|e| LoadError::Io { path: name.clone(), message: e.to_string() })?
                     } else {
                         compile_sources(&read_rule_files(&path)?, &name)?
                     };
@@ -154,21 +146,13 @@ impl DiagnoserBuilder {
                 }
             }
         }
-        Ok(Diagnoser {
-            sandbox,
-            packs,
-            refused,
-            lang: self.lang,
-        })
+        Ok(Diagnoser { sandbox, packs, refused, lang: self.lang })
     }
 }
 
 /// Reads a `.k8srule` file, or every `.k8srule` file under a directory.
 pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, LoadError> {
-    let io = |p: &Path, e: std::io::Error| LoadError::Io {
-        path: p.display().to_string(),
-        message: e.to_string(),
-    };
+    let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: e.to_string() };
     let mut files = Vec::new();
     if path.is_dir() {
         let mut stack = vec![path.to_path_buf()];
@@ -196,10 +180,7 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
         }
     } else {
         let text = std::fs::read_to_string(path).map_err(|e| io(path, e))?;
-        files.push(k8srule_dsl::SourceFile::new(
-            path.display().to_string(),
-            text,
-        ));
+        files.push(k8srule_dsl::SourceFile::new(path.display().to_string(), text));
     }
     Ok(files)
 }
@@ -218,12 +199,7 @@ pub struct Diagnoser {
 
 impl Diagnoser {
     pub fn builder() -> DiagnoserBuilder {
-        DiagnoserBuilder {
-            limits: Limits::default(),
-            builtin: true,
-            sources: Vec::new(),
-            lang: Lang::En,
-        }
+        DiagnoserBuilder { limits: Limits::default(), builtin: true, sources: Vec::new(), lang: Lang::En }
     }
 
     /// The loaded packs' names and what they declare.
@@ -236,10 +212,7 @@ impl Diagnoser {
     pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
         let index = case::Index::new(snapshot);
         let cases = index.cases();
-        let mut report = Report {
-            errors: self.refused.clone(),
-            ..Report::default()
-        };
+        let mut report = Report { errors: self.refused.clone(), ..Report::default() };
         for pack in &self.packs {
             let mut pack_findings = Vec::new();
             let mut failed = None;
@@ -254,10 +227,7 @@ impl Diagnoser {
             }
             match failed {
                 // a pack that failed part-way reports nothing, so no half answer is shown
-                Some(e) => report.errors.push(ReportError {
-                    pack: e.pack,
-                    message: e.message,
-                }),
+                Some(e) => report.errors.push(ReportError { pack: e.pack, message: e.message }),
                 None => report.findings.extend(pack_findings),
             }
         }
@@ -267,43 +237,23 @@ impl Diagnoser {
         unhealthy.dedup();
         report.summary.unhealthy = unhealthy.len();
         for (kind, n) in &snapshot.skipped {
-            report.notes.push(format!(
-                "skipped {n} object(s) of kind {kind}: no rule reads them"
-            ));
+            report.notes.push(format!("skipped {n} object(s) of kind {kind}: no rule reads them"));
         }
         report
     }
 
-    fn run(
-        &self,
-        pack: &Pack,
-        cases: &[case::Case<'_>],
-        now: i64,
-    ) -> Result<Vec<Finding>, PackError> {
+    fn run(&self, pack: &Pack, cases: &[case::Case<'_>], now: i64) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
-        let (batch, strings) =
-            project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
+        let (batch, strings) = project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
         let raw = self.sandbox.evaluate(pack, &batch)?;
-        let err = |message: String| PackError {
-            pack: pack.name.clone(),
-            message,
-        };
-        let max_text = self.sandbox.limits().max_text_bytes;
+        let err = |message: String| PackError { pack: pack.name.clone(), message };
         let mut out = Vec::with_capacity(raw.len());
         for f in raw {
-            let case = cases.get(f.case as usize).ok_or_else(|| {
-                err(format!(
-                    "returned a finding for case {} of a batch of {}",
-                    f.case,
-                    cases.len()
-                ))
-            })?;
+            let case = cases
+                .get(f.case as usize)
+                .ok_or_else(|| err(format!("returned a finding for case {} of a batch of {}", f.case, cases.len())))?;
             let rule = info.rules.get(f.rule as usize).ok_or_else(|| {
-                err(format!(
-                    "returned a finding for rule {}; it declares {}",
-                    f.rule,
-                    info.rules.len()
-                ))
+                err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len()))
             })?;
             let container = match f.container {
                 Some(c) => Some(
@@ -323,33 +273,16 @@ impl Diagnoser {
                 None => None,
             };
             let args: Vec<String> = f.args.iter().map(|v| render_value(v, &strings)).collect();
-            if let Some(long) = args.iter().find(|a| a.len() > max_text) {
-                return Err(err(format!(
-                    "rule `{}` returned a value of {} bytes; the limit is {}",
-                    rule.id,
-                    long.len(),
-                    max_text
-                )));
-            }
             let texts = |list: &[engine::types::Text]| {
-                list.iter()
-                    .map(|t| render_template(pick(t, self.lang), &args))
-                    .collect()
+                list.iter().map(|t| render_template(pick(t, self.lang), &args)).collect()
             };
             // an evidence line whose every placeholder is null shows nothing: leave it out
             let all_null = |t: &&engine::types::Text| {
                 let refs = report::placeholders(&t.en);
                 !refs.is_empty()
-                    && refs
-                        .iter()
-                        .all(|i| matches!(f.args.get(*i), None | Some(engine::types::Value::Null)))
+                    && refs.iter().all(|i| matches!(f.args.get(*i), None | Some(engine::types::Value::Null)))
             };
-            let evidence: Vec<engine::types::Text> = rule
-                .evidence
-                .iter()
-                .filter(|t| !all_null(t))
-                .cloned()
-                .collect();
+            let evidence: Vec<engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).cloned().collect();
             out.push(Finding {
                 rule: rule.id.clone(),
                 cause: render_template(&rule.cause, &args),

@@ -100,11 +100,7 @@ struct Strings<'s> {
 
 impl<'s> Strings<'s> {
     fn new(literals: &'s [String]) -> Self {
-        let mut s = Strings {
-            ids: HashMap::new(),
-            bytes: Vec::new(),
-            offsets: vec![0],
-        };
+        let mut s = Strings { ids: HashMap::new(), bytes: Vec::new(), offsets: vec![0] };
         for l in literals {
             s.intern(l);
         }
@@ -150,19 +146,11 @@ fn cell<'a>(v: Val<'_, 'a>, derive: &Derive, strings: &mut Strings<'a>) -> (u8, 
             _ => text.map_or(NULL, |s| (tag::INT as u8, s.len() as i64)),
         },
         Derive::Quantity => match v {
-            Val::Json(Value::Number(n)) => n
-                .as_f64()
-                .map_or(NULL, |f| (tag::INT as u8, (f * 1000.0) as i64)),
-            _ => text
-                .and_then(parse_quantity)
-                .map_or(NULL, |q| (tag::INT as u8, q)),
+            Val::Json(Value::Number(n)) => n.as_f64().map_or(NULL, |f| (tag::INT as u8, (f * 1000.0) as i64)),
+            _ => text.and_then(parse_quantity).map_or(NULL, |q| (tag::INT as u8, q)),
         },
-        Derive::Version => text
-            .and_then(parse_version)
-            .map_or(NULL, |q| (tag::INT as u8, q)),
-        Derive::Timestamp => text
-            .and_then(parse_time)
-            .map_or(NULL, |t| (tag::INT as u8, t)),
+        Derive::Version => text.and_then(parse_version).map_or(NULL, |q| (tag::INT as u8, q)),
+        Derive::Timestamp => text.and_then(parse_time).map_or(NULL, |t| (tag::INT as u8, t)),
         Derive::Matches(re) => text.map_or(NULL, |s| truth(re.is_match(s))),
         Derive::Contains(p) => text.map_or(NULL, |s| truth(s.contains(p.as_str()))),
         Derive::StartsWith(p) => text.map_or(NULL, |s| truth(s.starts_with(p.as_str()))),
@@ -211,34 +199,18 @@ pub fn project(
             Column { tags, values }
         })
         .collect();
-    let Strings {
-        bytes,
-        offsets: string_offsets,
-        ..
-    } = strings;
+    let Strings { bytes, offsets: string_offsets, .. } = strings;
     let table = string_offsets
         .windows(2)
         .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).into_owned())
         .collect();
-    (
-        Batch {
-            cases: cases.len() as u32,
-            now,
-            collections: offsets,
-            columns,
-            strings: bytes,
-            string_offsets,
-        },
-        table,
-    )
+    (Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }, table)
 }
 
 /// A Kubernetes quantity in thousandths of a unit: `256Mi`, `500m`, `1.5`, `2e3`.
 pub fn parse_quantity(s: &str) -> Option<i64> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-')).unwrap_or(s.len());
     let (num, suffix) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
     let factor: f64 = match suffix {

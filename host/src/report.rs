@@ -141,10 +141,7 @@ pub fn render_value(v: &Value, strings: &[String]) -> String {
         Value::Boolean(b) => b.to_string(),
         Value::Integer(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
-        Value::Interned(id) => strings
-            .get(*id as usize)
-            .cloned()
-            .unwrap_or_else(|| "<none>".into()),
+        Value::Interned(id) => strings.get(*id as usize).cloned().unwrap_or_else(|| "<none>".into()),
         Value::Text(s) => s.clone(),
     }
 }
@@ -179,9 +176,7 @@ pub fn rank(findings: &mut Vec<Finding>) {
                     j != i
                         && root.explains.contains(&f.cause)
                         && !f.explains.contains(&root.cause)
-                        && (root.container == f.container
-                            || root.container.is_none()
-                            || f.container.is_none())
+                        && (root.container == f.container || root.container.is_none() || f.container.is_none())
                 })
             })
             .collect();
@@ -229,21 +224,9 @@ impl Report {
                 current = &f.pod;
                 let _ = writeln!(out, "pod {}", f.pod);
             }
-            let indent = if f.explained_by.is_some() {
-                "    "
-            } else {
-                "  "
-            };
-            let container = f
-                .container
-                .as_deref()
-                .map(|c| format!(" [{c}]"))
-                .unwrap_or_default();
-            let marker = if f.explained_by.is_some() {
-                "symptom "
-            } else {
-                ""
-            };
+            let indent = if f.explained_by.is_some() { "    " } else { "  " };
+            let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            let marker = if f.explained_by.is_some() { "symptom " } else { "" };
             let _ = writeln!(
                 out,
                 "{indent}{marker}{:<8} {}{container}: {} ({}, confidence {:.0}%)",
@@ -281,10 +264,7 @@ impl Report {
             *causes.entry(&f.cause).or_default() += 1;
         }
         let by_cause: Vec<String> = causes.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        let mut line = format!(
-            "{} pods diagnosed, {} unhealthy",
-            self.summary.pods, self.summary.unhealthy
-        );
+        let mut line = format!("{} pods diagnosed, {} unhealthy", self.summary.pods, self.summary.unhealthy);
         if !by_cause.is_empty() {
             line.push_str(&format!(": {}", by_cause.join(", ")));
         }
@@ -306,12 +286,7 @@ pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
     );
     let _ = writeln!(out, "\n{}", t(&r.title));
     let (detects, why, confirm, fix) = match lang {
-        Lang::En => (
-            "What it detects",
-            "Why it happens",
-            "How to confirm",
-            "How to fix",
-        ),
+        Lang::En => ("What it detects", "Why it happens", "How to confirm", "How to fix"),
         Lang::Zh => ("检测内容", "原因", "如何确认", "如何修复"),
     };
     let _ = writeln!(out, "\n{detects}\n  {}", t(&r.detects));
@@ -340,9 +315,6 @@ mod tests {
     #[test]
     fn templates_fill_arguments_and_keep_escaped_braces() {
         let args = vec!["app".to_string(), "137".to_string()];
-        assert_eq!(
-            render_template("{0} exited {1} {{x}} {5}", &args),
-            "app exited 137 {x} <none>"
-        );
+        assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
     }
 }

@@ -11,12 +11,7 @@ pub enum LoadError {
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     #[error("{path}:{line}:{column}: {message}")]
-    Parse {
-        path: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Parse { path: String, line: usize, column: usize, message: String },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -43,22 +38,12 @@ pub struct Snapshot {
     pub skipped: BTreeMap<String, usize>,
 }
 
-const OWNER_KINDS: [&str; 7] = [
-    "ReplicaSet",
-    "Deployment",
-    "DaemonSet",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "ReplicationController",
-];
+const OWNER_KINDS: [&str; 7] =
+    ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "ReplicationController"];
 
 impl Snapshot {
     pub fn new(now: i64) -> Self {
-        Snapshot {
-            now,
-            ..Snapshot::default()
-        }
+        Snapshot { now, ..Snapshot::default() }
     }
 
     /// Adds every object of a JSON or YAML document (one object, a `List`,
@@ -81,12 +66,7 @@ impl Snapshot {
         for doc in serde_yaml::Deserializer::from_str(text) {
             let value = serde::Deserialize::deserialize(doc).map_err(|e: serde_yaml::Error| {
                 let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-                LoadError::Parse {
-                    path: name.to_string(),
-                    line,
-                    column,
-                    message: e.to_string(),
-                }
+                LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
             })?;
             if !matches!(value, Value::Null) {
                 self.add_value(name, value)?;
@@ -97,10 +77,7 @@ impl Snapshot {
 
     /// Adds one object, or the items of a list.
     pub fn add_value(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
-        let invalid = |message: String| LoadError::Invalid {
-            path: name.to_string(),
-            message,
-        };
+        let invalid = |message: String| LoadError::Invalid { path: name.to_string(), message };
         let kind = match &value {
             Value::Array(_) => String::new(),
             Value::Object(m) => match m.get("kind") {
@@ -110,10 +87,7 @@ impl Snapshot {
                 None => return Err(invalid("an object without `kind`".into())),
             },
             other => {
-                return Err(invalid(format!(
-                    "expected a Kubernetes object, found {}",
-                    json_kind(other)
-                )));
+                return Err(invalid(format!("expected a Kubernetes object, found {}", json_kind(other))));
             }
         };
         if kind.is_empty() || kind.ends_with("List") {
@@ -126,10 +100,7 @@ impl Snapshot {
                 },
                 _ => Vec::new(),
             };
-            let item_kind = kind
-                .strip_suffix("List")
-                .filter(|k| !k.is_empty() && *k != "List")
-                .map(str::to_string);
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "List").map(str::to_string);
             for mut item in items {
                 if let (Some(k), Value::Object(m)) = (&item_kind, &mut item) {
                     m.entry("kind").or_insert_with(|| Value::String(k.clone()));
@@ -145,14 +116,12 @@ impl Snapshot {
             }
             "Event" => self.events.push(normalize_event(value)),
             "Node" => self.nodes.push(value),
-            k if OWNER_KINDS.contains(&k) => {
-                match value.pointer("/metadata/uid").and_then(Value::as_str) {
-                    Some(uid) => {
-                        self.owners.insert(uid.to_string(), value);
-                    }
-                    None => *self.skipped.entry(format!("{k} (no uid)")).or_default() += 1,
+            k if OWNER_KINDS.contains(&k) => match value.pointer("/metadata/uid").and_then(Value::as_str) {
+                Some(uid) => {
+                    self.owners.insert(uid.to_string(), value);
                 }
-            }
+                None => *self.skipped.entry(format!("{k} (no uid)")).or_default() += 1,
+            },
             other => *self.skipped.entry(other.to_string()).or_default() += 1,
         }
         Ok(())
@@ -163,52 +132,32 @@ impl Snapshot {
     pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
         if path == Path::new("-") {
             let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
-                LoadError::Io {
-                    path: "<stdin>".into(),
-                    message: e.to_string(),
-                }
-            })?;
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| LoadError::Io { path: "<stdin>".into(), message: e.to_string() })?;
             return self.add_text("<stdin>", &text);
         }
         let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| LoadError::Io {
-            path: shown.clone(),
-            message: io_message(&e),
-        })?;
+        let meta =
+            std::fs::metadata(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
         if meta.is_dir() {
-            for file in walk(path).map_err(|e| LoadError::Io {
-                path: shown.clone(),
-                message: io_message(&e),
-            })? {
+            for file in walk(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })? {
                 self.add_bundle_file(path, &file)?;
             }
             return Ok(());
         }
-        let text = std::fs::read_to_string(path).map_err(|e| LoadError::Io {
-            path: shown.clone(),
-            message: io_message(&e),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
         self.add_text(&shown, &text)
     }
 
     fn add_bundle_file(&mut self, root: &Path, file: &Path) -> Result<(), LoadError> {
         let rel = file.strip_prefix(root).unwrap_or(file);
-        let parts: Vec<String> = rel
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect();
+        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
         let shown = file.display().to_string();
         let read = |f: &Path| {
-            std::fs::read_to_string(f).map_err(|e| LoadError::Io {
-                path: shown.clone(),
-                message: io_message(&e),
-            })
+            std::fs::read_to_string(f).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })
         };
-        let ext = file
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default();
+        let ext = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
         if let [.., dir, node, source] = parts.as_slice()
             && dir == "node-logs"
             && ext == "log"
@@ -216,20 +165,14 @@ impl Snapshot {
             let source = source.trim_end_matches(".log").to_string();
             for line in read(file)?.lines() {
                 let value = serde_json::json!({ "source": source, "line": line });
-                self.node_logs.push(LogLine {
-                    node: node.clone(),
-                    value,
-                });
+                self.node_logs.push(LogLine { node: node.clone(), value });
             }
             return Ok(());
         }
         match ext {
             "json" | "yaml" | "yml" => self.add_text(&shown, &read(file)?),
             _ => {
-                *self
-                    .skipped
-                    .entry(format!("file {}", rel.display()))
-                    .or_default() += 1;
+                *self.skipped.entry(format!("file {}", rel.display())).or_default() += 1;
                 Ok(())
             }
         }
@@ -241,13 +184,7 @@ fn check_object(name: &str, value: &Value, field: &str) -> Result<(), LoadError>
         Some(Value::Object(_)) => Ok(()),
         _ => Err(LoadError::Invalid {
             path: name.to_string(),
-            message: format!(
-                "a {} without `{field}`",
-                value
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("object")
-            ),
+            message: format!("a {} without `{field}`", value.get("kind").and_then(Value::as_str).unwrap_or("object")),
         }),
     }
 }
@@ -327,9 +264,7 @@ fn json_kind(v: &Value) -> &'static str {
 
 /// Parses an RFC 3339 timestamp to seconds since the Unix epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp())
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp())
 }
 
 #[cfg(test)]
@@ -339,12 +274,7 @@ mod tests {
     #[test]
     fn broken_json_names_line_and_column() {
         let mut s = Snapshot::new(0);
-        let err = s
-            .add_text(
-                "pods.json",
-                "{\n  \"kind\": \"Pod\",\n  \"metadata\": {,}\n}",
-            )
-            .unwrap_err();
+        let err = s.add_text("pods.json", "{\n  \"kind\": \"Pod\",\n  \"metadata\": {,}\n}").unwrap_err();
         assert_eq!(err.to_string(), "pods.json:3:16: key must be a string");
     }
 

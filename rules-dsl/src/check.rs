@@ -7,8 +7,7 @@ use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::ir::{self, Arith, Cmp, Let, Row};
 use crate::pack::{
-    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version,
-    join_path, tag,
+    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version, join_path, tag,
 };
 use crate::schema;
 
@@ -23,11 +22,7 @@ pub type FileDiagnostic = (usize, Diagnostic);
 /// Checks parsed files together as one pack.
 pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<FileDiagnostic>) {
     let mut c = Checker {
-        info: PluginInfo {
-            name: name.to_string(),
-            version: version.to_string(),
-            ..PluginInfo::default()
-        },
+        info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
         collections: HashMap::new(),
         inputs: HashMap::new(),
         literals: HashMap::new(),
@@ -43,21 +38,13 @@ pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<F
         let tables = c.tables(file);
         for rule in &file.rules {
             if seen.insert(rule.id.name.clone(), ()).is_some() {
-                c.error(Diagnostic::new(
-                    rule.id.span,
-                    format!("rule `{}` is defined twice", rule.id.name),
-                ));
+                c.error(Diagnostic::new(rule.id.span, format!("rule `{}` is defined twice", rule.id.name)));
                 continue;
             }
             c.rule(rule, &tables);
         }
     }
-    let pack = ir::Pack {
-        info: c.info,
-        rules: c.rules,
-        row_slots: c.row_slots,
-        value_slots: c.value_slots,
-    };
+    let pack = ir::Pack { info: c.info, rules: c.rules, row_slots: c.row_slots, value_slots: c.value_slots };
     (pack, c.diags)
 }
 
@@ -88,10 +75,7 @@ impl Ty {
     }
 
     fn numeric(self) -> bool {
-        matches!(
-            self,
-            Ty::Int | Ty::Duration | Ty::Quantity | Ty::Time | Ty::Any
-        )
+        matches!(self, Ty::Int | Ty::Duration | Ty::Quantity | Ty::Time | Ty::Any)
     }
 
     fn comparable(self, other: Ty) -> bool {
@@ -153,11 +137,7 @@ struct Env<'t> {
 
 impl Env<'_> {
     fn lookup(&self, name: &str) -> Option<&Binding> {
-        self.vars
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, b)| b)
+        self.vars.iter().rev().find(|(n, _)| n == name).map(|(_, b)| b)
     }
 }
 
@@ -207,11 +187,7 @@ impl Checker {
             Base::Case => (None, Row::Case),
             Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
         };
-        let key = Input {
-            collection,
-            path: join_path(&p.segments),
-            derive,
-        };
+        let key = Input { collection, path: join_path(&p.segments), derive };
         let next = self.info.inputs.len() as u32;
         let id = *self.inputs.entry(key.clone()).or_insert(next);
         if id == next {
@@ -223,16 +199,9 @@ impl Checker {
     fn tables(&mut self, file: &ast::File) -> Tables {
         let mut tables = Tables::new();
         for t in &file.tables {
-            let entries = t
-                .entries
-                .iter()
-                .map(|(k, v)| (*k, self.literal(&v.value)))
-                .collect();
+            let entries = t.entries.iter().map(|(k, v)| (*k, self.literal(&v.value))).collect();
             if tables.insert(t.name.name.clone(), entries).is_some() {
-                self.error(Diagnostic::new(
-                    t.name.span,
-                    format!("table `{}` is defined twice", t.name.name),
-                ));
+                self.error(Diagnostic::new(t.name.span, format!("table `{}` is defined twice", t.name.name)));
             }
         }
         tables
@@ -240,22 +209,14 @@ impl Checker {
 
     fn rule(&mut self, rule: &ast::Rule, tables: &Tables) {
         for (clause, span) in &rule.repeated {
-            self.error(
-                Diagnostic::new(*span, format!("`{clause}` is given twice")).with_help("keep one"),
-            );
+            self.error(Diagnostic::new(*span, format!("`{clause}` is given twice")).with_help("keep one"));
         }
-        let mut env = Env {
-            vars: Vec::new(),
-            tables,
-        };
+        let mut env = Env { vars: Vec::new(), tables };
         let mut scope = Scope::Pod;
         let mut each = None;
         if let Some((var, list)) = &rule.each {
             match self.lower(list, &mut env) {
-                Some(Lowered::Path(PathRef {
-                    base: Base::Case,
-                    segments,
-                })) if segments == ["containers"] => {
+                Some(Lowered::Path(PathRef { base: Base::Case, segments })) if segments == ["containers"] => {
                     let coll = self.collection(None, "containers".to_string());
                     let slot = self.new_row_slot();
                     env.vars.push((var.name.clone(), Binding::Row(slot, coll)));
@@ -263,9 +224,8 @@ impl Checker {
                     scope = Scope::Container;
                 }
                 Some(_) => self.error(
-                    Diagnostic::new(list.span, "`for` can only iterate `containers`").with_help(
-                        "use a quantifier such as `any(e in events: ...)` for other lists",
-                    ),
+                    Diagnostic::new(list.span, "`for` can only iterate `containers`")
+                        .with_help("use a quantifier such as `any(e in events: ...)` for other lists"),
                 ),
                 None => {}
             }
@@ -273,17 +233,9 @@ impl Checker {
         let mut lets = Vec::new();
         for (name, e) in &rule.lets {
             if let ExprKind::Quantifier(Quant::First, var, list, cond) = &e.kind {
-                if let Some((collection, parent, slot, cond)) =
-                    self.quantified(var, list, cond, &mut env)
-                {
-                    lets.push(Let::FirstRow {
-                        slot,
-                        collection,
-                        parent,
-                        cond,
-                    });
-                    env.vars
-                        .push((name.name.clone(), Binding::Row(slot, collection)));
+                if let Some((collection, parent, slot, cond)) = self.quantified(var, list, cond, &mut env) {
+                    lets.push(Let::FirstRow { slot, collection, parent, cond });
+                    env.vars.push((name.name.clone(), Binding::Row(slot, collection)));
                 }
                 continue;
             }
@@ -304,27 +256,18 @@ impl Checker {
             env.vars.push((name.name.clone(), binding));
         }
         let when = match &rule.when {
-            Some(w) => self
-                .condition(w, &mut env)
-                .unwrap_or(ir::Expr::Const(tag::BOOL, 0)),
+            Some(w) => self.condition(w, &mut env).unwrap_or(ir::Expr::Const(tag::BOOL, 0)),
             None => {
-                self.error(Diagnostic::new(
-                    rule.id.span,
-                    format!("rule `{}` has no `when` clause", rule.id.name),
-                ));
+                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `when` clause", rule.id.name)));
                 ir::Expr::Const(tag::BOOL, 0)
             }
         };
         let mut args: Vec<(String, ir::Expr)> = Vec::new();
-        let mut template =
-            |c: &mut Checker, s: &ast::Str, env: &mut Env| c.template(s, env, &mut args);
+        let mut template = |c: &mut Checker, s: &ast::Str, env: &mut Env| c.template(s, env, &mut args);
         let cause = match &rule.cause {
             Some(s) => template(self, s, &mut env),
             None => {
-                self.error(Diagnostic::new(
-                    rule.id.span,
-                    format!("rule `{}` has no `cause` clause", rule.id.name),
-                ));
+                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `cause` clause", rule.id.name)));
                 String::new()
             }
         };
@@ -333,37 +276,19 @@ impl Checker {
             let en = template(self, &t.en, &mut env);
             let zh = t.zh.as_ref().map(|z| template(self, z, &mut env));
             let list = texts.entry(t.key).or_default();
-            if matches!(t.key, TextKey::Title | TextKey::Detects | TextKey::Why) && !list.is_empty()
-            {
-                self.error(
-                    Diagnostic::new(t.key_span, "this text is given twice").with_help("keep one"),
-                );
+            if matches!(t.key, TextKey::Title | TextKey::Detects | TextKey::Why) && !list.is_empty() {
+                self.error(Diagnostic::new(t.key_span, "this text is given twice").with_help("keep one"));
             }
             list.push(Text { en, zh });
         }
-        let one = |key: TextKey| {
-            texts
-                .get(&key)
-                .and_then(|l| l.first().cloned())
-                .unwrap_or_default()
-        };
-        let (title, detects, why) = (
-            one(TextKey::Title),
-            one(TextKey::Detects),
-            one(TextKey::Why),
-        );
+        let one = |key: TextKey| texts.get(&key).and_then(|l| l.first().cloned()).unwrap_or_default();
+        let (title, detects, why) = (one(TextKey::Title), one(TextKey::Detects), one(TextKey::Why));
         if !rule.texts.iter().any(|t| t.key == TextKey::Title) {
-            self.error(Diagnostic::new(
-                rule.id.span,
-                format!("rule `{}` has no `title`", rule.id.name),
-            ));
+            self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `title`", rule.id.name)));
         }
         let confidence = match rule.confidence {
             Some((v, span)) if !(0.0..=1.0).contains(&v) => {
-                self.error(Diagnostic::new(
-                    span,
-                    "confidence must be between 0.0 and 1.0",
-                ));
+                self.error(Diagnostic::new(span, "confidence must be between 0.0 and 1.0"));
                 1.0
             }
             Some((v, _)) => v,
@@ -373,11 +298,8 @@ impl Checker {
             Some((s, _)) => s,
             None => {
                 self.error(
-                    Diagnostic::new(
-                        rule.id.span,
-                        format!("rule `{}` has no `severity` clause", rule.id.name),
-                    )
-                    .with_help("add `severity info`, `warning`, `error` or `critical`"),
+                    Diagnostic::new(rule.id.span, format!("rule `{}` has no `severity` clause", rule.id.name))
+                        .with_help("add `severity info`, `warning`, `error` or `critical`"),
                 );
                 Severity::Warning
             }
@@ -398,21 +320,11 @@ impl Checker {
             explains: rule.explains.iter().map(|s| s.value.clone()).collect(),
             references: rule.refs.iter().map(|s| s.value.clone()).collect(),
         });
-        self.rules.push(ir::Rule {
-            each,
-            lets,
-            when,
-            args: args.into_iter().map(|(_, e)| e).collect(),
-        });
+        self.rules.push(ir::Rule { each, lets, when, args: args.into_iter().map(|(_, e)| e).collect() });
     }
 
     /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.
-    fn template(
-        &mut self,
-        s: &ast::Str,
-        env: &mut Env,
-        args: &mut Vec<(String, ir::Expr)>,
-    ) -> String {
+    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, ir::Expr)>) -> String {
         let text = &s.value;
         let mut out = String::new();
         let mut i = 0;
@@ -443,13 +355,10 @@ impl Checker {
                             let key = src.trim().to_string();
                             let index = match args.iter().position(|(k, _)| *k == key) {
                                 Some(n) => Some(n),
-                                None => self
-                                    .lower(&e, env)
-                                    .and_then(|l| self.value(l, e.span, None))
-                                    .map(|(v, _)| {
-                                        args.push((key, v));
-                                        args.len() - 1
-                                    }),
+                                None => self.lower(&e, env).and_then(|l| self.value(l, e.span, None)).map(|(v, _)| {
+                                    args.push((key, v));
+                                    args.len() - 1
+                                }),
                             };
                             if let Some(n) = index {
                                 out.push_str(&format!("{{{n}}}"));
@@ -492,10 +401,7 @@ impl Checker {
         let p = match self.lower(list, env)? {
             Lowered::Path(p) => p,
             _ => {
-                self.error(Diagnostic::new(
-                    list.span,
-                    "a quantifier needs a list such as `events` or `c.events`",
-                ));
+                self.error(Diagnostic::new(list.span, "a quantifier needs a list such as `events` or `c.events`"));
                 return None;
             }
         };
@@ -513,8 +419,7 @@ impl Checker {
         }
         let collection = self.collection(parent_coll, join_path(&p.segments));
         let slot = self.new_row_slot();
-        env.vars
-            .push((var.name.clone(), Binding::Row(slot, collection)));
+        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
         let cond = self.condition(cond, env);
         env.vars.pop();
         Some((collection, parent_row, slot, cond?))
@@ -524,10 +429,7 @@ impl Checker {
         let lowered = self.lower(e, env)?;
         let (v, ty) = self.value(lowered, e.span, None)?;
         if ty != Ty::Bool && ty != Ty::Any {
-            self.error(Diagnostic::new(
-                e.span,
-                format!("expected a condition, found {}", ty.name()),
-            ));
+            self.error(Diagnostic::new(e.span, format!("expected a condition, found {}", ty.name())));
             return None;
         }
         Some(v)
@@ -543,10 +445,7 @@ impl Checker {
                     self.error(d.at(span));
                     return None;
                 }
-                Some((
-                    self.input(&p, Derive::Value),
-                    Ty::from(ty.unwrap_or(schema::FieldType::Any)),
-                ))
+                Some((self.input(&p, Derive::Value), Ty::from(ty.unwrap_or(schema::FieldType::Any))))
             }
             Lowered::Unit(n, unit) => {
                 let quantity = match hint {
@@ -554,17 +453,10 @@ impl Checker {
                     Some(Ty::Duration | Ty::Time) => false,
                     _ => !DURATION_UNITS.iter().any(|(u, _)| *u == unit),
                 };
-                let table: &[(&str, i64)] = if quantity {
-                    &QUANTITY_UNITS
-                } else {
-                    &DURATION_UNITS
-                };
+                let table: &[(&str, i64)] = if quantity { &QUANTITY_UNITS } else { &DURATION_UNITS };
                 let factor = table.iter().find(|(u, _)| *u == unit).map(|(_, f)| *f);
                 match factor.and_then(|f| n.checked_mul(f).filter(|_| f != 0)) {
-                    Some(v) => Some((
-                        ir::Expr::Const(tag::INT, v),
-                        if quantity { Ty::Quantity } else { Ty::Duration },
-                    )),
+                    Some(v) => Some((ir::Expr::Const(tag::INT, v), if quantity { Ty::Quantity } else { Ty::Duration })),
                     None => {
                         self.error(Diagnostic::new(
                             span,
@@ -580,20 +472,11 @@ impl Checker {
             Lowered::Null => Some((ir::Expr::Const(tag::NULL, 0), Ty::Any)),
             // a list element as a whole: a string of `finalizers`, or null for a `first(...)` that found nothing
             Lowered::Row(slot, coll) => Some((
-                self.input(
-                    &PathRef {
-                        base: Base::Row(slot, coll),
-                        segments: Vec::new(),
-                    },
-                    Derive::Value,
-                ),
+                self.input(&PathRef { base: Base::Row(slot, coll), segments: Vec::new() }, Derive::Value),
                 Ty::Any,
             )),
             Lowered::List(_) | Lowered::Range(..) => {
-                self.error(Diagnostic::new(
-                    span,
-                    "a list or range can only follow `in`",
-                ));
+                self.error(Diagnostic::new(span, "a list or range can only follow `in`"));
                 None
             }
         }
@@ -619,17 +502,11 @@ impl Checker {
         let span = e.span;
         Some(match &e.kind {
             ExprKind::Null => Lowered::Null,
-            ExprKind::Bool(b) => {
-                Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(*b)), Ty::Bool)
-            }
+            ExprKind::Bool(b) => Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(*b)), Ty::Bool),
             ExprKind::Int(n) => Lowered::Value(ir::Expr::Const(tag::INT, *n), Ty::Int),
             ExprKind::Unit(n, u) => Lowered::Unit(*n, u.clone()),
-            ExprKind::Version(v) => {
-                Lowered::Value(ir::Expr::Const(tag::INT, version_low(v)), Ty::Version)
-            }
-            ExprKind::Str(s) => {
-                Lowered::Value(ir::Expr::Const(tag::STRING, self.literal(s)), Ty::Str)
-            }
+            ExprKind::Version(v) => Lowered::Value(ir::Expr::Const(tag::INT, version_low(v)), Ty::Version),
+            ExprKind::Str(s) => Lowered::Value(ir::Expr::Const(tag::STRING, self.literal(s)), Ty::Str),
             ExprKind::Range(a, b) => Lowered::Range(version_low(a), version_high(b)),
             ExprKind::List(items) => {
                 let mut out = Vec::new();
@@ -644,13 +521,8 @@ impl Checker {
                 Some(Binding::Alias(p)) => Lowered::Path(p.clone()),
                 Some(Binding::Value(slot, ty)) => Lowered::Value(ir::Expr::Local(*slot), *ty),
                 None if name == "now" => Lowered::Value(ir::Expr::Now, Ty::Time),
-                None if CASE_OBJECTS.contains(&name.as_str())
-                    || CASE_LISTS.contains(&name.as_str()) =>
-                {
-                    Lowered::Path(PathRef {
-                        base: Base::Case,
-                        segments: vec![name.clone()],
-                    })
+                None if CASE_OBJECTS.contains(&name.as_str()) || CASE_LISTS.contains(&name.as_str()) => {
+                    Lowered::Path(PathRef { base: Base::Case, segments: vec![name.clone()] })
                 }
                 None => {
                     let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
@@ -659,9 +531,7 @@ impl Checker {
                     known.push("now");
                     let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
                     if env.tables.contains_key(name) {
-                        d = d.with_help(format!(
-                            "`{name}` is a table: look a key up with `{name}[key]`"
-                        ));
+                        d = d.with_help(format!("`{name}` is a table: look a key up with `{name}[key]`"));
                     } else if let Some(s) = did_you_mean(name, known) {
                         d = d.with_help(format!("did you mean `{s}`?"));
                     }
@@ -674,15 +544,11 @@ impl Checker {
                     p.segments.push(field.name.clone());
                     Lowered::Path(p)
                 }
-                Lowered::Row(slot, coll) => Lowered::Path(PathRef {
-                    base: Base::Row(slot, coll),
-                    segments: vec![field.name.clone()],
-                }),
+                Lowered::Row(slot, coll) => {
+                    Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![field.name.clone()] })
+                }
                 _ => {
-                    self.error(Diagnostic::new(
-                        field.span,
-                        format!("`.{}` needs an object on its left", field.name),
-                    ));
+                    self.error(Diagnostic::new(field.span, format!("`.{}` needs an object on its left", field.name)));
                     return None;
                 }
             },
@@ -695,16 +561,10 @@ impl Checker {
                     let key = self.lower(index, env)?;
                     let (key, ty) = self.value(key, index.span, Some(Ty::Int))?;
                     if !ty.comparable(Ty::Int) {
-                        self.error(Diagnostic::new(
-                            index.span,
-                            format!("table keys are numbers, found {}", ty.name()),
-                        ));
+                        self.error(Diagnostic::new(index.span, format!("table keys are numbers, found {}", ty.name())));
                         return None;
                     }
-                    return Some(Lowered::Value(
-                        ir::Expr::Lookup(Box::new(key), entries),
-                        Ty::Str,
-                    ));
+                    return Some(Lowered::Value(ir::Expr::Lookup(Box::new(key), entries), Ty::Str));
                 }
                 let ExprKind::Str(key) = &index.kind else {
                     self.error(Diagnostic::new(
@@ -718,65 +578,35 @@ impl Checker {
                         p.segments.push(key.clone());
                         Lowered::Path(p)
                     }
-                    Lowered::Row(slot, coll) => Lowered::Path(PathRef {
-                        base: Base::Row(slot, coll),
-                        segments: vec![key.clone()],
-                    }),
+                    Lowered::Row(slot, coll) => {
+                        Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![key.clone()] })
+                    }
                     _ => {
-                        self.error(Diagnostic::new(
-                            index.span,
-                            "`[...]` needs an object or a table on its left",
-                        ));
+                        self.error(Diagnostic::new(index.span, "`[...]` needs an object or a table on its left"));
                         return None;
                     }
                 }
             }
-            ExprKind::Not(inner) => Lowered::Value(
-                ir::Expr::Not(Box::new(self.condition(inner, env)?)),
-                Ty::Bool,
-            ),
+            ExprKind::Not(inner) => Lowered::Value(ir::Expr::Not(Box::new(self.condition(inner, env)?)), Ty::Bool),
             ExprKind::Neg(inner) => {
                 let l = self.lower(inner, env)?;
                 let (v, ty) = self.value(l, inner.span, None)?;
                 self.numeric(ty, inner.span)?;
-                Lowered::Value(
-                    ir::Expr::Arith(
-                        Arith::Sub,
-                        Box::new(ir::Expr::Const(tag::INT, 0)),
-                        Box::new(v),
-                    ),
-                    ty,
-                )
+                Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Const(tag::INT, 0)), Box::new(v)), ty)
             }
             ExprKind::Binary(op, a, b) => return self.binary(*op, a, b, span, env),
             ExprKind::Call(name, args) => return self.call(name, args, span, env),
             ExprKind::Quantifier(kind, var, list, cond) => {
                 if *kind == Quant::First {
                     self.error(
-                        Diagnostic::new(
-                            span,
-                            "`first(...)` gives a list element: bind it with `let`",
-                        )
-                        .with_help("write `let e = first(...)`, then use `e.message`"),
+                        Diagnostic::new(span, "`first(...)` gives a list element: bind it with `let`")
+                            .with_help("write `let e = first(...)`, then use `e.message`"),
                     );
                     return None;
                 }
                 let (collection, parent, slot, cond) = self.quantified(var, list, cond, env)?;
-                let ty = if *kind == Quant::Count {
-                    Ty::Int
-                } else {
-                    Ty::Bool
-                };
-                Lowered::Value(
-                    ir::Expr::Quantifier {
-                        kind: *kind,
-                        collection,
-                        parent,
-                        slot,
-                        cond: Box::new(cond),
-                    },
-                    ty,
-                )
+                let ty = if *kind == Quant::Count { Ty::Int } else { Ty::Bool };
+                Lowered::Value(ir::Expr::Quantifier { kind: *kind, collection, parent, slot, cond: Box::new(cond) }, ty)
             }
         })
     }
@@ -785,31 +615,17 @@ impl Checker {
         if ty.numeric() {
             Some(())
         } else {
-            self.error(Diagnostic::new(
-                span,
-                format!("expected a number, found {}", ty.name()),
-            ));
+            self.error(Diagnostic::new(span, format!("expected a number, found {}", ty.name())));
             None
         }
     }
 
-    fn binary(
-        &mut self,
-        op: BinOp,
-        a: &ast::Expr,
-        b: &ast::Expr,
-        span: Span,
-        env: &mut Env,
-    ) -> Option<Lowered> {
+    fn binary(&mut self, op: BinOp, a: &ast::Expr, b: &ast::Expr, span: Span, env: &mut Env) -> Option<Lowered> {
         match op {
             BinOp::And | BinOp::Or => {
                 let (x, y) = (self.condition(a, env), self.condition(b, env));
                 let (x, y) = (Box::new(x?), Box::new(y?));
-                let v = if op == BinOp::And {
-                    ir::Expr::And(x, y)
-                } else {
-                    ir::Expr::Or(x, y)
-                };
+                let v = if op == BinOp::And { ir::Expr::And(x, y) } else { ir::Expr::Or(x, y) };
                 Some(Lowered::Value(v, Ty::Bool))
             }
             BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Matches => {
@@ -824,26 +640,15 @@ impl Checker {
                     && let Err(e) = regex::Regex::new(lit)
                 {
                     let msg = e.to_string();
-                    let last = msg
-                        .lines()
-                        .last()
-                        .unwrap_or("invalid regular expression")
-                        .trim()
-                        .to_string();
+                    let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
                     self.error(Diagnostic::new(
                         b.span,
-                        format!(
-                            "invalid regular expression: {}",
-                            last.trim_start_matches("error: ")
-                        ),
+                        format!("invalid regular expression: {}", last.trim_start_matches("error: ")),
                     ));
                     return None;
                 }
                 let Lowered::Path(p) = self.lower(a, env)? else {
-                    self.error(Diagnostic::new(
-                        a.span,
-                        format!("`{}` needs a field on its left", op.symbol()),
-                    ));
+                    self.error(Diagnostic::new(a.span, format!("`{}` needs a field on its left", op.symbol())));
                     return None;
                 };
                 if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {
@@ -879,10 +684,7 @@ impl Checker {
                                 Some(prev) => ir::Expr::Or(Box::new(prev), Box::new(eq)),
                             });
                         }
-                        Some(Lowered::Value(
-                            acc.unwrap_or(ir::Expr::Const(tag::BOOL, 0)),
-                            Ty::Bool,
-                        ))
+                        Some(Lowered::Value(acc.unwrap_or(ir::Expr::Const(tag::BOOL, 0)), Ty::Bool))
                     }
                     Lowered::Range(lo, hi) => {
                         let (x, tx) = self.value(left, a.span, None)?;
@@ -890,19 +692,13 @@ impl Checker {
                             self.error(
                                 Diagnostic::new(
                                     a.span,
-                                    format!(
-                                        "a version range needs a version on its left, found {}",
-                                        tx.name()
-                                    ),
+                                    format!("a version range needs a version on its left, found {}", tx.name()),
                                 )
                                 .with_help("wrap the field in `version(...)`"),
                             );
                             return None;
                         }
-                        Some(Lowered::Value(
-                            ir::Expr::InRange(Box::new(x), lo, hi),
-                            Ty::Bool,
-                        ))
+                        Some(Lowered::Value(ir::Expr::InRange(Box::new(x), lo, hi), Ty::Bool))
                     }
                     _ => {
                         self.error(Diagnostic::new(
@@ -920,24 +716,15 @@ impl Checker {
                     let eq = op == BinOp::Eq;
                     match (&left, &right) {
                         (Lowered::Null, Lowered::Null) => {
-                            return Some(Lowered::Value(
-                                ir::Expr::Const(tag::BOOL, i64::from(eq)),
-                                Ty::Bool,
-                            ));
+                            return Some(Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(eq)), Ty::Bool));
                         }
                         (Lowered::Null, _) => {
                             let (v, _) = self.value(right, b.span, None)?;
-                            return Some(Lowered::Value(
-                                ir::Expr::IsNull(Box::new(v), eq),
-                                Ty::Bool,
-                            ));
+                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
                         }
                         (_, Lowered::Null) => {
                             let (v, _) = self.value(left, a.span, None)?;
-                            return Some(Lowered::Value(
-                                ir::Expr::IsNull(Box::new(v), eq),
-                                Ty::Bool,
-                            ));
+                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
                         }
                         _ => {}
                     }
@@ -964,16 +751,19 @@ impl Checker {
                 };
                 if let Some(cmp) = cmp {
                     if !tx.comparable(ty) {
-                        self.error(Diagnostic::new(
-                            span,
-                            format!("cannot compare {} with {}", tx.name(), ty.name()),
-                        ));
+                        self.error(Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name())));
                         return None;
                     }
                     if !matches!(cmp, Cmp::Eq | Cmp::Ne)
                         && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool))
                     {
-                        self.error(Diagnostic::new(span, format!("`{}` orders numbers, versions, quantities and times, not strings or booleans", op.symbol())));
+                        self.error(Diagnostic::new(
+                            span,
+                            format!(
+                                "`{}` orders numbers, versions, quantities and times, not strings or booleans",
+                                op.symbol()
+                            ),
+                        ));
                         return None;
                     }
                     return Some(Lowered::Value(ir::Expr::Compare(cmp, x, y), Ty::Bool));
@@ -997,22 +787,11 @@ impl Checker {
         }
     }
 
-    fn call(
-        &mut self,
-        name: &ast::Ident,
-        args: &[ast::Expr],
-        span: Span,
-        env: &mut Env,
-    ) -> Option<Lowered> {
-        const FUNCTIONS: [&str; 7] = [
-            "has", "age", "time", "version", "quantity", "len", "coalesce",
-        ];
+    fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
+        const FUNCTIONS: [&str; 7] = ["has", "age", "time", "version", "quantity", "len", "coalesce"];
         if name.name == "coalesce" {
             if args.len() < 2 {
-                self.error(Diagnostic::new(
-                    span,
-                    "`coalesce` takes two or more arguments",
-                ));
+                self.error(Diagnostic::new(span, "`coalesce` takes two or more arguments"));
                 return None;
             }
             let mut values = Vec::new();
@@ -1023,10 +802,7 @@ impl Checker {
                 if ty == Ty::Any {
                     ty = t;
                 } else if !ty.comparable(t) {
-                    self.error(Diagnostic::new(
-                        a.span,
-                        format!("`coalesce` mixes {} and {}", ty.name(), t.name()),
-                    ));
+                    self.error(Diagnostic::new(a.span, format!("`coalesce` mixes {} and {}", ty.name(), t.name())));
                     return None;
                 }
                 values.push(v);
@@ -1042,19 +818,13 @@ impl Checker {
             return None;
         }
         let [arg] = args else {
-            self.error(Diagnostic::new(
-                span,
-                format!("`{}` takes one argument", name.name),
-            ));
+            self.error(Diagnostic::new(span, format!("`{}` takes one argument", name.name)));
             return None;
         };
         let Lowered::Path(p) = self.lower(arg, env)? else {
             self.error(Diagnostic::new(
                 arg.span,
-                format!(
-                    "`{}` needs a field, such as `pod.metadata.creationTimestamp`",
-                    name.name
-                ),
+                format!("`{}` needs a field, such as `pod.metadata.creationTimestamp`", name.name),
             ));
             return None;
         };
@@ -1063,16 +833,10 @@ impl Checker {
             return None;
         }
         Some(match name.name.as_str() {
-            "has" => Lowered::Value(
-                ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)), false),
-                Ty::Bool,
-            ),
+            "has" => Lowered::Value(ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)), false), Ty::Bool),
             "age" => {
                 let t = self.input(&p, Derive::Timestamp);
-                Lowered::Value(
-                    ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Now), Box::new(t)),
-                    Ty::Duration,
-                )
+                Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Now), Box::new(t)), Ty::Duration)
             }
             "time" => Lowered::Value(self.input(&p, Derive::Timestamp), Ty::Time),
             "version" => Lowered::Value(self.input(&p, Derive::Version), Ty::Version),

@@ -3,12 +3,12 @@
 //! projected columns in linear memory and writes findings with a bump allocator.
 
 use wasm_encoder::{
-    BlockType, CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function,
-    FunctionSection, GlobalSection, GlobalType, Instruction as I, MemArg, MemorySection,
-    MemoryType, Module, TypeSection, ValType,
+    BlockType, CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection,
+    GlobalSection, GlobalType, Instruction as I, MemArg, MemorySection, MemoryType, Module, TypeSection, ValType,
 };
 
 use crate::ast::Quant;
+use crate::component::INTERFACE;
 use crate::ir::{Arith, Cmp, Expr, Let, Pack, Row};
 use crate::pack::{Derive, PluginInfo, RuleInfo, Scope, Severity, Text, tag};
 
@@ -33,19 +33,12 @@ const G_OUT_LEN: u32 = 2;
 const G_OUT_CAP: u32 = 3;
 
 fn mem(offset: u64, align: u32) -> MemArg {
-    MemArg {
-        offset,
-        align,
-        memory_index: 0,
-    }
+    MemArg { offset, align, memory_index: 0 }
 }
 
 /// Builds the core module for a checked pack.
 pub fn module(pack: &Pack) -> Vec<u8> {
-    let mut data = Data {
-        base: STATIC_BASE,
-        bytes: Vec::new(),
-    };
+    let mut data = Data { base: STATIC_BASE, bytes: Vec::new() };
     let info_addr = write_plugin_info(&mut data, &pack.info);
     let ret_area = data.alloc(8, 4);
     let heap_start = (STATIC_BASE + data.bytes.len() as u32 + 7) & !7;
@@ -55,9 +48,7 @@ pub fn module(pack: &Pack) -> Vec<u8> {
     types.ty().function([I32, I32, I32, I32], [I32]); // 0 realloc
     types.ty().function([I32, I32], [I32]); // 1 alloc
     types.ty().function([], [I32]); // 2 describe
-    types
-        .ty()
-        .function([I32, I64, I32, I32, I32, I32, I32, I32, I32, I32], [I32]); // 3 evaluate
+    types.ty().function([I32, I64, I32, I32, I32, I32, I32, I32, I32, I32], [I32]); // 3 evaluate
     types.ty().function([I32, I64, I32, I64, I32], [I32]); // 4 cmp
     types.ty().function([I32, I32, I32, I32, I32, I32], []); // 5 push
     let mut funcs = FunctionSection::new();
@@ -66,19 +57,9 @@ pub fn module(pack: &Pack) -> Vec<u8> {
     }
     let mut memories = MemorySection::new();
     let pages = u64::from(heap_start.div_ceil(65536)).max(1);
-    memories.memory(MemoryType {
-        minimum: pages,
-        maximum: None,
-        memory64: false,
-        shared: false,
-        page_size_log2: None,
-    });
+    memories.memory(MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None });
     let mut globals = GlobalSection::new();
-    let g = GlobalType {
-        val_type: I32,
-        mutable: true,
-        shared: false,
-    };
+    let g = GlobalType { val_type: I32, mutable: true, shared: false };
     globals.global(g, &ConstExpr::i32_const(heap_start as i32));
     for _ in 0..3 {
         globals.global(g, &ConstExpr::i32_const(0));
@@ -86,16 +67,13 @@ pub fn module(pack: &Pack) -> Vec<u8> {
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
     exports.export("cabi_realloc", ExportKind::Func, F_REALLOC);
-    exports.export("describe", ExportKind::Func, F_DESCRIBE);
-    exports.export("evaluate", ExportKind::Func, F_EVALUATE);
+    exports.export(&format!("{INTERFACE}#describe"), ExportKind::Func, F_DESCRIBE);
+    exports.export(&format!("{INTERFACE}#evaluate"), ExportKind::Func, F_EVALUATE);
 
     let mut code = CodeSection::new();
     code.function(&realloc_fn());
     code.function(&alloc_fn());
-    code.function(&finish(
-        Vec::new(),
-        vec![I::I32Const(info_addr as i32), I::End],
-    ));
+    code.function(&finish(Vec::new(), vec![I::I32Const(info_addr as i32), I::End]));
     code.function(&Eval::new(pack).function(ret_area));
     code.function(&cmp_fn());
     code.function(&push_fn());
@@ -149,10 +127,7 @@ fn realloc_fn() -> Function {
             I::LocalGet(p),
             I::LocalGet(old),
             I::LocalGet(old_size),
-            I::MemoryCopy {
-                src_mem: 0,
-                dst_mem: 0,
-            },
+            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
             I::End,
             I::LocalGet(p),
             I::End,
@@ -260,17 +235,7 @@ fn cmp_fn() -> Function {
         I::Return,
         I::End,
     ];
-    for (k, ins) in [
-        I::I64Eq,
-        I::I64Ne,
-        I::I64LtS,
-        I::I64LeS,
-        I::I64GtS,
-        I::I64GeS,
-    ]
-    .into_iter()
-    .enumerate()
-    {
+    for (k, ins) in [I::I64Eq, I::I64Ne, I::I64LtS, I::I64LeS, I::I64GtS, I::I64GeS].into_iter().enumerate() {
         body.extend([
             I::LocalGet(op),
             I::I32Const(k as i32),
@@ -308,10 +273,7 @@ fn cmp_fn() -> Function {
             I::End,
         ]);
     }
-    for (k, ins) in [I::F64Eq, I::F64Ne, I::F64Lt, I::F64Le, I::F64Gt, I::F64Ge]
-        .into_iter()
-        .enumerate()
-    {
+    for (k, ins) in [I::F64Eq, I::F64Ne, I::F64Lt, I::F64Le, I::F64Gt, I::F64Ge].into_iter().enumerate() {
         body.extend([
             I::LocalGet(op),
             I::I32Const(k as i32),
@@ -357,10 +319,7 @@ fn push_fn() -> Function {
             I::GlobalGet(G_OUT_LEN),
             I::I32Const(size),
             I::I32Mul,
-            I::MemoryCopy {
-                src_mem: 0,
-                dst_mem: 0,
-            },
+            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
             I::LocalGet(new_ptr),
             I::GlobalSet(G_OUT_PTR),
             I::LocalGet(new_cap),
@@ -467,11 +426,7 @@ impl<'p> Eval<'p> {
         }
         for j in 0..self.pack.info.collections.len() as u32 {
             let o = self.local(ValType::I32);
-            self.emit([
-                I::LocalGet(P_COLLECTIONS),
-                I::I32Load(mem(u64::from(j) * 8, 2)),
-                I::LocalSet(o),
-            ]);
+            self.emit([I::LocalGet(P_COLLECTIONS), I::I32Load(mem(u64::from(j) * 8, 2)), I::LocalSet(o)]);
             self.offsets.push(o);
         }
         for (index, rule) in self.pack.rules.iter().enumerate() {
@@ -492,49 +447,22 @@ impl<'p> Eval<'p> {
 
     fn rule(&mut self, index: u32, rule: &crate::ir::Rule) {
         let case = self.case;
-        self.emit([
-            I::I32Const(0),
-            I::LocalSet(case),
-            I::Block(BlockType::Empty),
-            I::Loop(BlockType::Empty),
-        ]);
-        self.emit([
-            I::LocalGet(case),
-            I::LocalGet(P_CASES),
-            I::I32GeU,
-            I::BrIf(1),
-        ]);
+        self.emit([I::I32Const(0), I::LocalSet(case), I::Block(BlockType::Empty), I::Loop(BlockType::Empty)]);
+        self.emit([I::LocalGet(case), I::LocalGet(P_CASES), I::I32GeU, I::BrIf(1)]);
         match rule.each {
             Some((coll, slot)) => {
                 let start = self.local(ValType::I32);
-                self.rows(coll, Row::Case, slot, start, |e| {
-                    e.rule_body(index, rule, Some((slot, start)))
-                });
+                self.rows(coll, Row::Case, slot, start, |e| e.rule_body(index, rule, Some((slot, start))));
             }
             None => self.rule_body(index, rule, None),
         }
-        self.emit([
-            I::LocalGet(case),
-            I::I32Const(1),
-            I::I32Add,
-            I::LocalSet(case),
-            I::Br(0),
-            I::End,
-            I::End,
-        ]);
+        self.emit([I::LocalGet(case), I::I32Const(1), I::I32Add, I::LocalSet(case), I::Br(0), I::End, I::End]);
     }
 
     /// Loops `slot` over the rows of `coll` under `parent`, running `body` for
     /// each; `body` may `br 1` to leave the loop early. `start` receives the
     /// first row index.
-    fn rows(
-        &mut self,
-        coll: u32,
-        parent: Row,
-        slot: u32,
-        start: u32,
-        body: impl FnOnce(&mut Self),
-    ) {
+    fn rows(&mut self, coll: u32, parent: Row, slot: u32, start: u32, body: impl FnOnce(&mut Self)) {
         let end = self.local(ValType::I32);
         let offsets = self.offsets[coll as usize];
         let slot_local = self.row_slots[slot as usize];
@@ -598,12 +526,7 @@ impl<'p> Eval<'p> {
         self.emit([I::If(BlockType::Empty)]);
         let n = rule.args.len() as i32;
         let args = self.local(ValType::I32);
-        self.emit([
-            I::I32Const(n * VALUE_SIZE),
-            I::I32Const(8),
-            I::Call(F_ALLOC),
-            I::LocalSet(args),
-        ]);
+        self.emit([I::I32Const(n * VALUE_SIZE), I::I32Const(8), I::Call(F_ALLOC), I::LocalSet(args)]);
         for (j, a) in rule.args.iter().enumerate() {
             let (t, v) = self.value(a);
             let at = j as u64 * VALUE_SIZE as u64;
@@ -624,12 +547,9 @@ impl<'p> Eval<'p> {
         }
         self.emit([I::LocalGet(self.case), I::I32Const(index as i32)]);
         match container {
-            Some((slot, start)) => self.emit([
-                I::I32Const(1),
-                I::LocalGet(self.row_slots[slot as usize]),
-                I::LocalGet(start),
-                I::I32Sub,
-            ]),
+            Some((slot, start)) => {
+                self.emit([I::I32Const(1), I::LocalGet(self.row_slots[slot as usize]), I::LocalGet(start), I::I32Sub])
+            }
             None => self.emit([I::I32Const(0), I::I32Const(0)]),
         }
         self.emit([I::LocalGet(args), I::I32Const(n), I::Call(F_PUSH), I::End]);
@@ -640,32 +560,16 @@ impl<'p> Eval<'p> {
             Let::Value(slot, e) => {
                 let (t, v) = self.value(e);
                 let (st, sv) = self.value_slots[*slot as usize];
-                self.emit([
-                    I::LocalGet(t),
-                    I::LocalSet(st),
-                    I::LocalGet(v),
-                    I::LocalSet(sv),
-                ]);
+                self.emit([I::LocalGet(t), I::LocalSet(st), I::LocalGet(v), I::LocalSet(sv)]);
             }
-            Let::FirstRow {
-                slot,
-                collection,
-                parent,
-                cond,
-            } => {
+            Let::FirstRow { slot, collection, parent, cond } => {
                 let found = self.local(ValType::I32);
                 let start = self.local(ValType::I32);
                 let slot_local = self.row_slots[*slot as usize];
                 self.emit([I::I32Const(-1), I::LocalSet(found)]);
                 self.rows(*collection, *parent, *slot, start, |e| {
                     e.cond(cond);
-                    e.emit([
-                        I::If(BlockType::Empty),
-                        I::LocalGet(slot_local),
-                        I::LocalSet(found),
-                        I::Br(2),
-                        I::End,
-                    ]);
+                    e.emit([I::If(BlockType::Empty), I::LocalGet(slot_local), I::LocalSet(found), I::Br(2), I::End]);
                 });
                 self.emit([I::LocalGet(found), I::LocalSet(slot_local)]);
             }
@@ -688,11 +592,7 @@ impl<'p> Eval<'p> {
             }
             Expr::Or(a, b) => {
                 self.cond(a);
-                self.emit([
-                    I::If(BlockType::Result(ValType::I32)),
-                    I::I32Const(1),
-                    I::Else,
-                ]);
+                self.emit([I::If(BlockType::Result(ValType::I32)), I::I32Const(1), I::Else]);
                 self.cond(b);
                 self.emit([I::End]);
             }
@@ -739,13 +639,7 @@ impl<'p> Eval<'p> {
                     I::I32And,
                 ]);
             }
-            Expr::Quantifier {
-                kind: kind @ (Quant::Any | Quant::All),
-                collection,
-                parent,
-                slot,
-                cond,
-            } => {
+            Expr::Quantifier { kind: kind @ (Quant::Any | Quant::All), collection, parent, slot, cond } => {
                 let result = self.local(ValType::I32);
                 let start = self.local(ValType::I32);
                 let all = *kind == Quant::All;
@@ -787,18 +681,8 @@ impl<'p> Eval<'p> {
         }
         let (t, v) = (self.local(ValType::I32), self.local(ValType::I64));
         match e {
-            Expr::Const(tg, val) => self.emit([
-                I::I32Const(*tg),
-                I::LocalSet(t),
-                I::I64Const(*val),
-                I::LocalSet(v),
-            ]),
-            Expr::Now => self.emit([
-                I::I32Const(tag::INT),
-                I::LocalSet(t),
-                I::LocalGet(P_NOW),
-                I::LocalSet(v),
-            ]),
+            Expr::Const(tg, val) => self.emit([I::I32Const(*tg), I::LocalSet(t), I::I64Const(*val), I::LocalSet(v)]),
+            Expr::Now => self.emit([I::I32Const(tag::INT), I::LocalSet(t), I::LocalGet(P_NOW), I::LocalSet(v)]),
             Expr::Column(input, row) => {
                 let (tags, values) = self.columns[*input as usize];
                 let r = self.local(ValType::I32);
@@ -876,13 +760,7 @@ impl<'p> Eval<'p> {
                 for item in items {
                     self.emit([I::LocalGet(t), I::I32Eqz, I::If(BlockType::Empty)]);
                     let (ti, vi) = self.value(item);
-                    self.emit([
-                        I::LocalGet(ti),
-                        I::LocalSet(t),
-                        I::LocalGet(vi),
-                        I::LocalSet(v),
-                        I::End,
-                    ]);
+                    self.emit([I::LocalGet(ti), I::LocalSet(t), I::LocalGet(vi), I::LocalSet(v), I::End]);
                 }
             }
             Expr::Lookup(key, entries) => {
@@ -910,20 +788,9 @@ impl<'p> Eval<'p> {
                 }
                 self.emit([I::End]);
             }
-            Expr::Quantifier {
-                kind: Quant::Count,
-                collection,
-                parent,
-                slot,
-                cond,
-            } => {
+            Expr::Quantifier { kind: Quant::Count, collection, parent, slot, cond } => {
                 let start = self.local(ValType::I32);
-                self.emit([
-                    I::I32Const(tag::INT),
-                    I::LocalSet(t),
-                    I::I64Const(0),
-                    I::LocalSet(v),
-                ]);
+                self.emit([I::I32Const(tag::INT), I::LocalSet(t), I::I64Const(0), I::LocalSet(v)]);
                 self.rows(*collection, *parent, *slot, start, |e| {
                     e.cond(cond);
                     e.emit([I::I64ExtendI32U, I::LocalGet(v), I::I64Add, I::LocalSet(v)]);
@@ -931,12 +798,7 @@ impl<'p> Eval<'p> {
             }
             boolean => {
                 self.cond(boolean);
-                self.emit([
-                    I::I64ExtendI32U,
-                    I::LocalSet(v),
-                    I::I32Const(tag::BOOL),
-                    I::LocalSet(t),
-                ]);
+                self.emit([I::I64ExtendI32U, I::LocalSet(v), I::I32Const(tag::BOOL), I::LocalSet(t)]);
             }
         }
         (t, v)
@@ -979,14 +841,7 @@ impl Data {
         self.u32(at + 4, s.len() as u32);
     }
 
-    fn list<T>(
-        &mut self,
-        at: u32,
-        items: &[T],
-        size: usize,
-        align: usize,
-        mut write: impl FnMut(&mut Self, u32, &T),
-    ) {
+    fn list<T>(&mut self, at: u32, items: &[T], size: usize, align: usize, mut write: impl FnMut(&mut Self, u32, &T)) {
         let p = self.alloc(size * items.len(), align);
         for (i, item) in items.iter().enumerate() {
             write(self, p + (i * size) as u32, item);

@@ -32,11 +32,7 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic {
-            message: message.into(),
-            span,
-            help: None,
-        }
+        Diagnostic { message: message.into(), span, help: None }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -52,19 +48,11 @@ impl Diagnostic {
     /// `file:line:col: error: message`, the source line, a caret line and the help.
     pub fn render(&self, file: &str, source: &str) -> String {
         let (line, col) = self.line_col(source);
-        let line_start = source[..self.span.start.min(source.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let line_end = source[line_start..]
-            .find('\n')
-            .map_or(source.len(), |i| line_start + i);
+        let line_start = source[..self.span.start.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = source[line_start..].find('\n').map_or(source.len(), |i| line_start + i);
         let text = &source[line_start..line_end];
-        let width = source[self.span.start.min(line_end)
-            ..self
-                .span
-                .end
-                .min(line_end)
-                .max(self.span.start.min(line_end))]
+        let width = source
+            [self.span.start.min(line_end)..self.span.end.min(line_end).max(self.span.start.min(line_end))]
             .chars()
             .count()
             .max(1);
@@ -74,13 +62,7 @@ impl Diagnostic {
         let _ = writeln!(out, "{:gutter$}--> {file}:{line}:{col}", "");
         let _ = writeln!(out, "{:gutter$} |", "");
         let _ = writeln!(out, "{line} | {text}");
-        let _ = writeln!(
-            out,
-            "{:gutter$} | {}{}",
-            "",
-            " ".repeat(col - 1),
-            "^".repeat(width)
-        );
+        let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
         if let Some(help) = &self.help {
             let _ = writeln!(out, "{:gutter$} = help: {help}", "");
         }
@@ -92,18 +74,12 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(source.len());
     let before = &source[..offset];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.chars().count(), |i| before[i + 1..].chars().count())
-        + 1;
+    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
     (line, col)
 }
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), c))
@@ -148,10 +124,7 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(
-            did_you_mean("lastStat", ["lastState", "state", "name"]),
-            Some("lastState")
-        );
+        assert_eq!(did_you_mean("lastStat", ["lastState", "state", "name"]), Some("lastState"));
         assert_eq!(did_you_mean("zzz", ["lastState", "state"]), None);
     }
 }

@@ -40,10 +40,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
-        SourceFile {
-            name: name.into(),
-            text: text.into(),
-        }
+        SourceFile { name: name.into(), text: text.into() }
     }
 }
 
@@ -57,11 +54,7 @@ pub struct CompileError {
 }
 
 /// Parses and checks files as one pack; returns the IR and every error found.
-pub fn check_files(
-    files: &[SourceFile],
-    name: &str,
-    version: &str,
-) -> (ir::Pack, Vec<(usize, Diagnostic)>) {
+pub fn check_files(files: &[SourceFile], name: &str, version: &str) -> (ir::Pack, Vec<(usize, Diagnostic)>) {
     let mut parsed = Vec::new();
     let mut diags = Vec::new();
     for (i, f) in files.iter().enumerate() {
@@ -81,24 +74,16 @@ pub fn check_files(
 
 /// Renders diagnostics against their files.
 pub fn render(files: &[SourceFile], diags: &[(usize, Diagnostic)]) -> Vec<String> {
-    diags
-        .iter()
-        .map(|(i, d)| d.render(&files[*i].name, &files[*i].text))
-        .collect()
+    diags.iter().map(|(i, d)| d.render(&files[*i].name, &files[*i].text)).collect()
 }
 
 /// Compiles rule files into one component implementing `k8srule:plugin/rule-pack`.
 pub fn compile(files: &[SourceFile], name: &str, version: &str) -> Result<Vec<u8>, CompileError> {
     let (pack, diagnostics) = check_files(files, name, version);
     if !diagnostics.is_empty() {
-        return Err(CompileError {
-            rendered: render(files, &diagnostics),
-            diagnostics,
-        });
+        return Err(CompileError { rendered: render(files, &diagnostics), diagnostics });
     }
     let module = codegen::module(&pack);
-    component::componentize(module).map_err(|e| CompileError {
-        rendered: vec![format!("error: {e}")],
-        diagnostics: Vec::new(),
-    })
+    component::componentize(module)
+        .map_err(|e| CompileError { rendered: vec![format!("error: {e}")], diagnostics: Vec::new() })
 }

@@ -155,9 +155,7 @@ mod tests {
 
     #[test]
     fn paths_round_trip() {
-        let segs: Vec<String> = ["metadata", "labels", "app.kubernetes.io/name", "x"]
-            .map(String::from)
-            .to_vec();
+        let segs: Vec<String> = ["metadata", "labels", "app.kubernetes.io/name", "x"].map(String::from).to_vec();
         let joined = join_path(&segs);
         assert_eq!(joined, r#"metadata.labels["app.kubernetes.io/name"].x"#);
         assert_eq!(split_path(&joined), segs);

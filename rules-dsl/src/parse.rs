@@ -99,10 +99,7 @@ fn rule_name(r: Rule) -> &'static str {
 }
 
 fn ident(p: Pair<Rule>) -> Ident {
-    Ident {
-        name: p.as_str().to_string(),
-        span: p.as_span().into(),
-    }
+    Ident { name: p.as_str().to_string(), span: p.as_span().into() }
 }
 
 fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
@@ -122,11 +119,8 @@ fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
                 '"' => '"',
                 other => {
                     let at = inner_start + i;
-                    return Err(Diagnostic::new(
-                        Span::new(at, at + 2),
-                        format!("unknown escape `\\{other}`"),
-                    )
-                    .with_help("the escapes are \\n, \\t, \\\\ and \\\""));
+                    return Err(Diagnostic::new(Span::new(at, at + 2), format!("unknown escape `\\{other}`"))
+                        .with_help("the escapes are \\n, \\t, \\\\ and \\\""));
                 }
             };
             (decoded, inner_start + i)
@@ -139,19 +133,12 @@ fn string(p: Pair<Rule>) -> Result<Str, Diagnostic> {
         value.push(decoded);
     }
     offsets.push(span.end - 1);
-    Ok(Str {
-        value,
-        span,
-        offsets,
-    })
+    Ok(Str { value, span, offsets })
 }
 
 fn table(p: Pair<Rule>) -> Result<Table, Diagnostic> {
     let mut inner = p.into_inner();
-    let name = inner.next().map(ident).unwrap_or(Ident {
-        name: String::new(),
-        span: Span::default(),
-    });
+    let name = inner.next().map(ident).unwrap_or(Ident { name: String::new(), span: Span::default() });
     let mut entries = Vec::new();
     for entry in inner {
         let mut e = entry.into_inner();
@@ -164,18 +151,13 @@ fn table(p: Pair<Rule>) -> Result<Table, Diagnostic> {
 }
 
 fn int_value(p: &Pair<Rule>) -> Result<i64, Diagnostic> {
-    p.as_str()
-        .parse()
-        .map_err(|_| Diagnostic::new(p.as_span().into(), "integer out of range"))
+    p.as_str().parse().map_err(|_| Diagnostic::new(p.as_span().into(), "integer out of range"))
 }
 
 fn rule(p: Pair<Rule>) -> Result<Rule_, Diagnostic> {
     let span: Span = p.as_span().into();
     let mut inner = p.into_inner();
-    let id = inner.next().map(ident).unwrap_or(Ident {
-        name: String::new(),
-        span,
-    });
+    let id = inner.next().map(ident).unwrap_or(Ident { name: String::new(), span });
     let mut r = Rule_ {
         id,
         span,
@@ -260,12 +242,7 @@ fn rule(p: Pair<Rule>) -> Result<Rule_, Diagnostic> {
                     _ => TextKey::Evidence,
                 };
                 let zh = c.next().map(string).transpose()?;
-                r.texts.push(TextClause {
-                    key: text_key,
-                    key_span: key.as_span().into(),
-                    en: string(en)?,
-                    zh,
-                });
+                r.texts.push(TextClause { key: text_key, key_span: key.as_span().into(), en: string(en)?, zh });
             }
             Rule::ref_clause => {
                 if let Some(s) = c.next() {
@@ -297,9 +274,7 @@ fn pratt() -> PrattParser<Rule> {
             | Op::infix(Rule::ends_op, Assoc::Left)
             | Op::infix(Rule::matches_op, Assoc::Left))
         .op(Op::infix(Rule::add, Assoc::Left) | Op::infix(Rule::sub, Assoc::Left))
-        .op(Op::infix(Rule::mul, Assoc::Left)
-            | Op::infix(Rule::div, Assoc::Left)
-            | Op::infix(Rule::rem, Assoc::Left))
+        .op(Op::infix(Rule::mul, Assoc::Left) | Op::infix(Rule::div, Assoc::Left) | Op::infix(Rule::rem, Assoc::Left))
         .op(Op::prefix(Rule::neg_op))
 }
 
@@ -312,10 +287,7 @@ pub fn parse_expr(source: &str, offset: usize) -> Result<Expr, Diagnostic> {
         d
     })?;
     let Some(e) = pairs.next().and_then(|p| p.into_inner().next()) else {
-        return Err(Diagnostic::new(
-            Span::new(offset, offset + source.len()),
-            "expected an expression",
-        ));
+        return Err(Diagnostic::new(Span::new(offset, offset + source.len()), "expected an expression"));
     };
     let mut e = expr(e)?;
     shift(&mut e, offset);
@@ -384,10 +356,7 @@ fn expr(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
                 _ => BinOp::Rem,
             };
             let span = Span::new(lhs.span.start, rhs.span.end);
-            Ok(Expr {
-                kind: ExprKind::Binary(bin, Box::new(lhs), Box::new(rhs)),
-                span,
-            })
+            Ok(Expr { kind: ExprKind::Binary(bin, Box::new(lhs), Box::new(rhs)), span })
         })
         .parse(p.into_inner())
 }
@@ -427,16 +396,10 @@ fn apply_postfix(base: Expr, post: Pair<Rule>) -> Result<Expr, Diagnostic> {
 fn path_expr(p: Pair<Rule>) -> Expr {
     let mut inner = p.into_inner();
     let Some(first) = inner.next() else {
-        return Expr {
-            kind: ExprKind::Null,
-            span: Span::default(),
-        };
+        return Expr { kind: ExprKind::Null, span: Span::default() };
     };
     let id = ident(first);
-    let mut e = Expr {
-        span: id.span,
-        kind: ExprKind::Ident(id.name),
-    };
+    let mut e = Expr { span: id.span, kind: ExprKind::Ident(id.name) };
     for post in inner {
         match apply_postfix(e.clone(), post) {
             Ok(next) => e = next,
@@ -450,9 +413,7 @@ fn version(p: &Pair<Rule>) -> Result<Version, Diagnostic> {
     let mut parts = [0u32; 3];
     let mut len = 0;
     for (i, s) in p.as_str().split('.').enumerate().take(3) {
-        parts[i] = s
-            .parse()
-            .map_err(|_| Diagnostic::new(p.as_span().into(), "version part out of range"))?;
+        parts[i] = s.parse().map_err(|_| Diagnostic::new(p.as_span().into(), "version part out of range"))?;
         len = i + 1;
     }
     Ok(Version { parts, len })
@@ -468,9 +429,7 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
         Rule::unit_lit => {
             let s = p.as_str();
             let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let n = s[..digits]
-                .parse()
-                .map_err(|_| Diagnostic::new(span, "number out of range"))?;
+            let n = s[..digits].parse().map_err(|_| Diagnostic::new(span, "number out of range"))?;
             ExprKind::Unit(n, s[digits..].to_string())
         }
         Rule::version => ExprKind::Version(version(&p)?),
@@ -496,10 +455,7 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
             let (Some(kind), Some(var), Some(list), Some(cond)) =
                 (inner.next(), inner.next(), inner.next(), inner.next())
             else {
-                return Err(Diagnostic::new(
-                    span,
-                    "expected `any(x in list: condition)`",
-                ));
+                return Err(Diagnostic::new(span, "expected `any(x in list: condition)`"));
             };
             let q = match kind.as_str() {
                 "any" => Quant::Any,
@@ -507,12 +463,7 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
                 "count" => Quant::Count,
                 _ => Quant::First,
             };
-            ExprKind::Quantifier(
-                q,
-                ident(var),
-                Box::new(path_expr(list)),
-                Box::new(expr(cond)?),
-            )
+            ExprKind::Quantifier(q, ident(var), Box::new(path_expr(list)), Box::new(expr(cond)?))
         }
         _ => return Err(Diagnostic::new(span, "expected an expression")),
     };
@@ -530,13 +481,10 @@ mod tests {
         let rule = &f.as_ref().map(|f| f.rules.len()).ok();
         assert_eq!(*rule, Some(1));
         let Ok(f) = f else { return };
-        let Some(ExprKind::Binary(BinOp::Or, lhs, _)) = f.rules[0].when.as_ref().map(|e| &e.kind)
-        else {
+        let Some(ExprKind::Binary(BinOp::Or, lhs, _)) = f.rules[0].when.as_ref().map(|e| &e.kind) else {
             unreachable!("top is or: {:?}", f.rules[0].when)
         };
-        let ExprKind::Binary(BinOp::And, not, _) = &lhs.kind else {
-            unreachable!("and under or")
-        };
+        let ExprKind::Binary(BinOp::And, not, _) = &lhs.kind else { unreachable!("and under or") };
         assert!(matches!(not.kind, ExprKind::Not(_)));
     }
 
@@ -544,10 +492,7 @@ mod tests {
     fn syntax_error_names_what_was_expected() {
         let src = "rule a {\n  severity bad\n}";
         let Err(d) = parse(src) else { unreachable!() };
-        assert_eq!(
-            d.message,
-            "expected `info`, `warning`, `error` or `critical`"
-        );
+        assert_eq!(d.message, "expected `info`, `warning`, `error` or `critical`");
         assert_eq!(d.line_col(src), (2, 12));
     }
 }

@@ -112,40 +112,26 @@ fn step(cur: &Shape, seg: &str) -> Result<Shape, SchemaError> {
                 None => {
                     let help = did_you_mean(seg, fields.iter().map(|(f, _)| f.as_str()))
                         .map(|s| format!("did you mean `{s}`?"));
-                    Err(SchemaError {
-                        message: format!("`{seg}` is not a field of {}", article(name)),
-                        help,
-                    })
+                    Err(SchemaError { message: format!("`{seg}` is not a field of {}", article(name)), help })
                 }
             }
         }
         Shape::List(_) => Err(SchemaError {
             message: format!("`{seg}` is read from a list"),
-            help: Some(
-                "iterate the list with a quantifier, e.g. `any(x in list: x.field == ...)`"
-                    .to_string(),
-            ),
+            help: Some("iterate the list with a quantifier, e.g. `any(x in list: x.field == ...)`".to_string()),
         }),
-        Shape::Scalar(_) => Err(SchemaError {
-            message: format!("`{seg}` is read from a value that has no fields"),
-            help: None,
-        }),
+        Shape::Scalar(_) => {
+            Err(SchemaError { message: format!("`{seg}` is read from a value that has no fields"), help: None })
+        }
     }
 }
 
 fn article(type_name: &str) -> String {
     let readable = match type_name {
-        "Case" => {
-            "a rule's scope (pod, node, containers, events, owners, controlPlane, nodeLogs, now)"
-                .to_string()
-        }
+        "Case" => "a rule's scope (pod, node, containers, events, owners, controlPlane, nodeLogs, now)".to_string(),
         other => format!("`{other}`"),
     };
-    if type_name == "Case" {
-        readable
-    } else {
-        format!("type {readable}")
-    }
+    if type_name == "Case" { readable } else { format!("type {readable}") }
 }
 
 /// The type of the value at a path; lists and objects read as `Any`.
@@ -176,28 +162,16 @@ mod tests {
     #[test]
     fn known_paths_have_types() {
         assert_eq!(
-            type_of(
-                &segs("lastState.terminated.exitCode"),
-                Some("containers".into())
-            )
-            .ok(),
+            type_of(&segs("lastState.terminated.exitCode"), Some("containers".into())).ok(),
             Some(FieldType::Int)
         );
-        assert_eq!(
-            type_of(&segs("pod.metadata.labels[\"a.b/c\"]"), None).ok(),
-            Some(FieldType::Any)
-        );
-        assert_eq!(
-            type_of(&segs("message"), Some("containers[].events".into())).ok(),
-            Some(FieldType::Str)
-        );
+        assert_eq!(type_of(&segs("pod.metadata.labels[\"a.b/c\"]"), None).ok(), Some(FieldType::Any));
+        assert_eq!(type_of(&segs("message"), Some("containers[].events".into())).ok(), Some(FieldType::Str));
     }
 
     #[test]
     fn unknown_field_suggests() {
-        let e = type_of(&segs("lastStat.terminated"), Some("containers".into()))
-            .err()
-            .unwrap();
+        let e = type_of(&segs("lastStat.terminated"), Some("containers".into())).err().unwrap();
         assert_eq!(e.message, "`lastStat` is not a field of type `Container`");
         assert_eq!(e.help.as_deref(), Some("did you mean `lastState`?"));
     }

@@ -5,10 +5,7 @@ use k8srule_tests::{k8srule, root};
 const NOW: &str = "2024-05-01T12:00:00Z";
 
 fn example() -> String {
-    root()
-        .join("examples/snapshots/crashloop.json")
-        .display()
-        .to_string()
+    root().join("examples/snapshots/crashloop.json").display().to_string()
 }
 
 #[test]
@@ -43,26 +40,12 @@ rule my.oom {
 "#,
     )
     .unwrap();
-    let (code, out, err) = k8srule(&[
-        "diagnose",
-        "-f",
-        &example(),
-        "--now",
-        NOW,
-        "--no-builtin",
-        "--rules",
-        &rule.display().to_string(),
-    ]);
+    let (code, out, err) =
+        k8srule(&["diagnose", "-f", &example(), "--now", NOW, "--no-builtin", "--rules", &rule.display().to_string()]);
     assert_eq!(code, 0, "{err}");
-    assert!(
-        out.contains("container app of web-7d4b9c-x2x9k was OOMKilled (limit 256Mi)"),
-        "{out}"
-    );
+    assert!(out.contains("container app of web-7d4b9c-x2x9k was OOMKilled (limit 256Mi)"), "{out}");
     assert!(out.contains("evidence: exit code 137"), "{out}");
-    assert!(
-        out.ends_with("4 pods diagnosed, 1 unhealthy: cgroup-oom 1\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("4 pods diagnosed, 1 unhealthy: cgroup-oom 1\n"), "{out}");
 }
 
 #[test]
@@ -79,16 +62,12 @@ fn a_broken_snapshot_is_an_input_error_with_its_place() {
 fn a_bad_rule_file_is_an_input_error_with_a_caret() {
     let dir = tempfile::tempdir().unwrap();
     let rule = dir.path().join("bad.k8srule");
-    std::fs::write(&rule, "rule bad {\n  cause \"x\"\n  severity error\n  when pod.status.phse == \"Running\"\n  title \"t\"\n}\n").unwrap();
-    let (code, _, err) = k8srule(&[
-        "diagnose",
-        "-f",
-        &example(),
-        "--now",
-        NOW,
-        "--rules",
-        &rule.display().to_string(),
-    ]);
+    std::fs::write(
+        &rule,
+        "rule bad {\n  cause \"x\"\n  severity error\n  when pod.status.phse == \"Running\"\n  title \"t\"\n}\n",
+    )
+    .unwrap();
+    let (code, _, err) = k8srule(&["diagnose", "-f", &example(), "--now", NOW, "--rules", &rule.display().to_string()]);
     assert_eq!(code, 2);
     let err = err.replace(&dir.path().display().to_string(), "DIR");
     insta::assert_snapshot!(err, @r#"
@@ -108,10 +87,7 @@ fn usage_errors_exit_2() {
     assert!(err.contains("--filename <PATH>"), "{err}");
     let (code, _, err) = k8srule(&["diagnose", "-f", &example(), "--now", "yesterday"]);
     assert_eq!(code, 2);
-    assert_eq!(
-        err,
-        "--now: `yesterday` is not an RFC 3339 time such as 2024-05-01T12:00:00Z\n"
-    );
+    assert_eq!(err, "--now: `yesterday` is not an RFC 3339 time such as 2024-05-01T12:00:00Z\n");
 }
 
 #[test]
@@ -130,12 +106,7 @@ fn compiled_pack_runs_like_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let wasm = dir.path().join("pack.wasm");
     let builtin = root().join("plugins/builtin");
-    let (code, _, err) = k8srule(&[
-        "compile",
-        &builtin.display().to_string(),
-        "-o",
-        &wasm.display().to_string(),
-    ]);
+    let (code, _, err) = k8srule(&["compile", &builtin.display().to_string(), "-o", &wasm.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     let from_wasm = k8srule(&[
         "diagnose",
@@ -162,29 +133,14 @@ fn compiled_pack_runs_like_its_source() {
         "json",
     ]);
     assert_eq!(from_wasm.0, 0, "{}", from_wasm.2);
-    let strip = |s: &str| {
-        s.lines()
-            .filter(|l| !l.contains("\"pack\""))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let strip = |s: &str| s.lines().filter(|l| !l.contains("\"pack\"")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&from_wasm.1), strip(&from_source.1));
-    assert!(
-        from_wasm
-            .1
-            .contains("\"rule\": \"states.crashloopbackoff\"")
-    );
+    assert!(from_wasm.1.contains("\"rule\": \"states.crashloopbackoff\""));
 }
 
 #[test]
 fn builtin_rule_fixtures_pass() {
-    let (code, out, _) = k8srule(&[
-        "test",
-        &root().join("plugins/builtin").display().to_string(),
-    ]);
+    let (code, out, _) = k8srule(&["test", &root().join("plugins/builtin").display().to_string()]);
     assert_eq!(code, 0, "{out}");
-    assert!(
-        out.lines().last().is_some_and(|l| l.ends_with(" 0 failed")),
-        "{out}"
-    );
+    assert!(out.lines().last().is_some_and(|l| l.ends_with(" 0 failed")), "{out}");
 }

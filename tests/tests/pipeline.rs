@@ -74,15 +74,10 @@ items:
 
 #[test]
 fn compiled_rules_are_valid_components_and_diagnose() {
-    let wasm =
-        k8srule_dsl::compile(&[SourceFile::new("demo.k8srule", RULE)], "demo", "1.0.0").unwrap();
+    let wasm = k8srule_dsl::compile(&[SourceFile::new("demo.k8srule", RULE)], "demo", "1.0.0").unwrap();
     wasmparser::Validator::new().validate_all(&wasm).unwrap();
 
-    let d = Diagnoser::builder()
-        .builtin(false)
-        .pack_bytes("demo", wasm)
-        .build()
-        .unwrap();
+    let d = Diagnoser::builder().builtin(false).pack_bytes("demo", wasm).build().unwrap();
     let now = k8srule_host::snapshot::parse_time("2024-05-01T12:00:00Z").unwrap();
     let mut s = Snapshot::new(now);
     s.add_text("snap.yaml", SNAPSHOT).unwrap();
@@ -92,15 +87,7 @@ fn compiled_rules_are_valid_components_and_diagnose() {
     let got: Vec<Row> = report
         .findings
         .iter()
-        .map(|f| {
-            (
-                f.rule.clone(),
-                f.cause.clone(),
-                f.container.clone(),
-                f.title.clone(),
-                f.evidence.clone(),
-            )
-        })
+        .map(|f| (f.rule.clone(), f.cause.clone(), f.container.clone(), f.title.clone(), f.evidence.clone()))
         .collect();
     let s = |x: &str| x.to_string();
     assert_eq!(
@@ -120,20 +107,8 @@ fn compiled_rules_are_valid_components_and_diagnose() {
                 s("container c was killed by SIGKILL (exit code 137)"),
                 vec![]
             ),
-            (
-                s("demo.old-kubelet"),
-                s("kubelet-old"),
-                None,
-                s("old kubelet v1.10.7"),
-                vec![]
-            ),
-            (
-                s("demo.age"),
-                s("stuck-terminating"),
-                None,
-                s("deleted 10 minutes ago"),
-                vec![]
-            ),
+            (s("demo.old-kubelet"), s("kubelet-old"), None, s("old kubelet v1.10.7"), vec![]),
+            (s("demo.age"), s("stuck-terminating"), None, s("deleted 10 minutes ago"), vec![]),
         ]
     );
 }

@@ -11,30 +11,16 @@ fn rust_guest_built_with_wit_bindgen_runs_in_the_host() {
     let dir = root().join("examples/rust-plugin");
     let target = root().join("target/guests");
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--target",
-            "wasm32-unknown-unknown",
-        ])
+        .args(["build", "--release", "--quiet", "--target", "wasm32-unknown-unknown"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", &target)
         .status()
         .expect("cargo runs");
-    assert!(
-        status.success(),
-        "the example plugin builds (needs `rustup target add wasm32-unknown-unknown`)"
-    );
-    let module =
-        std::fs::read(target.join("wasm32-unknown-unknown/release/image_latest.wasm")).unwrap();
+    assert!(status.success(), "the example plugin builds (needs `rustup target add wasm32-unknown-unknown`)");
+    let module = std::fs::read(target.join("wasm32-unknown-unknown/release/image_latest.wasm")).unwrap();
     assert!(wasmparser::Parser::is_core_wasm(&module));
 
-    let d = Diagnoser::builder()
-        .builtin(false)
-        .pack_bytes("image-latest", module)
-        .build()
-        .unwrap();
+    let d = Diagnoser::builder().builtin(false).pack_bytes("image-latest", module).build().unwrap();
     let mut s = Snapshot::new(0);
     s.add_text(
         "pods.yaml",

@@ -14,7 +14,9 @@
 // The generated canonical ABI glue for `evaluate` takes the flattened batch.
 #![allow(clippy::too_many_arguments)]
 
-wit_bindgen::generate!({ path: "../../wit", world: "rule-pack" });
+wit_bindgen::generate!({ path: "../../wit", world: "plugin" });
+
+use exports::k8srule::plugin::rule_pack::*;
 
 struct Plugin;
 
