@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{Diagnoser, Error, Lang, Report, Snapshot, fixture};
+use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Snapshot, fixture};
 
 /// Tells why a Kubernetes pod is unhealthy: the root cause, its evidence, and the fix.
 #[derive(Parser)]
@@ -77,6 +77,51 @@ struct PackArgs {
     /// Do not load the built-in rules.
     #[arg(long)]
     no_builtin: bool,
+    /// Where compiled packs are cached [default: $K8SRULE_CACHE_DIR, $XDG_CACHE_HOME/k8srule or ~/.cache/k8srule].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every pack, without the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+    /// Memory of one pack instance, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pack_memory: usize,
+    /// Time one pack may run on a batch of pods, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    pack_timeout: f64,
+    /// Findings one pack may return for a batch of pods.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_findings: usize,
+}
+
+impl PackArgs {
+    fn cache(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        self.cache_dir
+            .clone()
+            .or_else(|| env("K8SRULE_CACHE_DIR"))
+            .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("k8srule")))
+            .or_else(|| env("HOME").map(|d| d.join(".cache/k8srule")))
+    }
+
+    fn limits(&self) -> Result<Limits, Error> {
+        let timeout = std::time::Duration::try_from_secs_f64(self.pack_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| LoadError::Invalid {
+                path: "--pack-timeout".into(),
+                message: "expected a positive number of seconds".into(),
+            })?;
+        Ok(Limits {
+            memory_bytes: self.pack_memory << 20,
+            timeout,
+            max_findings: self.max_findings,
+            ..Limits::default()
+        })
+    }
 }
 
 #[derive(clap::Args)]
@@ -155,7 +200,8 @@ struct Io<'w> {
 }
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
-    let mut b = Diagnoser::builder().builtin(!packs.no_builtin).lang(lang);
+    let mut b =
+        Diagnoser::builder().builtin(!packs.no_builtin).lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
     for r in &packs.rules {
         b = b.rules_path(r);
     }

@@ -1,10 +1,13 @@
 //! The wasmtime sandbox: loading packs, limits, and evaluating batches.
 
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
@@ -58,12 +61,14 @@ const TICK: Duration = Duration::from_millis(10);
 pub struct Sandbox {
     engine: Engine,
     limits: Limits,
+    cache: Option<PathBuf>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
 
 impl Sandbox {
-    pub fn new(limits: Limits) -> Result<Self, PackError> {
+    /// `cache`: a directory for compiled packs, or none to compile every time.
+    pub fn new(limits: Limits, cache: Option<PathBuf>) -> Result<Self, PackError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -84,7 +89,7 @@ impl Sandbox {
                 })
                 .ok()
         };
-        Ok(Sandbox { engine, limits, stop, ticker })
+        Ok(Sandbox { engine, limits, cache, stop, ticker })
     }
 
     pub fn limits(&self) -> &Limits {
@@ -119,8 +124,7 @@ impl Sandbox {
         } else {
             return Err(err("not WebAssembly (expected a `.wasm` component or module, or a `.k8srule` file)".into()));
         };
-        let component =
-            Component::new(&self.engine, bytes).map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
+        let component = self.compile(bytes).map_err(|e| err(format!("invalid component: {}", root_cause(&e))))?;
         let ty = component.component_type();
         if let Some((import, _)) = ty.imports(&self.engine).next() {
             return Err(err(format!("imports `{import}`; packs must be pure and import nothing")));
@@ -142,6 +146,50 @@ impl Sandbox {
             .and_then(|p| p.k8srule_plugin_rule_pack().call_describe(&mut store))
             .map_err(|e| err(format!("`describe` failed: {}", trap_message(&e, &self.limits))))?;
         Pack::new(name, info, pre)
+    }
+
+    /// Compiles a component, or loads it from the cache. An entry is keyed by
+    /// the component's SHA-256 and the engine's compatibility hash, and stores
+    /// the SHA-256 of its own content: a corrupt entry is compiled again.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(dir) = &self.cache else {
+            return Component::new(&self.engine, bytes);
+        };
+        let mut key = Sha256::new();
+        key.update(bytes);
+        let mut compat = std::hash::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut compat);
+        key.update(compat.finish().to_le_bytes());
+        let path = dir.join(format!("{:x}.cwasm", key.finalize()));
+        if let Ok(entry) = std::fs::read(&path)
+            && entry.len() > 32
+            && Sha256::digest(&entry[32..])[..] == entry[..32]
+        {
+            // SAFETY: `deserialize` trusts its input to be a compiled component from a compatible
+            // engine. The entry is one this process wrote (checked by its digest above) into the
+            // user's own cache directory, keyed by the engine's compatibility hash.
+            #[allow(unsafe_code)]
+            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &entry[32..]) } {
+                return Ok(c);
+            }
+        }
+        let compiled = self.engine.precompile_component(bytes)?;
+        let mut entry = Sha256::digest(&compiled).to_vec();
+        entry.extend_from_slice(&compiled);
+        // best effort: a cache that cannot be written only costs time
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&tmp, &entry))
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        // SAFETY: `compiled` was produced by this engine just above.
+        #[allow(unsafe_code)]
+        unsafe {
+            Component::deserialize(&self.engine, &compiled)
+        }
     }
 
     /// Runs `evaluate` on a fresh instance.

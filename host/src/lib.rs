@@ -74,6 +74,7 @@ enum Source {
 /// Configures a [`Diagnoser`]: limits, the built-in rules, and more packs.
 pub struct DiagnoserBuilder {
     limits: Limits,
+    cache: Option<PathBuf>,
     builtin: bool,
     sources: Vec<Source>,
     lang: Lang,
@@ -82,6 +83,12 @@ pub struct DiagnoserBuilder {
 impl DiagnoserBuilder {
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    /// A directory where compiled packs are kept between runs (default: none).
+    pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache = dir;
         self
     }
 
@@ -117,7 +124,7 @@ impl DiagnoserBuilder {
     /// Compiles and loads every pack. Rule files that do not compile are an
     /// error; a component the sandbox refuses is an error entry of each report.
     pub fn build(self) -> Result<Diagnoser, Error> {
-        let sandbox = Sandbox::new(self.limits)?;
+        let sandbox = Sandbox::new(self.limits, self.cache)?;
         let mut packs = Vec::new();
         let mut refused = Vec::new();
         let mut add = |name: String, bytes: &[u8]| match sandbox.load(&name, bytes) {
@@ -199,7 +206,7 @@ pub struct Diagnoser {
 
 impl Diagnoser {
     pub fn builder() -> DiagnoserBuilder {
-        DiagnoserBuilder { limits: Limits::default(), builtin: true, sources: Vec::new(), lang: Lang::En }
+        DiagnoserBuilder { limits: Limits::default(), cache: None, builtin: true, sources: Vec::new(), lang: Lang::En }
     }
 
     /// The loaded packs' names and what they declare.

@@ -162,3 +162,35 @@ fn corrupt_and_truncated_wasm_are_refused() {
         "not WebAssembly (expected a `.wasm` component or module, or a `.k8srule` file)"
     );
 }
+
+#[test]
+fn compiled_packs_are_cached_and_a_tampered_entry_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let build = || {
+        Diagnoser::builder()
+            .cache_dir(Some(dir.path().to_path_buf()))
+            .rules_source("good.k8srule", GOOD_RULE)
+            .build()
+            .unwrap()
+    };
+    let titles = |d: &Diagnoser| d.diagnose(&snapshot()).findings.into_iter().map(|f| f.title).collect::<Vec<_>>();
+    let first = titles(&build());
+    let mut entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "the built-in pack and the rule file: {entries:?}");
+    let written: Vec<_> = entries.iter().map(|p| std::fs::read(p).unwrap()).collect();
+
+    // a warm cache is read, not written again
+    let modified = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let before: Vec<_> = entries.iter().map(|p| modified(p)).collect();
+    assert_eq!(titles(&build()), first);
+    assert_eq!(entries.iter().map(|p| modified(p)).collect::<Vec<_>>(), before);
+
+    // a tampered entry is detected, compiled again and rewritten
+    let mut tampered = written[0].clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0xff;
+    std::fs::write(&entries[0], &tampered).unwrap();
+    assert_eq!(titles(&build()), first);
+    assert_eq!(std::fs::read(&entries[0]).unwrap(), written[0]);
+}
