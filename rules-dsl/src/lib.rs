@@ -24,6 +24,7 @@ pub mod check;
 pub mod codegen;
 pub mod component;
 pub mod diag;
+pub mod fmt;
 pub mod ir;
 pub mod pack;
 pub mod parse;

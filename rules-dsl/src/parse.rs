@@ -9,7 +9,7 @@ use crate::diag::{Diagnostic, Span};
 
 #[derive(pest_derive::Parser)]
 #[grammar = "grammar.pest"]
-struct Grammar;
+pub(crate) struct Grammar;
 
 /// Parses a rule file. A syntax error stops parsing; it is returned alone.
 pub fn parse(source: &str) -> Result<File, Diagnostic> {
@@ -28,7 +28,7 @@ pub fn parse(source: &str) -> Result<File, Diagnostic> {
     Ok(file)
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+pub(crate) fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
     let pos = match e.location {
         pest::error::InputLocation::Pos(p) => p,
         pest::error::InputLocation::Span((s, _)) => s,
