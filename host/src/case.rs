@@ -74,7 +74,7 @@ impl<'a> Index<'a> {
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(&l.value);
         }
-        let control_plane = snapshot
+        let mut control_plane: Vec<&Value> = snapshot
             .pods
             .iter()
             .filter(|p| {
@@ -83,6 +83,13 @@ impl<'a> Index<'a> {
                         || str_at(p, "/metadata/labels/tier") == Some("control-plane"))
             })
             .collect();
+        // pods read for context only, unless they are among the diagnosed ones
+        for p in &snapshot.control_plane {
+            let uid = str_at(p, "/metadata/uid");
+            if uid.is_none() || !control_plane.iter().any(|c| str_at(c, "/metadata/uid") == uid) {
+                control_plane.push(p);
+            }
+        }
         Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane }
     }
 

@@ -18,10 +18,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Diagnose the pods of a snapshot.
+    /// Diagnose the pods of a snapshot, or of the cluster of the current kubeconfig context.
     ///
-    /// Example: k8srule diagnose -f examples/snapshots/crashloop.json
+    /// Examples: k8srule diagnose -f examples/snapshots/crashloop.json
+    ///           k8srule diagnose -n shop
     Diagnose(DiagnoseArgs),
+    /// Watch a cluster and print new and resolved findings as they happen.
+    ///
+    /// Example: k8srule watch -A -o json
+    Watch(WatchArgs),
+    /// Save what a live diagnosis reads as a bundle that `diagnose -f DIR` loads.
+    ///
+    /// Example: k8srule snapshot -n shop -o shop-dump/
+    Snapshot(SnapshotArgs),
+    /// Format rule files in place, keeping comments.
+    ///
+    /// Example: k8srule fmt --check plugins/builtin
+    Fmt {
+        /// Rule files or directories of them.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only report files that are not formatted; exit 1 if there are any.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a shell completion script.
+    ///
+    /// Example: k8srule completions bash > /etc/bash_completion.d/k8srule
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Check rule files and print every error.
     ///
     /// Example: k8srule check my.k8srule
@@ -67,13 +94,21 @@ enum Command {
         #[command(flatten)]
         packs: PackArgs,
     },
+    /// Build, inspect and test shareable rule packs; push them to and pull them from OCI registries.
+    ///
+    /// Example: k8srule pack build my-pack/ -o my-pack-1.0.0.wasm
+    Pack(crate::cli_pack::PackArgs),
 }
 
 #[derive(clap::Args)]
 struct PackArgs {
-    /// A `.k8srule` file, a directory of them, or a compiled `.wasm` pack; repeatable.
+    /// A `.k8srule` file, a directory of them, a pack directory (pack.yaml), or a `.wasm` pack,
+    /// optionally pinned as `PACK.wasm@sha256:DIGEST`; repeatable. Replaces the configuration's packs.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,
+    /// The configuration (packs, disabled rules, severities, namespaces to skip) [default: ./k8srule.yaml if there is one].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Do not load the built-in rules.
     #[arg(long)]
     no_builtin: bool,
@@ -124,20 +159,149 @@ impl PackArgs {
     }
 }
 
+/// Which cluster and pods a live read covers (as kubectl's flags).
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The kubeconfig file [default: $KUBECONFIG or ~/.kube/config, else the in-cluster service account].
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context [default: the current context].
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// The namespace [default: the context's].
+    #[arg(short, long, value_name = "NAME")]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+    /// A label selector for the pods, e.g. `app=web,tier!=cache`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    selector: Option<String>,
+}
+
+impl TargetArgs {
+    fn given(&self) -> Option<&'static str> {
+        [
+            (self.kubeconfig.is_some(), "--kubeconfig"),
+            (self.context.is_some(), "--context"),
+            (self.namespace.is_some(), "--namespace"),
+            (self.all_namespaces, "--all-namespaces"),
+            (self.selector.is_some(), "--selector"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+
+    fn target(&self) -> crate::live::Target {
+        crate::live::Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            all_namespaces: self.all_namespaces,
+            selector: self.selector.clone(),
+        }
+    }
+}
+
 #[derive(clap::Args)]
 struct DiagnoseArgs {
-    /// A snapshot file or directory (JSON or YAML, `-` for stdin); repeatable.
-    #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
+    /// Only this pod: `NAME` or `pod/NAME`.
+    #[arg(value_name = "POD")]
+    pod: Option<String>,
+    /// A snapshot file or directory (JSON or YAML, `-` for stdin); repeatable. Without it, the cluster is read.
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
     files: Vec<PathBuf>,
     #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
     packs: PackArgs,
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    #[arg(short, long, value_enum, default_value_t = ReportFormat::Table)]
+    output: ReportFormat,
     /// The moment ages are measured against (RFC 3339; default: now).
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
+    /// The language of rule texts [default: from LC_ALL, LC_MESSAGES or LANG].
+    #[arg(long, value_enum)]
+    lang: Option<LangArg>,
+    /// Leave out findings below this severity.
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    min_severity: Option<SeverityArg>,
+    /// Exit with 1 when a finding at or above this severity remains (for CI gates).
+    #[arg(long, value_enum, value_name = "SEVERITY")]
+    fail_on: Option<SeverityArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ReportFormat {
+    /// Grouped by pod, root causes first with their symptoms under them.
+    Table,
+    /// The table with packs and every confirm command.
+    Wide,
+    /// The stable schema of docs/report.schema.json.
+    Json,
+    Yaml,
+    /// To paste into tickets and pull requests.
+    Markdown,
+    /// JUnit XML for CI gates.
+    Junit,
+    /// A self-contained HTML page.
+    Html,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SeverityArg {
+    Info,
+    Warning,
+    Error,
+    Critical,
+}
+
+impl From<SeverityArg> for crate::Severity {
+    fn from(s: SeverityArg) -> Self {
+        match s {
+            SeverityArg::Info => crate::Severity::Info,
+            SeverityArg::Warning => crate::Severity::Warning,
+            SeverityArg::Error => crate::Severity::Error,
+            SeverityArg::Critical => crate::Severity::Critical,
+        }
+    }
+}
+
+/// `zh` when the locale says Chinese, else `en`.
+fn default_lang() -> LangArg {
+    let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
+    if locale.is_some_and(|l| l.starts_with("zh")) { LangArg::Zh } else { LangArg::En }
+}
+
+#[derive(clap::Args)]
+struct WatchArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(flatten)]
+    packs: PackArgs,
+    /// `table`: a line per change; `json`: a JSON object per line.
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
     #[arg(long, value_enum, default_value_t = LangArg::En)]
     lang: LangArg,
+    /// Write a Kubernetes Event on the pod for each new finding (needs `create` on events).
+    #[arg(long)]
+    emit_events: bool,
+    /// Diagnose every pod again this often, for findings that depend on age.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    resync: u64,
+    /// Stop after this long [default: run until interrupted].
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// The directory to write (created; it must be empty if it exists).
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -163,6 +327,7 @@ impl From<LangArg> for Lang {
 
 const EXIT_USAGE: u8 = 2;
 const EXIT_PACK_FAILED: u8 = 3;
+const EXIT_FAIL_ON: u8 = 1;
 
 /// Exit codes: 0 the run completed, 1 `--fail-on` or a failed rule test,
 /// 2 a usage or input error, 3 a pack failed (the report lists the rest).
@@ -171,6 +336,12 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
+    // installed as `kubectl-diagnose`, `kubectl diagnose ARGS` runs `kubectl-diagnose ARGS`
+    let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let invoked_as = args.first().and_then(|a| PathBuf::from(a).file_stem().map(|s| s.to_string_lossy().into_owned()));
+    if invoked_as.as_deref() == Some("kubectl-diagnose") {
+        args.insert(1, "diagnose".into());
+    }
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -200,17 +371,21 @@ struct Io<'w> {
 }
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
-    let mut b =
-        Diagnoser::builder().builtin(!packs.no_builtin).lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
-    for r in &packs.rules {
-        b = b.rules_path(r);
-    }
-    b.build()
+    let config = crate::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
+    let b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
+    config.apply(b, &packs.rules, packs.no_builtin).build()
 }
 
 fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
     match cli.command {
         Command::Diagnose(args) => diagnose(args, io),
+        Command::Watch(args) => watch(args, io),
+        Command::Snapshot(args) => snapshot(args, io),
+        Command::Fmt { files, check } => fmt(&files, check, io),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "k8srule", io.out);
+            Ok(0)
+        }
         Command::Check { files } => {
             let mut sources = Vec::new();
             for f in &files {
@@ -241,6 +416,7 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
             Ok(0)
         }
         Command::Test { paths } => test(&paths, io),
+        Command::Pack(args) => crate::cli_pack::run(args, io.out, io.err),
         Command::Rules { output, packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             let rules: Vec<serde_json::Value> = d
@@ -291,6 +467,47 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
     }
 }
 
+fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
+    let mut unformatted = 0;
+    for path in paths {
+        for file in crate::read_rule_files(path)? {
+            let formatted =
+                k8srule_dsl::fmt::format(&file.text).map_err(|d| Error::Compile(d.render(&file.name, &file.text)))?;
+            if formatted == file.text {
+                continue;
+            }
+            unformatted += 1;
+            if check {
+                let _ = writeln!(io.out, "{}: not formatted", file.name);
+            } else {
+                std::fs::write(&file.name, formatted)
+                    .map_err(|e| LoadError::Io { path: file.name.clone(), message: e.to_string() })?;
+                let _ = writeln!(io.out, "formatted {}", file.name);
+            }
+        }
+    }
+    Ok(if check && unformatted > 0 { 1 } else { 0 })
+}
+
+/// The command-line reference (docs/cli.md), rendered from the definition.
+pub fn reference() -> String {
+    let mut cli = <Cli as clap::CommandFactory>::command().term_width(100);
+    let mut out = String::from(
+        "# k8srule command line\n\nGenerated from the CLI definition; `cargo test` checks it is current.\n",
+    );
+    let top = cli.render_long_help().to_string();
+    out.push_str(&format!("\n```text\n{}\n```\n", top.trim_end()));
+    for sub in cli.get_subcommands_mut() {
+        let name = sub.get_name().to_string();
+        if name == "help" {
+            continue;
+        }
+        let help = sub.clone().bin_name(format!("k8srule {name}")).term_width(100).render_long_help().to_string();
+        out.push_str(&format!("\n## k8srule {name}\n\n```text\n{}\n```\n", help.trim_end()));
+    }
+    out
+}
+
 fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     let now = match &args.now {
         Some(t) => crate::snapshot::parse_time(t).ok_or_else(|| crate::LoadError::Invalid {
@@ -299,17 +516,173 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         })?,
         None => chrono::Utc::now().timestamp(),
     };
-    let mut snapshot = Snapshot::new(now);
-    for f in &args.files {
-        snapshot.add_path(f)?;
+    let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
+    let mut snapshot = if args.files.is_empty() {
+        let needs = diagnoser.needs();
+        read_cluster(&args.target, needs, now, io)?
+    } else {
+        if let Some(flag) = args.target.given() {
+            return Err(LoadError::Invalid {
+                path: flag.into(),
+                message: "reads a live cluster; it cannot be used with -f".into(),
+            }
+            .into());
+        }
+        let mut snapshot = Snapshot::new(now);
+        for f in &args.files {
+            snapshot.add_path(f)?;
+        }
+        snapshot
+    };
+    if let Some(pod) = &args.pod {
+        let name = pod.strip_prefix("pod/").or_else(|| pod.strip_prefix("pods/")).unwrap_or(pod);
+        let namespace = args.target.namespace.as_deref();
+        snapshot.pods.retain(|p| {
+            p["metadata"]["name"].as_str() == Some(name)
+                && namespace.is_none_or(|ns| p["metadata"]["namespace"].as_str().unwrap_or("default") == ns)
+        });
+        if snapshot.pods.is_empty() {
+            return Err(LoadError::Invalid { path: pod.clone(), message: "no such pod in the snapshot".into() }.into());
+        }
     }
-    let report: Report = diagnoser(&args.packs, args.lang.into())?.diagnose(&snapshot);
+    let mut report: Report = diagnoser.diagnose(&snapshot);
+    if let Some(min) = args.min_severity {
+        report.retain_severity(min.into());
+    }
+    use std::io::IsTerminal;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let text = match args.output {
-        Format::Json => report.to_json(),
-        Format::Table => report.to_table(),
+        ReportFormat::Table => crate::render::table(&report, color),
+        ReportFormat::Wide => crate::render::wide(&report, color),
+        ReportFormat::Json => report.to_json(),
+        ReportFormat::Yaml => crate::render::yaml(&report),
+        ReportFormat::Markdown => crate::render::markdown(&report),
+        ReportFormat::Junit => crate::render::junit(&report),
+        ReportFormat::Html => crate::render::html(&report),
     };
     let _ = io.out.write_all(text.as_bytes());
-    Ok(if report.errors.is_empty() { 0 } else { EXIT_PACK_FAILED })
+    let failed = args.fail_on.is_some_and(|s| report.findings.iter().any(|f| f.severity >= s.into()));
+    Ok(if !report.errors.is_empty() {
+        EXIT_PACK_FAILED
+    } else if failed {
+        EXIT_FAIL_ON
+    } else {
+        0
+    })
+}
+
+/// Reads the cluster once, with a progress line on stderr when it is a terminal.
+fn read_cluster(target: &TargetArgs, needs: crate::live::Needs, now: i64, io: &mut Io) -> Result<Snapshot, Error> {
+    use std::io::IsTerminal;
+    let tty = std::io::stderr().is_terminal();
+    let err = &mut *io.err;
+    let mut progress = |kind: &str, n: usize| {
+        if tty {
+            let _ = write!(err, "\r\x1b[2Klisting {kind}: {n}");
+            let _ = err.flush();
+        }
+    };
+    let read = crate::live::block_on(async {
+        let cluster = crate::live::Cluster::connect(&target.target()).await?;
+        cluster.snapshot(needs, now, &mut progress).await
+    })?;
+    if tty {
+        let _ = write!(io.err, "\r\x1b[2K");
+    }
+    Ok(read?)
+}
+
+fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
+    let dir = &args.output;
+    if std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        return Err(
+            LoadError::Invalid { path: dir.display().to_string(), message: "exists and is not empty".into() }.into()
+        );
+    }
+    let now = chrono::Utc::now();
+    let snapshot = read_cluster(&args.target, crate::live::Needs::ALL, now.timestamp(), io)?;
+    snapshot.write_bundle(dir)?;
+    let _ = writeln!(
+        io.out,
+        "wrote {}: {} pods, {} events, {} nodes, {} owners",
+        dir.display(),
+        snapshot.pods.len(),
+        snapshot.events.len(),
+        snapshot.nodes.len(),
+        snapshot.owners.len()
+    );
+    for n in &snapshot.notes {
+        let _ = writeln!(io.err, "note: {n}");
+    }
+    let _ = writeln!(
+        io.out,
+        "diagnose it at the time it was taken: k8srule diagnose -f {} --now {}",
+        dir.display(),
+        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    Ok(0)
+}
+
+fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
+    use crate::watch::Change;
+    let diagnoser = diagnoser(&args.packs, args.lang.into())?;
+    let options = crate::watch::Options {
+        emit_events: args.emit_events,
+        resync: std::time::Duration::from_secs(args.resync.max(1)),
+        duration: args.duration.map(std::time::Duration::from_secs),
+        ..crate::watch::Options::default()
+    };
+    let json = args.output == Format::Json;
+    let mut sink = |change: Change| {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        if json {
+            let line = match &change {
+                Change::Synced { pods, scope } => {
+                    serde_json::json!({ "type": "synced", "time": time, "pods": pods, "scope": scope })
+                }
+                Change::New(f) => serde_json::json!({ "type": "new", "time": time, "finding": f }),
+                Change::Resolved { finding, pod_deleted } => serde_json::json!({
+                    "type": "resolved", "time": time, "pod_deleted": pod_deleted, "finding": finding,
+                }),
+                Change::Note(m) => serde_json::json!({ "type": "note", "time": time, "message": m }),
+            };
+            let _ = writeln!(io.out, "{line}");
+            let _ = io.out.flush();
+            return;
+        }
+        let line = |what: &str, f: &crate::Finding, extra: &str| {
+            let container = f.container.as_ref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            let symptom = f.explained_by.as_ref().map(|r| format!(", symptom of {r}")).unwrap_or_default();
+            format!(
+                "{time}  {what:<8}  {:<8} {}{container}: {} ({}{symptom}){extra}",
+                f.severity.as_str().to_uppercase(),
+                f.pod,
+                f.title,
+                f.rule
+            )
+        };
+        match &change {
+            Change::Synced { pods, scope } => {
+                let _ = writeln!(io.err, "watching {pods} pods in {scope}");
+            }
+            Change::New(f) => {
+                let _ = writeln!(io.out, "{}", line("NEW", f, ""));
+            }
+            Change::Resolved { finding, pod_deleted } => {
+                let extra = if *pod_deleted { " (pod deleted)" } else { "" };
+                let _ = writeln!(io.out, "{}", line("RESOLVED", finding, extra));
+            }
+            Change::Note(m) => {
+                let _ = writeln!(io.err, "note: {m}");
+            }
+        }
+        let _ = io.out.flush();
+    };
+    crate::live::block_on(async {
+        let cluster = crate::live::Cluster::connect(&args.target.target()).await?;
+        crate::watch::watch(&cluster, &diagnoser, diagnoser.needs(), &options, &mut sink).await
+    })??;
+    Ok(0)
 }
 
 fn test(paths: &[PathBuf], io: &mut Io) -> Result<u8, Error> {
@@ -317,32 +690,6 @@ fn test(paths: &[PathBuf], io: &mut Io) -> Result<u8, Error> {
     for p in paths {
         fixtures.extend(fixture::find_fixtures(p)?);
     }
-    let (mut passed, mut failed) = (0, 0);
-    for f in &fixtures {
-        match fixture::run_fixture(f) {
-            Ok(o) if o.passed() => {
-                passed += 1;
-                let _ = writeln!(io.out, "ok    {} ({} findings)", f.display(), o.findings);
-            }
-            Ok(o) => {
-                failed += 1;
-                let _ = writeln!(io.out, "FAIL  {}", f.display());
-                for m in &o.missing {
-                    let _ = writeln!(io.out, "      - missing:    {m}");
-                }
-                for u in &o.unexpected {
-                    let _ = writeln!(io.out, "      + unexpected: {u}");
-                }
-                for e in &o.errors {
-                    let _ = writeln!(io.out, "      ! error:      {e}");
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                let _ = writeln!(io.out, "FAIL  {}\n      {}", f.display(), e.to_string().replace('\n', "\n      "));
-            }
-        }
-    }
-    let _ = writeln!(io.out, "{passed} passed, {failed} failed");
+    let failed = fixture::run_all(&fixtures, fixture::run_fixture, io.out);
     Ok(if failed == 0 { 0 } else { 1 })
 }

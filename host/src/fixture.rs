@@ -2,6 +2,7 @@
 //! exactly the findings its rules must give.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -82,17 +83,30 @@ pub fn find_fixtures(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(out)
 }
 
+/// The `.k8srule` file of the same stem as a fixture.
+pub fn rule_file(fixture: &Path) -> PathBuf {
+    PathBuf::from(fixture.display().to_string().trim_end_matches(".test.yaml").to_string() + ".k8srule")
+}
+
 /// Runs one fixture against the `.k8srule` file of the same stem.
 pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
-    let shown = path.display().to_string();
-    let rule_file = PathBuf::from(shown.trim_end_matches(".test.yaml").to_string() + ".k8srule");
+    let rule_file = rule_file(path);
     if !rule_file.exists() {
         return Err(LoadError::Invalid {
-            path: shown,
+            path: path.display().to_string(),
             message: format!("no rule file `{}` beside it", rule_file.display()),
         }
         .into());
     }
+    let files = read_rule_files(&rule_file)?;
+    let diagnoser =
+        Diagnoser::builder().builtin(false).rules_source(files[0].name.clone(), files[0].text.clone()).build()?;
+    run_fixture_with(path, &diagnoser)
+}
+
+/// Runs one fixture against the packs of `diagnoser`.
+pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, Error> {
+    let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
     let fixture: Fixture = serde_yaml::from_str(&text).map_err(|e| {
@@ -107,9 +121,6 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
     for o in fixture.objects {
         snapshot.add_value(&shown, o)?;
     }
-    let files = read_rule_files(&rule_file)?;
-    let diagnoser =
-        Diagnoser::builder().builtin(false).rules_source(files[0].name.clone(), files[0].text.clone()).build()?;
     let report = diagnoser.diagnose(&snapshot);
     let expected: BTreeSet<Expected> = fixture.expect.into_iter().collect();
     let with_cause = |f: &crate::Finding, cause: bool| Expected {
@@ -133,4 +144,41 @@ pub fn run_fixture(path: &Path) -> Result<Outcome, Error> {
         errors: report.errors.iter().map(|e| format!("pack `{}`: {}", e.pack, e.message)).collect(),
         findings: report.findings.len(),
     })
+}
+
+/// Runs fixtures with `run`, writing a line per fixture (and what differs)
+/// and a summary to `out`; returns the number that failed.
+pub fn run_all(
+    fixtures: &[PathBuf],
+    mut run: impl FnMut(&Path) -> Result<Outcome, Error>,
+    out: &mut dyn Write,
+) -> usize {
+    let (mut passed, mut failed) = (0, 0);
+    for f in fixtures {
+        match run(f) {
+            Ok(o) if o.passed() => {
+                passed += 1;
+                let _ = writeln!(out, "ok    {} ({} findings)", f.display(), o.findings);
+            }
+            Ok(o) => {
+                failed += 1;
+                let _ = writeln!(out, "FAIL  {}", f.display());
+                for m in &o.missing {
+                    let _ = writeln!(out, "      - missing:    {m}");
+                }
+                for u in &o.unexpected {
+                    let _ = writeln!(out, "      + unexpected: {u}");
+                }
+                for e in &o.errors {
+                    let _ = writeln!(out, "      ! error:      {e}");
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                let _ = writeln!(out, "FAIL  {}\n      {}", f.display(), e.to_string().replace('\n', "\n      "));
+            }
+        }
+    }
+    let _ = writeln!(out, "{passed} passed, {failed} failed");
+    failed
 }

@@ -33,12 +33,20 @@
 
 pub mod case;
 pub mod cli;
+mod cli_pack;
+pub mod config;
 pub mod engine;
 pub mod fixture;
+pub mod live;
+pub mod oci;
+pub mod packs;
 pub mod project;
+pub mod render;
 pub mod report;
 pub mod snapshot;
+pub mod watch;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 pub use engine::{Limits, PackError};
@@ -63,6 +71,19 @@ pub enum Error {
     Compile(String),
     #[error(transparent)]
     Pack(#[from] PackError),
+    /// A kubeconfig that does not load, a cluster that cannot be reached or read.
+    #[error(transparent)]
+    Live(#[from] live::LiveError),
+    /// A pack file or directory that cannot be used, or a pinned digest that does not match.
+    #[error(transparent)]
+    PackFile(#[from] packs::PackFileError),
+    #[error(transparent)]
+    Registry(#[from] oci::OciError),
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    /// A rule to disable or re-rank that no loaded pack has.
+    #[error("{setting} `{pattern}`: no loaded rule matches it (see `k8srule rules`)")]
+    UnknownRule { setting: &'static str, pattern: String },
 }
 
 enum Source {
@@ -78,6 +99,9 @@ pub struct DiagnoserBuilder {
     builtin: bool,
     sources: Vec<Source>,
     lang: Lang,
+    disable: Vec<String>,
+    severities: Vec<(String, Severity)>,
+    skip_namespaces: Vec<String>,
 }
 
 impl DiagnoserBuilder {
@@ -103,7 +127,27 @@ impl DiagnoserBuilder {
         self
     }
 
-    /// A `.k8srule` file, a directory of them (one pack), or a `.wasm` component.
+    /// Rules not to run: an id, or a prefix ending in `*` (`crashloop.*`).
+    pub fn disable_rule(mut self, pattern: impl Into<String>) -> Self {
+        self.disable.push(pattern.into());
+        self
+    }
+
+    /// The severity findings of a rule (an id, or a prefix ending in `*`) get.
+    pub fn severity(mut self, pattern: impl Into<String>, severity: Severity) -> Self {
+        self.severities.push((pattern.into(), severity));
+        self
+    }
+
+    /// Pods of this namespace are not diagnosed.
+    pub fn skip_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.skip_namespaces.push(namespace.into());
+        self
+    }
+
+    /// A `.k8srule` file, a directory of them (one pack), a pack directory
+    /// (with `pack.yaml`), or a `.wasm` pack, optionally pinned by its
+    /// digest (`pack.wasm@sha256:...`); see [`packs::load`].
     pub fn rules_path(mut self, path: impl Into<PathBuf>) -> Self {
         self.sources.push(Source::Path(path.into()));
         self
@@ -138,22 +182,29 @@ impl DiagnoserBuilder {
             match source {
                 Source::Bytes(name, bytes) => add(name, &bytes),
                 Source::Text(name, text) => {
-                    let bytes = compile_sources(&[k8srule_dsl::SourceFile::new(name.clone(), text)], &name)?;
+                    let bytes = compile_sources(&[k8srule_dsl::SourceFile::new(name.clone(), text)], &name, "0.0.0")?;
                     add(name, &bytes);
                 }
                 Source::Path(path) => {
-                    let name = path.display().to_string();
-                    let bytes = if path.extension().is_some_and(|e| e == "wasm") {
-                        std::fs::read(&path)
-                            .map_err(|e| LoadError::Io { path: name.clone(), message: e.to_string() })?
-                    } else {
-                        compile_sources(&read_rule_files(&path)?, &name)?
-                    };
-                    add(name, &bytes);
+                    let loaded = packs::load(&path)?;
+                    add(loaded.name, &loaded.bytes);
                 }
             }
         }
-        Ok(Diagnoser { sandbox, packs, refused, lang: self.lang })
+        let mut disabled = HashSet::new();
+        for pattern in &self.disable {
+            for (p, r) in matching_rules(&packs, "disable", pattern)? {
+                disabled.insert((p, r));
+            }
+        }
+        for (pattern, severity) in &self.severities {
+            for (p, r) in matching_rules(&packs, "severity", pattern)? {
+                if let Some(rule) = packs.get_mut(p).and_then(|pack| pack.info.rules.get_mut(r)) {
+                    rule.severity = wit_severity(*severity);
+                }
+            }
+        }
+        Ok(Diagnoser { sandbox, packs, refused, lang: self.lang, disabled, skip_namespaces: self.skip_namespaces })
     }
 }
 
@@ -192,8 +243,36 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
     Ok(files)
 }
 
-fn compile_sources(files: &[k8srule_dsl::SourceFile], name: &str) -> Result<Vec<u8>, Error> {
-    k8srule_dsl::compile(files, name, "0.0.0").map_err(|e| Error::Compile(e.to_string()))
+/// (pack, rule) indexes of the rules `pattern` (an id, or a prefix ending in `*`) names.
+fn matching_rules(packs: &[Pack], setting: &'static str, pattern: &str) -> Result<Vec<(usize, usize)>, Error> {
+    let hits: Vec<(usize, usize)> = packs
+        .iter()
+        .enumerate()
+        .flat_map(|(p, pack)| pack.info.rules.iter().enumerate().map(move |(r, rule)| (p, r, rule)))
+        .filter(|(_, _, rule)| match pattern.strip_suffix('*') {
+            Some(prefix) => rule.id.starts_with(prefix),
+            None => rule.id == pattern,
+        })
+        .map(|(p, r, _)| (p, r))
+        .collect();
+    if hits.is_empty() {
+        return Err(Error::UnknownRule { setting, pattern: pattern.to_string() });
+    }
+    Ok(hits)
+}
+
+fn wit_severity(s: Severity) -> engine::types::Severity {
+    use engine::types::Severity as Wit;
+    match s {
+        Severity::Info => Wit::Info,
+        Severity::Warning => Wit::Warning,
+        Severity::Error => Wit::Error,
+        Severity::Critical => Wit::Critical,
+    }
+}
+
+pub(crate) fn compile_sources(files: &[k8srule_dsl::SourceFile], name: &str, version: &str) -> Result<Vec<u8>, Error> {
+    k8srule_dsl::compile(files, name, version).map_err(|e| Error::Compile(e.to_string()))
 }
 
 /// Loaded packs in a sandbox, ready to diagnose snapshots.
@@ -202,11 +281,23 @@ pub struct Diagnoser {
     packs: Vec<Pack>,
     refused: Vec<ReportError>,
     lang: Lang,
+    /// (pack, rule) indexes of the disabled rules.
+    disabled: HashSet<(usize, usize)>,
+    skip_namespaces: Vec<String>,
 }
 
 impl Diagnoser {
     pub fn builder() -> DiagnoserBuilder {
-        DiagnoserBuilder { limits: Limits::default(), cache: None, builtin: true, sources: Vec::new(), lang: Lang::En }
+        DiagnoserBuilder {
+            limits: Limits::default(),
+            cache: None,
+            builtin: true,
+            sources: Vec::new(),
+            lang: Lang::En,
+            disable: Vec::new(),
+            severities: Vec::new(),
+            skip_namespaces: Vec::new(),
+        }
     }
 
     /// The loaded packs' names and what they declare.
@@ -214,17 +305,52 @@ impl Diagnoser {
         self.packs.iter().map(|p| (p.name.as_str(), &p.info))
     }
 
+    /// What the loaded packs read besides the pods, so a live read lists only that.
+    pub fn needs(&self) -> live::Needs {
+        let mut needs = live::Needs::default();
+        let mut root = |first: Option<&String>| match first.map(String::as_str) {
+            Some("events") => needs.events = true,
+            Some("node") => needs.nodes = true,
+            Some("owners") => needs.owners = true,
+            Some("controlPlane") => needs.control_plane = true,
+            _ => {}
+        };
+        for pack in &self.packs {
+            for c in &pack.collections {
+                // `events` of each container are the pod's events too
+                if c.parent.is_none() || c.segments.first().is_some_and(|s| s == "events") {
+                    root(c.segments.first());
+                }
+            }
+            for i in pack.inputs.iter().filter(|i| i.collection.is_none()) {
+                root(i.segments.first());
+            }
+        }
+        needs
+    }
+
     /// Runs every pack over every pod of the snapshot. A pack that fails
     /// becomes an entry of `errors`; the others' findings are kept.
     pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
         let index = case::Index::new(snapshot);
-        let cases = index.cases();
+        let mut cases = index.cases();
         let mut report = Report { errors: self.refused.clone(), ..Report::default() };
-        for pack in &self.packs {
+        let before = cases.len();
+        cases.retain(|c| {
+            !self.skip_namespaces.iter().any(|ns| c.pod_name().split_once('/').is_some_and(|(n, _)| n == ns))
+        });
+        if cases.len() < before {
+            report.notes.push(format!(
+                "skipped {} pod(s) in namespaces {}: configured not to be diagnosed",
+                before - cases.len(),
+                self.skip_namespaces.join(", ")
+            ));
+        }
+        for (p, pack) in self.packs.iter().enumerate() {
             let mut pack_findings = Vec::new();
             let mut failed = None;
             for chunk in cases.chunks(BATCH_CASES) {
-                match self.run(pack, chunk, snapshot.now) {
+                match self.run(p, pack, chunk, snapshot.now) {
                     Ok(found) => pack_findings.extend(found),
                     Err(e) => {
                         failed = Some(e);
@@ -243,13 +369,19 @@ impl Diagnoser {
         let mut unhealthy: Vec<&str> = report.findings.iter().map(|f| f.pod.as_str()).collect();
         unhealthy.dedup();
         report.summary.unhealthy = unhealthy.len();
+        report.notes.extend(snapshot.notes.iter().cloned());
         for (kind, n) in &snapshot.skipped {
             report.notes.push(format!("skipped {n} object(s) of kind {kind}: no rule reads them"));
+        }
+        for (pattern, n) in &snapshot.skipped_files {
+            report
+                .notes
+                .push(format!("skipped {n} file(s) {pattern}: not JSON, YAML or node-logs/<node>/<source>.log"));
         }
         report
     }
 
-    fn run(&self, pack: &Pack, cases: &[case::Case<'_>], now: i64) -> Result<Vec<Finding>, PackError> {
+    fn run(&self, p: usize, pack: &Pack, cases: &[case::Case<'_>], now: i64) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
         let (batch, strings) = project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
         let raw = self.sandbox.evaluate(pack, &batch)?;
@@ -262,6 +394,9 @@ impl Diagnoser {
             let rule = info.rules.get(f.rule as usize).ok_or_else(|| {
                 err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len()))
             })?;
+            if self.disabled.contains(&(p, f.rule as usize)) {
+                continue;
+            }
             let container = match f.container {
                 Some(c) => Some(
                     case.containers

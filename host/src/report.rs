@@ -1,7 +1,7 @@
 //! Findings, their ranking (root causes above the symptoms they explain), and
 //! the report renderers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -168,7 +168,7 @@ pub fn rank(findings: &mut Vec<Finding>) {
                 .then(a.rule.cmp(&b.rule))
                 .then(a.container.cmp(&b.container))
         });
-        let explained: Vec<Option<usize>> = list
+        let direct: Vec<Option<usize>> = list
             .iter()
             .enumerate()
             .map(|(i, f)| {
@@ -180,27 +180,27 @@ pub fn rank(findings: &mut Vec<Finding>) {
                 })
             })
             .collect();
-        let mut symptoms: HashMap<usize, Vec<usize>> = HashMap::new();
-        for (i, e) in explained.iter().enumerate() {
-            if let Some(root) = e {
-                symptoms.entry(*root).or_default().push(i);
+        // follow symptom -> cause links to the root; a cycle makes its start a root
+        let root_of = |i: usize| {
+            let mut at = i;
+            for _ in 0..list.len() {
+                match direct[at] {
+                    Some(next) => at = next,
+                    None => return at,
+                }
             }
-        }
+            i
+        };
+        let roots: Vec<usize> = (0..list.len()).map(root_of).collect();
         let mut order = Vec::new();
-        for (i, e) in explained.iter().enumerate() {
-            if e.is_none() {
+        for (i, root) in roots.iter().enumerate() {
+            if *root == i {
                 order.push(i);
-                order.extend(symptoms.get(&i).into_iter().flatten());
+                order.extend((0..list.len()).filter(|&s| s != i && roots[s] == i));
             }
         }
-        // a symptom whose root is itself a symptom still appears once
-        for i in 0..list.len() {
-            if !order.contains(&i) {
-                order.push(i);
-            }
-        }
-        for (i, e) in explained.iter().enumerate() {
-            list[i].explained_by = e.map(|r| list[r].rule.clone());
+        for (i, root) in roots.iter().enumerate() {
+            list[i].explained_by = (*root != i).then(|| list[*root].rule.clone());
         }
         let mut slots: Vec<Option<Finding>> = list.into_iter().map(Some).collect();
         findings.extend(order.into_iter().filter_map(|i| slots[i].take()));
@@ -208,54 +208,23 @@ pub fn rank(findings: &mut Vec<Finding>) {
 }
 
 impl Report {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
+    /// Leaves out findings below `min`; a symptom whose root cause is left
+    /// out becomes a root itself. The summary counts what remains.
+    pub fn retain_severity(&mut self, min: Severity) {
+        self.findings.retain(|f| f.severity >= min);
+        let kept: Vec<(String, String)> = self.findings.iter().map(|f| (f.pod.clone(), f.rule.clone())).collect();
+        for f in &mut self.findings {
+            if f.explained_by.as_ref().is_some_and(|r| !kept.contains(&(f.pod.clone(), r.clone()))) {
+                f.explained_by = None;
+            }
+        }
+        let mut unhealthy: Vec<&str> = self.findings.iter().map(|f| f.pod.as_str()).collect();
+        unhealthy.dedup();
+        self.summary.unhealthy = unhealthy.len();
     }
 
-    /// Findings grouped by pod, root causes first with their symptoms under them.
-    pub fn to_table(&self) -> String {
-        let mut out = String::new();
-        let mut current = "";
-        for f in &self.findings {
-            if f.pod != current {
-                if !current.is_empty() {
-                    out.push('\n');
-                }
-                current = &f.pod;
-                let _ = writeln!(out, "pod {}", f.pod);
-            }
-            let indent = if f.explained_by.is_some() { "    " } else { "  " };
-            let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-            let marker = if f.explained_by.is_some() { "symptom " } else { "" };
-            let _ = writeln!(
-                out,
-                "{indent}{marker}{:<8} {}{container}: {} ({}, confidence {:.0}%)",
-                f.severity.as_str().to_uppercase(),
-                f.cause,
-                f.title,
-                f.rule,
-                f.confidence * 100.0
-            );
-            if f.explained_by.is_none() {
-                for e in &f.evidence {
-                    let _ = writeln!(out, "{indent}    evidence: {e}");
-                }
-                for c in &f.confirm {
-                    let _ = writeln!(out, "{indent}    confirm:  {c}");
-                }
-                for x in &f.fix {
-                    let _ = writeln!(out, "{indent}    fix:      {x}");
-                }
-            }
-        }
-        for e in &self.errors {
-            let _ = writeln!(out, "error: pack `{}`: {}", e.pack, e.message);
-        }
-        for n in &self.notes {
-            let _ = writeln!(out, "note: {n}");
-        }
-        let _ = writeln!(out, "{}", self.summary_line());
-        out
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
     pub fn summary_line(&self) -> String {
@@ -275,7 +244,9 @@ impl Report {
 /// The documentation of a rule, as `k8srule explain` prints it.
 pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
     let mut out = String::new();
-    let t = |x: &types::Text| pick(x, lang).to_string();
+    // placeholders show what they stand for: `<c.name>`
+    let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
+    let t = |x: &types::Text| render_template(pick(x, lang), &names);
     let _ = writeln!(
         out,
         "{} ({}, {}, confidence {:.0}%)",

@@ -36,6 +36,14 @@ pub struct Snapshot {
     pub now: i64,
     /// Objects that were read but are not used, counted by kind.
     pub skipped: BTreeMap<String, usize>,
+    /// Files of a directory that hold no objects, counted by name pattern (`*.txt`).
+    pub skipped_files: BTreeMap<String, usize>,
+    /// kube-system control-plane pods read for context only (not diagnosed):
+    /// a live read of one namespace adds them; a bundle keeps them in
+    /// `_k8srule/control-plane.json`.
+    pub control_plane: Vec<Value>,
+    /// What could not be read (a forbidden list, say), shown in the report.
+    pub notes: Vec<String>,
 }
 
 const OWNER_KINDS: [&str; 7] =
@@ -158,6 +166,20 @@ impl Snapshot {
             std::fs::read_to_string(f).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })
         };
         let ext = file.extension().and_then(|e| e.to_str()).unwrap_or_default();
+        if let [.., dir, name] = parts.as_slice()
+            && dir == BUNDLE_DIR
+        {
+            match name.as_str() {
+                "control-plane.json" => {
+                    let mut context = Snapshot::default();
+                    context.add_text(&shown, &read(file)?)?;
+                    self.control_plane.extend(context.pods);
+                }
+                "notes.txt" => self.notes.extend(read(file)?.lines().filter(|l| !l.is_empty()).map(str::to_string)),
+                _ => *self.skipped_files.entry(rel.display().to_string()).or_default() += 1,
+            }
+            return Ok(());
+        }
         if let [.., dir, node, source] = parts.as_slice()
             && dir == "node-logs"
             && ext == "log"
@@ -172,12 +194,65 @@ impl Snapshot {
         match ext {
             "json" | "yaml" | "yml" => self.add_text(&shown, &read(file)?),
             _ => {
-                *self.skipped.entry(format!("file {}", rel.display())).or_default() += 1;
+                // e.g. the `<ns>/<pod>/logs.txt` of `kubectl cluster-info dump`: counted once per pattern
+                let pattern = match ext {
+                    "" => file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                    ext => format!("*.{ext}"),
+                };
+                *self.skipped_files.entry(pattern).or_default() += 1;
                 Ok(())
             }
         }
     }
+
+    /// Writes the snapshot as a bundle directory that [`Snapshot::add_path`]
+    /// reads back: `pods.json`, `events.json`, `nodes.json` and `owners.json`
+    /// (`List`s), `node-logs/<node>/<source>.log`, and under `_k8srule/` the
+    /// control-plane pods read for context and the notes.
+    pub fn write_bundle(&self, dir: &Path) -> Result<(), LoadError> {
+        let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: io_message(&e) };
+        let write = |p: PathBuf, text: String| -> Result<(), LoadError> {
+            if let Some(parent) = p.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+            }
+            std::fs::write(&p, text).map_err(|e| io(&p, e))
+        };
+        let list = |kind: &str, items: Vec<&Value>| {
+            let list = serde_json::json!({ "apiVersion": "v1", "kind": kind, "items": items });
+            serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
+        };
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        write(dir.join("pods.json"), list("PodList", self.pods.iter().collect()))?;
+        write(dir.join("events.json"), list("EventList", self.events.iter().collect()))?;
+        write(dir.join("nodes.json"), list("NodeList", self.nodes.iter().collect()))?;
+        let mut owners: Vec<(&String, &Value)> = self.owners.iter().collect();
+        owners.sort_by_key(|(uid, _)| *uid);
+        write(dir.join("owners.json"), list("List", owners.into_iter().map(|(_, o)| o).collect()))?;
+        if !self.control_plane.is_empty() {
+            write(
+                dir.join(BUNDLE_DIR).join("control-plane.json"),
+                list("PodList", self.control_plane.iter().collect()),
+            )?;
+        }
+        if !self.notes.is_empty() {
+            write(dir.join(BUNDLE_DIR).join("notes.txt"), self.notes.join("\n") + "\n")?;
+        }
+        let mut logs: BTreeMap<(&str, &str), String> = BTreeMap::new();
+        for l in &self.node_logs {
+            let source = l.value["source"].as_str().unwrap_or("node");
+            let text = logs.entry((l.node.as_str(), source)).or_default();
+            text.push_str(l.value["line"].as_str().unwrap_or_default());
+            text.push('\n');
+        }
+        for ((node, source), text) in logs {
+            write(dir.join("node-logs").join(node).join(format!("{source}.log")), text)?;
+        }
+        Ok(())
+    }
 }
+
+/// The folder of a bundle that holds what is not a Kubernetes object list.
+const BUNDLE_DIR: &str = "_k8srule";
 
 fn check_object(name: &str, value: &Value, field: &str) -> Result<(), LoadError> {
     match value.get(field) {
@@ -284,6 +359,29 @@ mod tests {
         s.add_text("a.yaml", "kind: PodList\nitems:\n- metadata: {name: a}\n---\nkind: Node\nmetadata: {name: n}\n---\nkind: ConfigMap\nmetadata: {name: c}\n").unwrap();
         assert_eq!((s.pods.len(), s.nodes.len()), (1, 1));
         assert_eq!(s.skipped.get("ConfigMap"), Some(&1));
+    }
+
+    #[test]
+    fn a_bundle_reads_back_as_it_was_written() {
+        let mut s = Snapshot::new(0);
+        s.add_text(
+            "a.yaml",
+            "kind: Pod\nmetadata: {name: a, uid: u1}\n---\nkind: ReplicaSet\nmetadata: {name: r, uid: r1}\n",
+        )
+        .unwrap();
+        s.control_plane
+            .push(serde_json::json!({"kind": "Pod", "metadata": {"name": "kcm", "namespace": "kube-system"}}));
+        s.notes.push("cannot list nodes: forbidden".into());
+        s.node_logs.push(LogLine { node: "n1".into(), value: serde_json::json!({"source": "kubelet", "line": "x"}) });
+        let dir = std::env::temp_dir().join(format!("k8srule-bundle-{}", std::process::id()));
+        s.write_bundle(&dir).unwrap();
+        let mut back = Snapshot::new(0);
+        back.add_path(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!((back.pods, back.control_plane, back.notes), (s.pods, s.control_plane, s.notes));
+        assert_eq!(back.owners.len(), 1);
+        assert_eq!((back.node_logs[0].node.as_str(), &back.node_logs[0].value), ("n1", &s.node_logs[0].value));
+        assert!(back.skipped.is_empty() && back.skipped_files.is_empty());
     }
 
     #[test]

@@ -305,6 +305,7 @@ impl Checker {
             }
         };
         let mut many = |key: TextKey| texts.remove(&key).unwrap_or_default();
+        let (arguments, arg_values): (Vec<String>, Vec<ir::Expr>) = args.into_iter().unzip();
         self.info.rules.push(RuleInfo {
             id: rule.id.name.clone(),
             cause,
@@ -319,8 +320,9 @@ impl Checker {
             evidence: many(TextKey::Evidence),
             explains: rule.explains.iter().map(|s| s.value.clone()).collect(),
             references: rule.refs.iter().map(|s| s.value.clone()).collect(),
+            arguments,
         });
-        self.rules.push(ir::Rule { each, lets, when, args: args.into_iter().map(|(_, e)| e).collect() });
+        self.rules.push(ir::Rule { each, lets, when, args: arg_values });
     }
 
     /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.

@@ -872,7 +872,7 @@ fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
     let at = d.alloc(48, 4);
     d.string(at, &info.name);
     d.string(at + 8, &info.version);
-    d.list(at + 16, &info.rules, 128, 4, write_rule);
+    d.list(at + 16, &info.rules, 136, 4, write_rule);
     d.list(at + 24, &info.collections, 16, 4, |d, p, c| {
         d.option_u32(p, c.parent);
         d.string(p + 8, &c.path);
@@ -920,4 +920,5 @@ fn write_rule(d: &mut Data, at: u32, r: &RuleInfo) {
     d.list(at + 104, &r.evidence, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
     d.list(at + 112, &r.explains, 8, 4, |d, p, s| d.string(p, s));
     d.list(at + 120, &r.references, 8, 4, |d, p, s| d.string(p, s));
+    d.list(at + 128, &r.arguments, 8, 4, |d, p, s| d.string(p, s));
 }

@@ -36,6 +36,7 @@ pub struct RuleInfo {
     pub evidence: Vec<Text>,
     pub explains: Vec<String>,
     pub references: Vec<String>,
+    pub arguments: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

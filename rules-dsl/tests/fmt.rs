@@ -1,6 +1,8 @@
 //! The formatter on every built-in rule: idempotent, and meaning-preserving
 //! (the formatted file compiles to the same component).
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use k8srule_dsl::{SourceFile, compile, fmt::format};

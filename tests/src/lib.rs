@@ -62,3 +62,144 @@ pub fn component_with_wit(wat: &str, wit: &[&str], world: &str) -> Vec<u8> {
     embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8).expect("embeds");
     ComponentEncoder::default().module(&module).expect("module").validate(true).encode().expect("encodes")
 }
+
+/// A Kubernetes API server emulator (`tests/kube-api/server.py`) on loopback,
+/// with a kubeconfig that points at it; stopped when dropped.
+pub struct KubeApi {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    dir: tempfile::TempDir,
+}
+
+impl KubeApi {
+    /// Starts the emulator on `data` (a directory of JSON objects and lists)
+    /// with more options, e.g. `["--forbid", "nodes"]`.
+    pub fn start(data: &std::path::Path, args: &[&str]) -> KubeApi {
+        use std::io::BufRead;
+        let script = root().join("tests/kube-api/server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .args(["--port", "0", "--data"])
+            .arg(data)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("python3 runs tests/kube-api/server.py");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("the emulator prints its address");
+        let url = line.trim().strip_prefix("listening on ").expect("a `listening on` line").to_string();
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{url}\"}}}}]\n\
+             users: [{{name: emu, user: {{}}}}]\n\
+             contexts: [{{name: emu, context: {{cluster: emu, user: emu, namespace: shop}}}}]\n\
+             current-context: emu\n"
+        );
+        std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("writes the kubeconfig");
+        KubeApi { child, url, dir }
+    }
+
+    /// The kubeconfig file, whose current context `emu` has namespace `shop`.
+    pub fn kubeconfig(&self) -> String {
+        self.dir.path().join("kubeconfig").display().to_string()
+    }
+
+    /// Every API request so far (`method`, `path`, `params`, `status`, ...).
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        let v = self.call("GET", "/_requests", None);
+        v.as_array().cloned().expect("a list of requests")
+    }
+
+    /// `POST` of a JSON body to a control endpoint such as `/_objects` or `/_delete`.
+    pub fn post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
+        self.call("POST", path, Some(body))
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).expect("connects to the emulator");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("sends the request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("reads the response");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        assert!(head.starts_with("HTTP/1.1 2") || head.starts_with("HTTP/1.0 2"), "{method} {path}: {head}\n{body}");
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        serde_json::from_str(&body).expect("a JSON answer")
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A writer that several threads can read while the command line writes to it.
+#[derive(Clone, Default)]
+pub struct SharedBuf(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl SharedBuf {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("not poisoned")).into_owned()
+    }
+}
+
+impl std::io::Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("not poisoned").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs the command line in-process on another thread, its output readable
+/// while it runs: the thread (joining gives the exit code), stdout, stderr.
+pub fn k8srule_background(args: &[&str]) -> (std::thread::JoinHandle<u8>, SharedBuf, SharedBuf) {
+    let (out, err) = (SharedBuf::default(), SharedBuf::default());
+    let argv: Vec<String> = std::iter::once("k8srule").chain(args.iter().copied()).map(str::to_string).collect();
+    let (mut o, mut e) = (out.clone(), err.clone());
+    let handle = std::thread::spawn(move || k8srule_host::cli::run(argv, &mut o, &mut e));
+    (handle, out, err)
+}
+
+/// Waits until `cond` holds, up to `secs` seconds.
+pub fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    cond()
+}

@@ -82,9 +82,10 @@ fn a_bad_rule_file_is_an_input_error_with_a_caret() {
 
 #[test]
 fn usage_errors_exit_2() {
-    let (code, _, err) = k8srule(&["diagnose", "--now", NOW]);
+    // without -f, diagnose reads a cluster: a kubeconfig that is not there is an input error
+    let (code, _, err) = k8srule(&["diagnose", "--now", NOW, "--kubeconfig", "/nonexistent/kubeconfig"]);
     assert_eq!(code, 2);
-    assert!(err.contains("--filename <PATH>"), "{err}");
+    assert!(err.starts_with("/nonexistent/kubeconfig: "), "{err}");
     let (code, _, err) = k8srule(&["diagnose", "-f", &example(), "--now", "yesterday"]);
     assert_eq!(code, 2);
     assert_eq!(err, "--now: `yesterday` is not an RFC 3339 time such as 2024-05-01T12:00:00Z\n");
@@ -143,4 +144,165 @@ fn builtin_rule_fixtures_pass() {
     let (code, out, _) = k8srule(&["test", &root().join("plugins/builtin").display().to_string()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.lines().last().is_some_and(|l| l.ends_with(" 0 failed")), "{out}");
+}
+
+#[test]
+fn explain_prints_what_why_confirm_fix_in_english_and_chinese() {
+    let (code, en, err) = k8srule(&["explain", "crashloop.cgroup-oom"]);
+    assert_eq!(code, 0, "{err}");
+    insta::assert_snapshot!("explain_en", en);
+    let (code, zh, _) = k8srule(&["explain", "crashloop.cgroup-oom", "--lang", "zh"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("explain_zh", zh);
+    let (code, _, err) = k8srule(&["explain", "no.such-rule"]);
+    assert_eq!((code, err.as_str()), (2, "no.such-rule: no such rule (see `k8srule rules`)\n"));
+}
+
+/// Every row of the cheat-sheet has a built-in rule with its cause key, and
+/// every built-in rule documents itself.
+#[test]
+fn builtin_rules_cover_the_cheat_sheet() {
+    let (code, out, err) = k8srule(&["rules", "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let listing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rules = listing["rules"].as_array().unwrap();
+    let causes: Vec<&str> = rules.iter().map(|r| r["cause"].as_str().unwrap()).collect();
+    let states = [
+        "Error",
+        "NodeLost",
+        "Unknown",
+        "Waiting",
+        "Pending",
+        "ContainerCreating",
+        "Terminating",
+        "CrashLoopBackOff",
+        "InvalidImageName",
+        "ImageInspectError",
+        "ErrImageNeverPull",
+        "ImagePullBackOff",
+        "RegistryUnavailable",
+        "ErrImagePull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+        "PreStartHookError",
+        "PostStartHookError",
+        "ContainersNotInitialized",
+        "ContainersNotReady",
+        "PodInitializing",
+        "DockerDaemonNotReady",
+        "NetworkPluginNotReady",
+    ];
+    let keys = [
+        "app-exit",
+        "system-oom",
+        "cgroup-oom",
+        "memory-fragmentation",
+        "probe-failure",
+        "pod-config-error",
+        "volume-mount-failure",
+        "disk-full",
+        "image-pull-failure",
+        "cni-error",
+        "controller-manager-unhealthy",
+        "duplicate-container-name",
+        "docker-leftover",
+        "immutable-file-attr",
+        "docker17-hang",
+        "finalizers",
+        "kubelet-listwatch-bug",
+        "runtime-out-of-sync",
+        "daemonset-controller-bug",
+    ];
+    for s in states {
+        let key = format!("state.{s}");
+        assert!(causes.contains(&key.as_str()), "no rule for {key}");
+    }
+    for k in keys {
+        assert!(causes.contains(&k), "no rule for {k}");
+    }
+    assert!(causes.iter().any(|c| c.starts_with("signal.")), "no rule decodes signals");
+    for r in rules {
+        let id = r["id"].as_str().unwrap();
+        let (code, doc, _) = k8srule(&["explain", id]);
+        assert_eq!(code, 0);
+        for section in ["What it detects\n  ", "Why it happens\n  ", "How to confirm\n  ", "How to fix\n  "] {
+            let body = doc.split(section).nth(1).unwrap_or("");
+            assert!(!body.trim_start().is_empty() && !body.starts_with('\n'), "{id}: empty `{}`", section.trim());
+        }
+    }
+}
+
+/// docs/cli.md is generated from the CLI definition; regenerate it with
+/// `K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test cli`.
+#[test]
+fn cli_reference_is_current() {
+    let path = root().join("docs/cli.md");
+    let current = k8srule_host::cli::reference();
+    if std::env::var_os("K8SRULE_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &current).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == current,
+        "docs/cli.md is out of date: run K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test cli"
+    );
+}
+
+#[test]
+fn every_report_format_renders_the_mixed_namespace() {
+    let mixed = root().join("examples/snapshots/mixed.json").display().to_string();
+    for format in ["table", "wide", "json", "yaml", "markdown", "junit", "html"] {
+        let (code, out, err) = k8srule(&["diagnose", "-f", &mixed, "--now", NOW, "-o", format]);
+        assert_eq!(code, 0, "{format}: {err}");
+        insta::assert_snapshot!(format!("mixed_{format}"), out);
+    }
+}
+
+#[test]
+fn min_severity_filters_and_fail_on_gates() {
+    let mixed = root().join("examples/snapshots/mixed.json").display().to_string();
+    let (code, out, _) = k8srule(&[
+        "diagnose",
+        "-f",
+        &mixed,
+        "--now",
+        NOW,
+        "-o",
+        "json",
+        "--min-severity",
+        "error",
+        "--fail-on",
+        "critical",
+    ]);
+    assert_eq!(code, 1, "the mixed namespace has critical findings");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let severities: Vec<&str> =
+        report["findings"].as_array().unwrap().iter().map(|f| f["severity"].as_str().unwrap()).collect();
+    assert!(
+        severities.contains(&"critical") && severities.iter().all(|s| *s == "error" || *s == "critical"),
+        "{severities:?}"
+    );
+    let (code, _, _) = k8srule(&["diagnose", "-f", &example(), "--now", NOW, "--fail-on", "critical"]);
+    assert_eq!(code, 0, "the example has no critical finding");
+}
+
+#[test]
+fn one_pod_can_be_focused_and_kubectl_plugin_name_works() {
+    let (code, out, err) = k8srule(&["diagnose", "pod/worker-0", "-f", &example(), "--now", NOW]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("pod shop/worker-0") && !out.contains("web-7d4b9c"), "{out}");
+    assert!(out.ends_with("1 pods diagnosed, 1 unhealthy: signal.SIGSEGV 1\n"), "{out}");
+    let (code, _, err) = k8srule(&["diagnose", "nope", "-f", &example(), "--now", NOW]);
+    assert_eq!((code, err.as_str()), (2, "nope: no such pod in the snapshot\n"));
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = ["/usr/local/bin/kubectl-diagnose", "worker-0", "-f", &example(), "--now", NOW];
+    assert_eq!(k8srule_host::cli::run(argv, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    assert!(String::from_utf8_lossy(&out).contains("pod shop/worker-0"));
+}
+
+#[test]
+fn fmt_check_passes_on_builtin_rules() {
+    let (code, out, _) = k8srule(&["fmt", "--check", &root().join("plugins/builtin").display().to_string()]);
+    assert_eq!((code, out.as_str()), (0, ""));
 }

@@ -56,6 +56,7 @@ impl Guest for Plugin {
                 references: vec![
                     "https://kubernetes.io/docs/concepts/containers/images/#image-names".into(),
                 ],
+                arguments: vec!["container".into(), "image".into()],
             }],
             collections: vec![Collection {
                 parent: None,

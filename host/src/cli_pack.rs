@@ -1,0 +1,229 @@
+//! `k8srule pack`: build, inspect and test shareable packs, and push them to
+//! and pull them from OCI registries.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+
+use crate::engine::Sandbox;
+use crate::oci::{Client, Reference};
+use crate::packs::{self, Manifest, PackFileError};
+use crate::{Diagnoser, Error, Limits, fixture};
+
+#[derive(clap::Args)]
+pub(crate) struct PackArgs {
+    #[command(subcommand)]
+    command: PackCommand,
+}
+
+#[derive(Subcommand)]
+enum PackCommand {
+    /// Build a pack directory (pack.yaml with `.k8srule` files or a plugin) into one `.wasm` file.
+    ///
+    /// Example: k8srule pack build my-pack/ -o my-pack-1.0.0.wasm
+    Build {
+        dir: PathBuf,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Embed the `.k8srule` sources too.
+        #[arg(long)]
+        with_sources: bool,
+    },
+    /// Show a pack file's manifest, rules and SHA-256 digest.
+    ///
+    /// Example: k8srule pack inspect my-pack-1.0.0.wasm
+    Inspect {
+        file: PathBuf,
+        #[arg(short, long, value_parser = ["table", "json"], default_value = "table")]
+        output: String,
+    },
+    /// Run the `.test.yaml` fixtures of a pack directory.
+    ///
+    /// Example: k8srule pack test my-pack/
+    Test { dir: PathBuf },
+    /// Push a pack file to an OCI registry.
+    ///
+    /// Example: k8srule pack push my-pack-1.0.0.wasm oci://registry.example.com/team/my-pack:1.0.0
+    Push {
+        file: PathBuf,
+        reference: String,
+        /// Talk http, not https (automatic for localhost and 127.0.0.1).
+        #[arg(long)]
+        plain_http: bool,
+    },
+    /// Pull a pack file from an OCI registry, checking its digest.
+    ///
+    /// Example: k8srule pack pull oci://registry.example.com/team/my-pack:1.0.0 -o my-pack.wasm
+    Pull {
+        reference: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Talk http, not https (automatic for localhost and 127.0.0.1).
+        #[arg(long)]
+        plain_http: bool,
+    },
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), PackFileError> {
+    std::fs::write(path, bytes)
+        .map_err(|e| PackFileError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, PackFileError> {
+    std::fs::read(path).map_err(|e| PackFileError::Io { path: path.display().to_string(), message: e.to_string() })
+}
+
+pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<u8, Error> {
+    match args.command {
+        PackCommand::Build { dir, output, with_sources } => {
+            let built = packs::build(&dir, with_sources)?;
+            write_file(&output, &built.bytes)?;
+            let _ = writeln!(
+                out,
+                "built {} {} ({} rules) -> {} ({} bytes, {})",
+                built.manifest.name,
+                built.manifest.version,
+                built.info.rules.len(),
+                output.display(),
+                built.bytes.len(),
+                packs::digest(&built.bytes)
+            );
+            Ok(0)
+        }
+        PackCommand::Inspect { file, output } => inspect(&file, output == "json", out),
+        PackCommand::Test { dir } => {
+            Manifest::read(&dir)?;
+            let fixtures = fixture::find_fixtures(&dir)?;
+            if fixtures.is_empty() {
+                let _ = writeln!(err, "warning: {}: no `.test.yaml` fixtures", dir.display());
+            }
+            // fixtures beside a rule file test that file; the others (a plugin's) the whole pack
+            let mut whole = None;
+            let failed = fixture::run_all(
+                &fixtures,
+                |f| {
+                    if fixture::rule_file(f).exists() {
+                        return fixture::run_fixture(f);
+                    }
+                    let d = match whole.take() {
+                        Some(d) => d,
+                        None => Diagnoser::builder().builtin(false).rules_path(&dir).build()?,
+                    };
+                    let outcome = fixture::run_fixture_with(f, &d);
+                    whole = Some(d);
+                    outcome
+                },
+                out,
+            );
+            Ok(if failed == 0 { 0 } else { 1 })
+        }
+        PackCommand::Push { file, reference, plain_http } => {
+            let reference = Reference::parse(&reference)?;
+            let bytes = read_file(&file)?;
+            let manifest = packs::embedded_manifest(&bytes, &file)?.ok_or_else(|| PackFileError::Manifest {
+                path: file.display().to_string(),
+                message: "has no pack manifest; build it with `k8srule pack build`".into(),
+            })?;
+            manifest.check(&file)?;
+            let config = serde_json::to_vec(&manifest).unwrap_or_default();
+            let title = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let manifest_digest = Client::new(reference.clone(), plain_http).push(&bytes, &config, &title)?;
+            let _ = writeln!(
+                out,
+                "pushed {} {} to {reference}@{manifest_digest} (pack {})",
+                manifest.name,
+                manifest.version,
+                packs::digest(&bytes)
+            );
+            Ok(0)
+        }
+        PackCommand::Pull { reference, output, plain_http } => {
+            let reference = Reference::parse(&reference)?;
+            let pulled = Client::new(reference.clone(), plain_http).pull()?;
+            write_file(&output, &pulled.bytes)?;
+            let _ = writeln!(
+                out,
+                "pulled {reference} (manifest {}) -> {} ({} bytes, {})\nload it pinned: --rules {}@{}",
+                pulled.manifest_digest,
+                output.display(),
+                pulled.bytes.len(),
+                pulled.digest,
+                output.display(),
+                pulled.digest
+            );
+            Ok(0)
+        }
+    }
+}
+
+/// The manifest, whether this k8srule runs the pack, its digest, embedded
+/// sources and the rules its `describe` declares.
+fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
+    let bytes = read_file(file)?;
+    let manifest = packs::embedded_manifest(&bytes, file)?;
+    let compatible = manifest.as_ref().map(|m| m.check(file).map_err(|e| e.to_string()));
+    let sources = packs::embedded_sources(&bytes, file)?;
+    let name = manifest.as_ref().map_or_else(|| file.display().to_string(), |m| m.name.clone());
+    let info = Sandbox::new(Limits::default(), None)?.load(&name, &bytes)?.info;
+    let digest = packs::digest(&bytes);
+    let rules: Vec<serde_json::Value> = info
+        .rules
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id, "cause": r.cause, "severity": crate::Severity::from(r.severity), "title": r.title.en,
+            })
+        })
+        .collect();
+    if json {
+        let shown = serde_json::json!({
+            "file": file.display().to_string(),
+            "digest": digest,
+            "size": bytes.len(),
+            "manifest": manifest,
+            "compatible": compatible.as_ref().map(|c| c.is_ok()),
+            "incompatibility": compatible.as_ref().and_then(|c| c.as_ref().err()),
+            "sources": sources.iter().map(|s| &s.name).collect::<Vec<_>>(),
+            "rules": rules,
+        });
+        let _ = writeln!(out, "{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
+        return Ok(0);
+    }
+    let _ = writeln!(out, "file:        {} ({} bytes)", file.display(), bytes.len());
+    let _ = writeln!(out, "digest:      {digest}");
+    match &manifest {
+        Some(m) => {
+            let _ = writeln!(out, "pack:        {} {}", m.name, m.version);
+            if !m.description.is_empty() {
+                let _ = writeln!(out, "description: {}", m.description);
+            }
+            if !m.authors.is_empty() {
+                let _ = writeln!(out, "authors:     {}", m.authors.join(", "));
+            }
+            let _ = writeln!(out, "requires:    k8srule {}, WIT k8srule:plugin@{}", m.k8srule, m.wit);
+        }
+        None => {
+            let _ = writeln!(out, "pack:        no manifest (a bare component, not built by `k8srule pack build`)");
+        }
+    }
+    if let Some(Err(why)) = &compatible {
+        let _ = writeln!(out, "compatible:  no: {why}");
+    }
+    if !sources.is_empty() {
+        let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        let _ = writeln!(out, "sources:     {}", names.join(", "));
+    }
+    let _ = writeln!(out, "rules:       {}", rules.len());
+    for r in &rules {
+        let _ = writeln!(
+            out,
+            "  {:<36} {:<28} {:<9} {}",
+            r["id"].as_str().unwrap_or(""),
+            r["cause"].as_str().unwrap_or(""),
+            r["severity"].as_str().unwrap_or(""),
+            r["title"].as_str().unwrap_or("")
+        );
+    }
+    Ok(0)
+}

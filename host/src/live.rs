@@ -1,0 +1,437 @@
+//! Live clusters: reads pods, their events, nodes and what the rules need from
+//! the Kubernetes API into a [`Snapshot`]. Each kind is listed once (500 a
+//! page), never one request per pod. k8srule only gets, lists and watches; the
+//! one write is the opt-in Event of `watch --emit-events` ([`crate::watch`]).
+
+use std::collections::{BTreeSet, HashSet};
+use std::path::PathBuf;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::ListParams;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config, Resource};
+use serde_json::Value;
+
+use crate::Snapshot;
+
+/// Objects asked for per list request.
+pub const PAGE_SIZE: u32 = 500;
+
+/// Which cluster and which pods: the kubectl flags.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// A kubeconfig file instead of `$KUBECONFIG` or `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// A context of the kubeconfig instead of its current one.
+    pub context: Option<String>,
+    /// The namespace (default: the context's, or the pod's in a cluster).
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+    /// A label selector for the pods.
+    pub selector: Option<String>,
+}
+
+/// What a read lists besides the pods (see [`crate::Diagnoser::needs`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub events: bool,
+    pub nodes: bool,
+    /// ReplicaSets, DaemonSets, StatefulSets and Jobs that own the pods.
+    pub owners: bool,
+    /// kube-system control-plane pods, when the read pods may not include them.
+    pub control_plane: bool,
+}
+
+impl Needs {
+    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true };
+}
+
+/// A cluster that cannot be used; the CLI exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// No kubeconfig, a context that does not exist, a broken in-cluster setup.
+    #[error("{0}")]
+    Config(String),
+    /// The API server cannot be reached, or the connection broke.
+    #[error("cannot reach the cluster at {url}: {message}")]
+    Connect { url: String, message: String },
+    /// The API server refused a request that k8srule cannot do without.
+    #[error("cannot {what}: {message}")]
+    Api { what: String, message: String },
+}
+
+/// A connected client and the pods to read.
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    url: String,
+    /// The namespace read; `None` is all namespaces.
+    pub namespace: Option<String>,
+    pub selector: Option<String>,
+}
+
+/// What a list gave: the objects, or the server's reason for refusing it.
+pub(crate) enum Listed {
+    Items(Vec<Value>),
+    Refused(String),
+}
+
+impl Cluster {
+    /// Loads the kubeconfig (or the in-cluster service account) and makes a client.
+    /// Nothing is requested yet.
+    pub async fn connect(target: &Target) -> Result<Cluster, LiveError> {
+        let config = load_config(target).await?;
+        let namespace = match (&target.namespace, target.all_namespaces) {
+            (_, true) => None,
+            (Some(ns), false) => Some(ns.clone()),
+            (None, false) => Some(config.default_namespace.clone()),
+        };
+        let url = config.cluster_url.to_string().trim_end_matches('/').to_string();
+        let client = Client::try_from(config)
+            .map_err(|e| LiveError::Config(format!("cannot make a client for {url}: {}", cause(&e))))?;
+        let selector = target.selector.clone().filter(|s| !s.trim().is_empty());
+        Ok(Cluster { client, url, namespace, selector })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `namespace shop` or `all namespaces`, for messages.
+    pub fn scope(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("namespace {ns}"),
+            None => "all namespaces".into(),
+        }
+    }
+
+    /// Whether the read pods include every kube-system control-plane pod.
+    pub(crate) fn sees_control_plane(&self) -> bool {
+        self.selector.is_none() && self.namespace.as_deref().is_none_or(|ns| ns == "kube-system")
+    }
+
+    /// Reads the pods and what `needs` names into a snapshot at `now`. A list
+    /// the server forbids (nodes, say) becomes a note; the pods must be readable.
+    /// `progress` gets the kind being listed and the objects read so far.
+    pub async fn snapshot(
+        &self,
+        needs: Needs,
+        now: i64,
+        progress: &mut dyn FnMut(&str, usize),
+    ) -> Result<Snapshot, LiveError> {
+        let mut snapshot = Snapshot::new(now);
+        let ns = self.namespace.as_deref();
+        let mut pods_lp = ListParams::default();
+        if let Some(sel) = &self.selector {
+            pods_lp = pods_lp.labels(sel);
+        }
+        snapshot.pods = match self.list::<Pod>(ns, &pods_lp, progress).await? {
+            Listed::Items(items) => items,
+            Listed::Refused(message) => {
+                return Err(LiveError::Api { what: format!("list pods in {}", self.scope()), message });
+            }
+        };
+        let mut notes = Vec::new();
+        let mut note = |kind: &str, message: String, without: &str| {
+            notes.push(format!("cannot list {kind}: {message}; rules that read {without} ran without them"))
+        };
+        let mut events = Vec::new();
+        if needs.events {
+            let lp = ListParams::default().fields("involvedObject.kind=Pod");
+            match self.list::<Event>(ns, &lp, progress).await? {
+                Listed::Items(items) => events = items,
+                Listed::Refused(m) => note("events", m, "events"),
+            }
+            if self.selector.is_some() {
+                let keys: HashSet<String> = snapshot.pods.iter().flat_map(pod_keys).collect();
+                events.retain(|e| event_keys(e).iter().any(|k| keys.contains(k)));
+            }
+        }
+        let mut nodes = Vec::new();
+        if needs.nodes {
+            match self.list::<Node>(None, &ListParams::default(), progress).await? {
+                Listed::Items(mut items) => {
+                    // only the nodes the pods run on
+                    let used: HashSet<&str> =
+                        snapshot.pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).collect();
+                    items.retain(|n| {
+                        n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used.contains(n))
+                    });
+                    nodes = items;
+                }
+                Listed::Refused(m) => note("nodes", m, "nodes"),
+            }
+        }
+        let mut owners = Vec::new();
+        if needs.owners {
+            let wanted = owner_refs(&snapshot.pods);
+            let kinds: BTreeSet<&str> = wanted.iter().map(|(k, _)| k.as_str()).collect();
+            let uids: HashSet<&str> = wanted.iter().map(|(_, u)| u.as_str()).collect();
+            for kind in kinds {
+                let listed = match kind {
+                    "ReplicaSet" => self.list::<ReplicaSet>(ns, &ListParams::default(), progress).await?,
+                    "DaemonSet" => self.list::<DaemonSet>(ns, &ListParams::default(), progress).await?,
+                    "StatefulSet" => self.list::<StatefulSet>(ns, &ListParams::default(), progress).await?,
+                    "Job" => self.list::<Job>(ns, &ListParams::default(), progress).await?,
+                    _ => continue,
+                };
+                match listed {
+                    Listed::Items(items) => owners.extend(items.into_iter().filter(|o| {
+                        o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
+                    })),
+                    Listed::Refused(m) => note(&plural(kind), m, "owners"),
+                }
+            }
+        }
+        if needs.control_plane && !self.sees_control_plane() {
+            match self.control_plane(progress).await? {
+                Listed::Items(items) => snapshot.control_plane = items,
+                Listed::Refused(m) => note("pods in kube-system", m, "the control plane"),
+            }
+        }
+        snapshot.notes = notes;
+        snapshot.events = events;
+        snapshot.nodes = nodes;
+        for o in owners {
+            // one path for every object: kinds and uids are checked as for files
+            let _ = snapshot.add_value("owners", o);
+        }
+        Ok(snapshot)
+    }
+
+    /// The kube-system pods the control-plane rules read: those with a
+    /// `component` label or `tier=control-plane`.
+    pub(crate) async fn control_plane(&self, progress: &mut dyn FnMut(&str, usize)) -> Result<Listed, LiveError> {
+        let mut out: Vec<Value> = Vec::new();
+        for sel in ["component", "tier=control-plane"] {
+            match self.list::<Pod>(Some("kube-system"), &ListParams::default().labels(sel), progress).await? {
+                Listed::Items(items) => {
+                    for p in items {
+                        let uid = p.pointer("/metadata/uid").cloned();
+                        if !out.iter().any(|o| o.pointer("/metadata/uid").cloned() == uid) {
+                            out.push(p);
+                        }
+                    }
+                }
+                refused => return Ok(refused),
+            }
+        }
+        Ok(Listed::Items(out))
+    }
+
+    /// Lists every object of `K` in `ns` (all namespaces if `None`), a page of
+    /// [`PAGE_SIZE`] at a time. A continue token that expired restarts the list.
+    pub(crate) async fn list<K>(
+        &self,
+        ns: Option<&str>,
+        lp: &ListParams,
+        progress: &mut dyn FnMut(&str, usize),
+    ) -> Result<Listed, LiveError>
+    where
+        K: Resource<DynamicType = ()>,
+    {
+        let plural = K::plural(&()).into_owned();
+        let kind = K::kind(&()).into_owned();
+        let api_version = K::api_version(&()).into_owned();
+        let request = kube::core::Request::new(K::url_path(&(), ns));
+        let what = match ns {
+            Some(ns) => format!("list {plural} in namespace {ns}"),
+            None => format!("list {plural}"),
+        };
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        let mut restarts = 0;
+        loop {
+            let mut page = lp.clone().limit(PAGE_SIZE);
+            if let Some(t) = &token {
+                page = page.continue_token(t);
+            }
+            let req = request.list(&page).map_err(|e| LiveError::Api { what: what.clone(), message: cause(&e) })?;
+            let list: Value = match self.client.request(req).await {
+                Ok(list) => list,
+                Err(kube::Error::Api(s)) if s.code == 410 && token.is_some() && restarts < 3 => {
+                    // the continue token expired: list again from the start
+                    restarts += 1;
+                    token = None;
+                    items.clear();
+                    continue;
+                }
+                Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => {
+                    return Ok(Listed::Refused(status_message(&s)));
+                }
+                Err(e) => return Err(self.error(&what, e)),
+            };
+            let Value::Object(mut list) = list else {
+                return Err(LiveError::Api { what, message: "the answer is not a list".into() });
+            };
+            if let Some(Value::Array(page)) = list.remove("items") {
+                items.extend(page.into_iter().map(|o| normalize(o, &kind, &api_version)));
+            }
+            progress(&plural, items.len());
+            match list.get("metadata").and_then(|m| m.get("continue")).and_then(Value::as_str) {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => break,
+            }
+        }
+        Ok(Listed::Items(items))
+    }
+
+    /// A request that failed: the connection, authentication, or the server.
+    pub(crate) fn error(&self, what: &str, e: kube::Error) -> LiveError {
+        match e {
+            kube::Error::Api(s) => LiveError::Api { what: what.to_string(), message: status_message(&s) },
+            kube::Error::Auth(e) => LiveError::Config(format!("cannot authenticate to {}: {}", self.url, cause(&e))),
+            other => LiveError::Connect { url: self.url.clone(), message: cause(&other) },
+        }
+    }
+}
+
+async fn load_config(target: &Target) -> Result<Config, LiveError> {
+    let options = KubeConfigOptions { context: target.context.clone(), ..KubeConfigOptions::default() };
+    let kubeconfig_error = |e: kube::config::KubeconfigError| {
+        let shown = match (&e, &target.context) {
+            (kube::config::KubeconfigError::LoadContext(_), Some(c)) => format!("no context `{c}` in the kubeconfig"),
+            _ => cause(&e),
+        };
+        match &target.kubeconfig {
+            Some(path) => LiveError::Config(format!("{}: {shown}", path.display())),
+            None => LiveError::Config(format!("kubeconfig: {shown}")),
+        }
+    };
+    if let Some(path) = &target.kubeconfig {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(kubeconfig_error)?;
+        return Config::from_custom_kubeconfig(kubeconfig, &options).await.map_err(kubeconfig_error);
+    }
+    match Config::from_kubeconfig(&options).await {
+        Ok(config) => Ok(config),
+        Err(e) if target.context.is_some() => Err(kubeconfig_error(e)),
+        Err(e) => {
+            if std::env::var_os("KUBERNETES_SERVICE_HOST").is_none() {
+                let why = match std::env::var_os("KUBECONFIG").filter(|k| !k.is_empty()) {
+                    Some(k) => format!("KUBECONFIG={}: {}", k.to_string_lossy(), cause(&e)),
+                    None => format!("~/.kube/config: {}", cause(&e)),
+                };
+                return Err(LiveError::Config(format!(
+                    "no cluster to read ({why}; not in a cluster): set KUBECONFIG or --kubeconfig, or read files with -f"
+                )));
+            }
+            Config::incluster().map_err(|e| LiveError::Config(format!("in-cluster config: {}", cause(&e))))
+        }
+    }
+}
+
+/// The innermost message of an error chain, e.g. `connection refused`.
+fn cause(e: &dyn std::error::Error) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    let mut s = last.to_string();
+    if let Some(i) = s.find(" (os error") {
+        s.truncate(i);
+    }
+    match s.chars().next() {
+        Some(c) if c.is_uppercase() && !s.chars().nth(1).is_some_and(char::is_uppercase) => {
+            c.to_lowercase().chain(s.chars().skip(1)).collect()
+        }
+        _ => s,
+    }
+}
+
+fn status_message(s: &kube::core::Status) -> String {
+    match (s.message.is_empty(), s.reason.is_empty()) {
+        (false, _) => s.message.clone(),
+        (true, false) => s.reason.to_lowercase(),
+        (true, true) => format!("the server answered {}", s.code),
+    }
+}
+
+/// A list item as a file would hold it: with `kind` and `apiVersion`, without
+/// `managedFields` (no rule reads them; they are most of an object's size).
+pub(crate) fn normalize(mut o: Value, kind: &str, api_version: &str) -> Value {
+    if let Value::Object(m) = &mut o {
+        m.entry("kind").or_insert_with(|| Value::String(kind.to_string()));
+        m.entry("apiVersion").or_insert_with(|| Value::String(api_version.to_string()));
+        if let Some(Value::Object(meta)) = m.get_mut("metadata") {
+            meta.remove("managedFields");
+        }
+    }
+    o
+}
+
+fn plural(kind: &str) -> String {
+    format!("{}s", kind.to_lowercase())
+}
+
+/// `(kind, uid)` of the owners the pods name that k8srule lists.
+pub(crate) fn owner_refs(pods: &[Value]) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for p in pods {
+        for r in p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(k), Some(u)) = (r["kind"].as_str(), r["uid"].as_str())
+                && OWNER_KINDS.contains(&k)
+            {
+                out.insert((k.to_string(), u.to_string()));
+            }
+        }
+    }
+    out
+}
+
+/// The owner kinds a live read lists.
+pub(crate) const OWNER_KINDS: [&str; 4] = ["ReplicaSet", "DaemonSet", "StatefulSet", "Job"];
+
+/// How events name a pod: `uid:U` and `ns/name`.
+pub(crate) fn pod_keys(p: &Value) -> Vec<String> {
+    let meta = &p["metadata"];
+    let mut keys = Vec::new();
+    if let Some(uid) = meta["uid"].as_str() {
+        keys.push(format!("uid:{uid}"));
+    }
+    if let Some(name) = meta["name"].as_str() {
+        keys.push(format!("{}/{name}", meta["namespace"].as_str().unwrap_or("default")));
+    }
+    keys
+}
+
+pub(crate) fn event_keys(e: &Value) -> Vec<String> {
+    let obj = e.get("involvedObject").or_else(|| e.get("regarding")).unwrap_or(&Value::Null);
+    let mut keys = Vec::new();
+    if let Some(uid) = obj["uid"].as_str().filter(|u| !u.is_empty()) {
+        keys.push(format!("uid:{uid}"));
+    }
+    if let Some(name) = obj["name"].as_str() {
+        let ns = obj["namespace"].as_str().or_else(|| e.pointer("/metadata/namespace").and_then(Value::as_str));
+        keys.push(format!("{}/{name}", ns.unwrap_or("default")));
+    }
+    keys
+}
+
+/// Runs a future to completion on a runtime of the calling thread.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, LiveError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LiveError::Config(format!("cannot start the async runtime: {e}")))?;
+    Ok(rt.block_on(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_items_get_kind_and_lose_managed_fields() {
+        let o = normalize(serde_json::json!({"metadata": {"name": "a", "managedFields": []}}), "Pod", "v1");
+        assert_eq!(o, serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "a"}}));
+    }
+
+    #[test]
+    fn owners_are_the_listed_kinds_the_pods_name() {
+        let pods = vec![serde_json::json!({"metadata": {"ownerReferences": [
+            {"kind": "ReplicaSet", "uid": "r1"}, {"kind": "Node", "uid": "n1"}]}})];
+        assert_eq!(owner_refs(&pods).into_iter().collect::<Vec<_>>(), vec![("ReplicaSet".into(), "r1".into())]);
+    }
+}

@@ -1,0 +1,616 @@
+//! Watch mode: reflectors of pods, their events and nodes (and the
+//! control-plane pods the rules read), kept current by list+watch; a pod is
+//! diagnosed again when it, its events or its node change, and on every
+//! resync. What changed is reported as new and resolved findings.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::stream::{BoxStream, StreamExt};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use serde_json::Value;
+
+use crate::live::{Cluster, Listed, LiveError, Needs, OWNER_KINDS, normalize, owner_refs};
+use crate::{Diagnoser, Finding, Severity, Snapshot};
+
+/// How a watch runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Write a Kubernetes Event on the pod for each new finding.
+    pub emit_events: bool,
+    /// Every pod is diagnosed again this often, so findings that depend on
+    /// age (stuck for 5 minutes) appear without a change.
+    pub resync: Duration,
+    /// Changes that arrive within this time are diagnosed together.
+    pub debounce: Duration,
+    /// Stop after this long (the first diagnosis is always reported).
+    pub duration: Option<Duration>,
+    /// Stop when this becomes true.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            emit_events: false,
+            resync: Duration::from_secs(60),
+            debounce: Duration::from_millis(300),
+            duration: None,
+            stop: None,
+        }
+    }
+}
+
+/// What a watch reports, in order.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Every list is read and the pods were diagnosed once; findings so far came before.
+    Synced { pods: usize, scope: String },
+    /// A finding that was not there at the pod's last diagnosis.
+    New(Box<Finding>),
+    /// A finding that is gone: the pod is healthy again, or deleted.
+    Resolved { finding: Box<Finding>, pod_deleted: bool },
+    /// Something that could not be read or written (a forbidden list, say).
+    Note(String),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Role {
+    Pods,
+    Events,
+    Nodes,
+    ControlPlane,
+}
+
+/// The updates of one list+watch, tagged with its store's index.
+type Updates = BoxStream<'static, (usize, Result<watcher::Event<Value>, watcher::Error>)>;
+
+/// One reflector: the objects of one list+watch, keyed `ns/name`.
+struct Store {
+    role: Role,
+    objects: BTreeMap<String, Value>,
+    /// Objects of a (re)list in progress, swapped in when it is done.
+    buffer: Option<BTreeMap<String, Value>>,
+    synced: bool,
+}
+
+fn key_of(o: &Value) -> String {
+    let meta = &o["metadata"];
+    match meta["namespace"].as_str() {
+        Some(ns) => format!("{ns}/{}", meta["name"].as_str().unwrap_or("")),
+        None => meta["name"].as_str().unwrap_or("").to_string(),
+    }
+}
+
+/// `ns/name` of the pod an event is about.
+fn event_pod(e: &Value) -> String {
+    let obj = &e["involvedObject"];
+    let ns = obj["namespace"].as_str().or_else(|| e.pointer("/metadata/namespace").and_then(Value::as_str));
+    format!("{}/{}", ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""))
+}
+
+/// As the rules see it (see [`crate::case`]): a kube-system pod with a
+/// `component` label or `tier=control-plane`.
+fn is_control_plane(p: &Value) -> bool {
+    p.pointer("/metadata/labels/component").is_some()
+        || p.pointer("/metadata/labels/tier").and_then(Value::as_str) == Some("control-plane")
+}
+
+fn node_of(p: &Value) -> Option<&str> {
+    p.pointer("/spec/nodeName").and_then(Value::as_str)
+}
+
+/// What identifies a finding across diagnoses (its texts may change).
+fn identity(f: &Finding) -> (String, String, Option<String>) {
+    (f.rule.clone(), f.cause.clone(), f.container.clone())
+}
+
+struct Watch<'a> {
+    cluster: &'a Cluster,
+    diagnoser: &'a Diagnoser,
+    options: &'a Options,
+    stores: Vec<Store>,
+    /// Event keys by the `ns/name` of their pod.
+    events_by_pod: HashMap<String, BTreeSet<String>>,
+    /// Pod keys by node name.
+    pods_by_node: HashMap<String, BTreeSet<String>>,
+    owners: HashMap<String, Value>,
+    owners_listed: HashMap<&'static str, Instant>,
+    findings: HashMap<String, Vec<Finding>>,
+    dirty: BTreeSet<String>,
+    synced: bool,
+    events_api: Api<Event>,
+    /// New findings an Event was written for, until they resolve.
+    emitted: HashSet<(String, String, Option<String>)>,
+}
+
+/// Watches the cluster until `options` says stop, calling `sink` with each
+/// change. A pod list that is refused, or a cluster unreachable at the start,
+/// is an error; other refused lists are notes, and errors after the first
+/// sync are notes while the reflectors retry.
+pub async fn watch(
+    cluster: &Cluster,
+    diagnoser: &Diagnoser,
+    needs: Needs,
+    options: &Options,
+    sink: &mut dyn FnMut(Change),
+) -> Result<(), LiveError> {
+    let started = Instant::now();
+    let client = cluster.client().clone();
+    let ns = cluster.namespace.as_deref();
+    let api = |ar: &ApiResource, ns: Option<&str>| match ns {
+        Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, ar),
+        None => Api::<DynamicObject>::all_with(client.clone(), ar),
+    };
+    let pod_ar = ApiResource::erase::<Pod>(&());
+    let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, &'static str, &'static str)> = Vec::new();
+    let mut pods_cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE);
+    if let Some(sel) = &cluster.selector {
+        pods_cfg = pods_cfg.labels(sel);
+    }
+    specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, "Pod", "v1"));
+    if needs.events {
+        let cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE).fields("involvedObject.kind=Pod");
+        specs.push((Role::Events, api(&ApiResource::erase::<Event>(&()), ns), cfg, "Event", "v1"));
+    }
+    if needs.nodes {
+        let cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE);
+        specs.push((Role::Nodes, api(&ApiResource::erase::<Node>(&()), None), cfg, "Node", "v1"));
+    }
+    if needs.control_plane && !cluster.sees_control_plane() {
+        for sel in ["component", "tier=control-plane"] {
+            let cfg = watcher::Config::default().labels(sel);
+            specs.push((Role::ControlPlane, api(&pod_ar, Some("kube-system")), cfg, "Pod", "v1"));
+        }
+    }
+    let mut streams: Vec<Updates> = Vec::new();
+    let mut stores = Vec::new();
+    for (i, (role, api, cfg, kind, version)) in specs.into_iter().enumerate() {
+        stores.push(Store { role, objects: BTreeMap::new(), buffer: None, synced: false });
+        let inner = watcher(api, cfg).default_backoff().map(move |r| r.map(|e| convert(e, kind, version))).boxed();
+        // a list the server refuses ends its stream instead of being retried forever
+        let refusing = futures::stream::unfold((inner, false), move |(mut s, done)| async move {
+            if done {
+                return None;
+            }
+            let item = s.next().await?;
+            let refused = matches!(&item, Err(e) if refused(e).is_some());
+            Some(((i, item), (s, refused)))
+        });
+        streams.push(refusing.boxed());
+    }
+    let events_api = match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut w = Watch {
+        cluster,
+        diagnoser,
+        options,
+        stores,
+        events_by_pod: HashMap::new(),
+        pods_by_node: HashMap::new(),
+        owners: HashMap::new(),
+        owners_listed: HashMap::new(),
+        findings: HashMap::new(),
+        dirty: BTreeSet::new(),
+        synced: false,
+        events_api,
+        emitted: HashSet::new(),
+    };
+    let mut all = futures::stream::select_all(streams);
+    let mut tick = tokio::time::interval(options.debounce.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_resync = Instant::now();
+    loop {
+        let stop = options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+            || (w.synced && options.duration.is_some_and(|d| started.elapsed() >= d));
+        if stop {
+            return Ok(());
+        }
+        tokio::select! {
+            item = all.next() => match item {
+                Some((i, Ok(event))) => w.apply(i, event),
+                Some((i, Err(e))) => w.error(i, e, sink)?,
+                // every stream ended: all lists were refused
+                None if w.synced => return Ok(()),
+                None => {
+                    for s in &mut w.stores {
+                        s.synced = true;
+                    }
+                }
+            },
+            _ = tick.tick() => {}
+        }
+        if !w.synced && w.stores.iter().all(|s| s.synced) {
+            w.synced = true;
+            w.mark_all();
+            w.flush(sink).await;
+            sink(Change::Synced { pods: w.store(Role::Pods).objects.len(), scope: cluster.scope() });
+            last_resync = Instant::now();
+        } else if w.synced {
+            if last_resync.elapsed() >= options.resync {
+                w.mark_all();
+                last_resync = Instant::now();
+            }
+            if !w.dirty.is_empty() {
+                w.flush(sink).await;
+            }
+        }
+    }
+}
+
+/// An object as a file would hold it (see [`normalize`]).
+fn convert(e: watcher::Event<DynamicObject>, kind: &str, version: &str) -> watcher::Event<Value> {
+    let value = |o: DynamicObject| normalize(serde_json::to_value(o).unwrap_or_default(), kind, version);
+    match e {
+        watcher::Event::Apply(o) => watcher::Event::Apply(value(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(value(o)),
+        watcher::Event::Init => watcher::Event::Init,
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(value(o)),
+        watcher::Event::InitDone => watcher::Event::InitDone,
+    }
+}
+
+/// The server's message when it refuses a list or watch (403, or 404 for a missing API).
+fn refused(e: &watcher::Error) -> Option<String> {
+    let api = match e {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s,
+        _ => return None,
+    };
+    (api.code == 403 || api.code == 404).then(|| api.message.clone())
+}
+
+impl Watch<'_> {
+    fn mark_all(&mut self) {
+        let keys: Vec<String> = self.store(Role::Pods).objects.keys().cloned().collect();
+        self.dirty.extend(keys);
+    }
+
+    fn store(&self, role: Role) -> &Store {
+        // the pods' store is always first
+        self.stores.iter().find(|s| s.role == role).unwrap_or(&self.stores[0])
+    }
+
+    fn apply(&mut self, i: usize, event: watcher::Event<Value>) {
+        match event {
+            watcher::Event::Init => self.stores[i].buffer = Some(BTreeMap::new()),
+            watcher::Event::InitApply(o) => {
+                let key = key_of(&o);
+                self.stores[i].buffer.get_or_insert_with(BTreeMap::new).insert(key, o);
+            }
+            watcher::Event::InitDone => {
+                let fresh = self.stores[i].buffer.take().unwrap_or_default();
+                let old = std::mem::take(&mut self.stores[i].objects);
+                for k in old.keys().chain(fresh.keys()) {
+                    if old.get(k) != fresh.get(k) {
+                        self.changed(i, k, old.get(k), fresh.get(k));
+                    }
+                }
+                self.stores[i].objects = fresh;
+                self.stores[i].synced = true;
+            }
+            watcher::Event::Apply(o) => {
+                let key = key_of(&o);
+                let old = self.stores[i].objects.insert(key.clone(), o);
+                let new = self.stores[i].objects.get(&key).cloned();
+                self.changed(i, &key, old.as_ref(), new.as_ref());
+            }
+            watcher::Event::Delete(o) => {
+                let key = key_of(&o);
+                let old = self.stores[i].objects.remove(&key);
+                self.changed(i, &key, old.as_ref(), None);
+            }
+        }
+    }
+
+    /// Keeps the indexes and marks the pods to diagnose again.
+    fn changed(&mut self, i: usize, key: &str, old: Option<&Value>, new: Option<&Value>) {
+        match self.stores[i].role {
+            Role::Pods => {
+                if let Some(n) = old.and_then(node_of)
+                    && let Some(set) = self.pods_by_node.get_mut(n)
+                {
+                    set.remove(key);
+                }
+                if let Some(n) = new.and_then(node_of) {
+                    self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
+                }
+                self.dirty.insert(key.to_string());
+            }
+            Role::Events => {
+                if let Some(o) = old {
+                    let pod = event_pod(o);
+                    if let Some(set) = self.events_by_pod.get_mut(&pod) {
+                        set.remove(key);
+                    }
+                    self.dirty.insert(pod);
+                }
+                if let Some(n) = new {
+                    let pod = event_pod(n);
+                    self.events_by_pod.entry(pod.clone()).or_default().insert(key.to_string());
+                    self.dirty.insert(pod);
+                }
+            }
+            Role::Nodes => {
+                if let Some(pods) = self.pods_by_node.get(key) {
+                    self.dirty.extend(pods.iter().cloned());
+                }
+            }
+            Role::ControlPlane => self.mark_all(),
+        }
+    }
+
+    fn error(&mut self, i: usize, e: watcher::Error, sink: &mut dyn FnMut(Change)) -> Result<(), LiveError> {
+        let role = self.stores[i].role;
+        let what = match role {
+            Role::Pods => format!("pods in {}", self.cluster.scope()),
+            Role::Events => "events".into(),
+            Role::Nodes => "nodes".into(),
+            Role::ControlPlane => "pods in kube-system".into(),
+        };
+        if let Some(message) = refused(&e) {
+            if role == Role::Pods {
+                return Err(LiveError::Api { what: format!("watch {what}"), message });
+            }
+            let without = if role == Role::ControlPlane { "the control plane" } else { what.as_str() };
+            sink(Change::Note(format!("cannot watch {what}: {message}; rules that read {without} run without them")));
+            self.stores[i].synced = true;
+            return Ok(());
+        }
+        let cause = match e {
+            watcher::Error::InitialListFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::WatchFailed(e) => self.cluster.error(&format!("watch {what}"), e),
+            other => LiveError::Api { what: format!("watch {what}"), message: other.to_string() },
+        };
+        if !self.synced && role == Role::Pods {
+            return Err(cause);
+        }
+        sink(Change::Note(format!("{cause}; retrying")));
+        Ok(())
+    }
+
+    /// Lists the owners that pods name and that are not known yet, each kind
+    /// at most once a minute.
+    async fn fetch_owners(&mut self, pods: &[Value], sink: &mut dyn FnMut(Change)) {
+        let missing = owner_refs(pods);
+        let kinds: BTreeSet<&str> =
+            missing.iter().filter(|(_, uid)| !self.owners.contains_key(uid)).map(|(k, _)| k.as_str()).collect();
+        for kind in kinds {
+            let Some(kind) = OWNER_KINDS.iter().copied().find(|k| *k == kind) else { continue };
+            if self.owners_listed.get(kind).is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+                continue;
+            }
+            self.owners_listed.insert(kind, Instant::now());
+            let ns = self.cluster.namespace.as_deref();
+            let lp = kube::api::ListParams::default();
+            let mut quiet = |_: &str, _: usize| {};
+            let listed = match kind {
+                "ReplicaSet" => self.cluster.list::<k8s_openapi::api::apps::v1::ReplicaSet>(ns, &lp, &mut quiet).await,
+                "DaemonSet" => self.cluster.list::<k8s_openapi::api::apps::v1::DaemonSet>(ns, &lp, &mut quiet).await,
+                "StatefulSet" => {
+                    self.cluster.list::<k8s_openapi::api::apps::v1::StatefulSet>(ns, &lp, &mut quiet).await
+                }
+                _ => self.cluster.list::<k8s_openapi::api::batch::v1::Job>(ns, &lp, &mut quiet).await,
+            };
+            match listed {
+                Ok(Listed::Items(items)) => {
+                    for o in items {
+                        if let Some(uid) = o.pointer("/metadata/uid").and_then(Value::as_str) {
+                            self.owners.insert(uid.to_string(), o);
+                        }
+                    }
+                }
+                Ok(Listed::Refused(m)) => sink(Change::Note(format!(
+                    "cannot list {}s: {m}; rules that read owners run without them",
+                    kind.to_lowercase()
+                ))),
+                Err(e) => sink(Change::Note(e.to_string())),
+            }
+        }
+    }
+
+    /// Diagnoses the dirty pods and reports what changed.
+    async fn flush(&mut self, sink: &mut dyn FnMut(Change)) {
+        while !self.dirty.is_empty() {
+            // a few thousand pods at a time: a resync of a large cluster holds no copy of it all
+            let dirty = match self.dirty.iter().nth(FLUSH_PODS).cloned() {
+                Some(first_of_rest) => {
+                    let rest = self.dirty.split_off(&first_of_rest);
+                    std::mem::replace(&mut self.dirty, rest)
+                }
+                None => std::mem::take(&mut self.dirty),
+            };
+            self.flush_some(dirty, sink).await;
+        }
+    }
+
+    async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
+        let pods: Vec<Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
+        let needs_owners = self.diagnoser.needs().owners;
+        if needs_owners {
+            self.fetch_owners(&pods, sink).await;
+        }
+        let mut snapshot = Snapshot::new(chrono::Utc::now().timestamp());
+        let events = self.stores.iter().find(|s| s.role == Role::Events);
+        let nodes = self.stores.iter().find(|s| s.role == Role::Nodes);
+        for k in &dirty {
+            if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
+                snapshot.events.extend(keys.iter().filter_map(|e| store.objects.get(e)).cloned());
+            }
+        }
+        let used: BTreeSet<&str> = pods.iter().filter_map(node_of).collect();
+        if let Some(store) = nodes {
+            snapshot.nodes = used.iter().filter_map(|n| store.objects.get(*n)).cloned().collect();
+        }
+        for s in self.stores.iter().filter(|s| s.role == Role::ControlPlane) {
+            snapshot.control_plane.extend(s.objects.values().cloned());
+        }
+        if self.cluster.sees_control_plane() {
+            // the rules compare with every control-plane pod, not only the dirty ones
+            snapshot.control_plane.extend(
+                self.store(Role::Pods)
+                    .objects
+                    .iter()
+                    .filter(|(k, p)| k.starts_with("kube-system/") && !dirty.contains(*k) && is_control_plane(p))
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        snapshot.owners = owner_refs(&pods)
+            .into_iter()
+            .filter_map(|(_, uid)| Some((uid.clone(), self.owners.get(&uid)?.clone())))
+            .collect();
+        snapshot.pods = pods;
+        let report = self.diagnoser.diagnose(&snapshot);
+        for e in &report.errors {
+            sink(Change::Note(format!("pack {} failed: {}", e.pack, e.message)));
+        }
+        let mut found: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
+        for f in report.findings {
+            found.entry(f.pod.clone()).or_default().push(f);
+        }
+        for key in &dirty {
+            let deleted = !self.store(Role::Pods).objects.contains_key(key);
+            let old = self.findings.remove(key).unwrap_or_default();
+            let new = found.remove(key).unwrap_or_default();
+            let before: HashSet<_> = old.iter().map(identity).collect();
+            let after: HashSet<_> = new.iter().map(identity).collect();
+            for f in old.iter().filter(|f| !after.contains(&identity(f))) {
+                self.emitted.remove(&(f.pod.clone(), f.rule.clone(), f.container.clone()));
+                sink(Change::Resolved { finding: Box::new(f.clone()), pod_deleted: deleted });
+            }
+            for f in new.iter().filter(|f| !before.contains(&identity(f))) {
+                if self.options.emit_events {
+                    self.emit_event(f, sink).await;
+                }
+                sink(Change::New(Box::new(f.clone())));
+            }
+            if !new.is_empty() {
+                self.findings.insert(key.clone(), new);
+            }
+        }
+    }
+
+    /// Writes a Kubernetes Event about a new finding on its pod, unless one
+    /// with the same reason and message is already there (after a restart).
+    async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
+        let Some(pod) = self.store(Role::Pods).objects.get(&f.pod).cloned() else { return };
+        let reason = event_reason(&f.cause);
+        let message = truncate(&f.title, 1024);
+        let field_path = f.container.as_ref().and_then(|c| container_field_path(&pod, c));
+        let uid = pod.pointer("/metadata/uid").and_then(Value::as_str);
+        // after a restart, the Event of a finding that is still there may be on the pod already
+        let already = self.events_by_pod.get(&f.pod).is_some_and(|keys| {
+            let store = self.stores.iter().find(|s| s.role == Role::Events);
+            keys.iter().filter_map(|k| store?.objects.get(k)).any(|e| {
+                e.pointer("/source/component").and_then(Value::as_str) == Some(COMPONENT)
+                    && e["reason"].as_str() == Some(reason.as_str())
+                    && e.pointer("/involvedObject/uid").and_then(Value::as_str) == uid
+                    && e.pointer("/involvedObject/fieldPath").and_then(Value::as_str) == field_path.as_deref()
+            })
+        });
+        if !self.emitted.insert((f.pod.clone(), f.rule.clone(), f.container.clone())) || already {
+            return;
+        }
+        let meta = &pod["metadata"];
+        let (ns, name) = (meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""));
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let event = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": { "generateName": format!("{name}."), "namespace": ns },
+            "involvedObject": {
+                "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
+                "uid": meta["uid"], "fieldPath": field_path,
+            },
+            "reason": reason,
+            "message": message,
+            "type": if f.severity >= Severity::Warning { "Warning" } else { "Normal" },
+            "source": { "component": COMPONENT },
+            "reportingComponent": COMPONENT,
+            "reportingInstance": std::env::var("HOSTNAME").unwrap_or_else(|_| COMPONENT.to_string()),
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        });
+        let event: Event = match serde_json::from_value(event) {
+            Ok(e) => e,
+            Err(e) => return sink(Change::Note(format!("cannot make an event for {}: {e}", f.pod))),
+        };
+        let api = match self.cluster.namespace {
+            Some(_) => self.events_api.clone(),
+            None => Api::namespaced(self.cluster.client().clone(), ns),
+        };
+        if let Err(e) = api.create(&PostParams::default(), &event).await {
+            let e = self.cluster.error(&format!("create an event in namespace {ns}"), e);
+            sink(Change::Note(e.to_string()));
+        }
+    }
+}
+
+/// Pods diagnosed together by a flush.
+const FLUSH_PODS: usize = 4096;
+
+/// The `source.component` of the Events k8srule writes.
+pub const COMPONENT: &str = "k8srule";
+
+/// An Event reason from a cause: `cgroup-oom` -> `CgroupOom`.
+pub fn event_reason(cause: &str) -> String {
+    let mut out = String::new();
+    for part in cause.split(|c: char| !c.is_ascii_alphanumeric()).filter(|p| !p.is_empty()) {
+        let mut chars = part.chars();
+        if let Some(c) = chars.next() {
+            out.push(c.to_ascii_uppercase());
+            out.extend(chars);
+        }
+    }
+    if out.is_empty() {
+        out.push_str("Diagnosis");
+    }
+    truncate(&out, 128)
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+fn container_field_path(pod: &Value, container: &str) -> Option<String> {
+    ["initContainers", "containers", "ephemeralContainers"].into_iter().find_map(|list| {
+        pod["spec"][list]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"].as_str() == Some(container))
+            .then(|| format!("spec.{list}{{{container}}}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_upper_camel_case() {
+        assert_eq!(event_reason("cgroup-oom"), "CgroupOom");
+        assert_eq!(event_reason("state.CrashLoopBackOff"), "StateCrashLoopBackOff");
+        assert_eq!(event_reason("--"), "Diagnosis");
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        let s = "é".repeat(600);
+        let t = truncate(&s, 1024);
+        assert!(t.len() <= 1024 && t.ends_with("..."));
+    }
+}

@@ -1,0 +1,335 @@
+//! Evaluation speed and memory, as ratios against baselines measured in the
+//! same run (machines here are shared and noisy):
+//!
+//! 1. one rule (a container whose last exit code is 137 and whose reason is
+//!    not OOMKilled) over 10,000 generated pods: k8srule against hand-written
+//!    Rust over the same parsed snapshot, regorus (Rego) and the `cel` crate;
+//! 2. all built-in rules over 150,000 pods with 3 events each: time against
+//!    serde_json alone parsing the file, peak memory against the file's size;
+//! 3. cold start of `k8srule diagnose` on 10 pods with a warm cache;
+//! 4. compiling all built-in rules, against parsing them.
+//!
+//! Run: `cargo build --release && cargo bench -p k8srule-tests --bench eval`
+//! (`-- --quick` for fewer repetitions and a smaller part 2).
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use k8srule_host::{Diagnoser, Snapshot};
+use serde_json::{Value, json};
+
+const RULE: &str = r#"
+rule bench.kill-not-oom {
+  cause "system-oom"
+  severity error
+  for c in containers
+  when c.lastState.terminated.exitCode == 137 and c.lastState.terminated.reason != "OOMKilled"
+  title "container {c.name} of {pod.metadata.name} was killed (exit code 137) without OOMKilled"
+}
+"#;
+
+const REGO: &str = r#"
+package bench
+import rego.v1
+findings contains [pod.metadata.name, s.name] if {
+  some pod in input.items
+  some s in pod.status.containerStatuses
+  s.lastState.terminated.exitCode == 137
+  s.lastState.terminated.reason != "OOMKilled"
+}
+"#;
+
+const CEL: &str = "items.map(p, has(p.status.containerStatuses) ? p.status.containerStatuses.filter(s, \
+    has(s.lastState.terminated) && s.lastState.terminated.exitCode == 137 && \
+    (!has(s.lastState.terminated.reason) || s.lastState.terminated.reason != 'OOMKilled')).map(s, [p.metadata.name, s.name]) : [])";
+
+fn pod(i: usize) -> Value {
+    let name = format!("web-{i:06}");
+    let last = match i % 20 {
+        0 => {
+            json!({"terminated": {"exitCode": 137, "reason": "Error", "startedAt": "2024-05-01T11:00:00Z", "finishedAt": "2024-05-01T11:10:00Z"}})
+        }
+        1 => {
+            json!({"terminated": {"exitCode": 137, "reason": "OOMKilled", "startedAt": "2024-05-01T11:00:00Z", "finishedAt": "2024-05-01T11:10:00Z"}})
+        }
+        2 => {
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "startedAt": "2024-05-01T11:00:00Z", "finishedAt": "2024-05-01T11:10:00Z"}})
+        }
+        _ => json!({}),
+    };
+    let waiting = i % 20 < 3;
+    let state = if waiting {
+        json!({"waiting": {"reason": "CrashLoopBackOff", "message": format!("back-off 5m0s restarting failed container=app pod={name}")}})
+    } else {
+        json!({"running": {"startedAt": "2024-05-01T10:00:00Z"}})
+    };
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": format!("team-{}", i % 50), "uid": format!("uid-{i}"),
+            "creationTimestamp": "2024-05-01T10:00:00Z", "labels": {"app": "web", "pod-template-hash": "7d4b9c"}},
+        "spec": {"nodeName": format!("node-{}", i % 100), "restartPolicy": "Always",
+            "containers": [
+                {"name": "app", "image": "registry.example.com/shop/web:1.4.2",
+                 "resources": {"limits": {"memory": "256Mi", "cpu": "500m"}, "requests": {"memory": "128Mi", "cpu": "100m"}},
+                 "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 10}},
+                {"name": "sidecar", "image": "registry.example.com/proxy:2.1", "resources": {"limits": {"memory": "64Mi"}}}
+            ]},
+        "status": {"phase": "Running", "podIP": "10.0.0.1", "startTime": "2024-05-01T10:00:00Z",
+            "conditions": [{"type": "Ready", "status": if waiting { "False" } else { "True" }}],
+            "containerStatuses": [
+                {"name": "app", "ready": !waiting, "restartCount": if waiting { 7 } else { 0 }, "image": "registry.example.com/shop/web:1.4.2",
+                 "state": state, "lastState": last},
+                {"name": "sidecar", "ready": true, "restartCount": 0, "image": "registry.example.com/proxy:2.1",
+                 "state": {"running": {"startedAt": "2024-05-01T10:00:00Z"}}, "lastState": {}}
+            ]}
+    })
+}
+
+fn event(i: usize, k: usize) -> Value {
+    let (reason, message) = match k {
+        0 => ("Scheduled", format!("Successfully assigned team-{}/web-{i:06} to node-{}", i % 50, i % 100)),
+        1 => {
+            ("Pulled", "Container image \"registry.example.com/shop/web:1.4.2\" already present on machine".to_string())
+        }
+        _ => ("BackOff", "Back-off restarting failed container app".to_string()),
+    };
+    json!({"apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": format!("web-{i:06}.{k}"), "namespace": format!("team-{}", i % 50)},
+        "involvedObject": {"kind": "Pod", "name": format!("web-{i:06}"), "namespace": format!("team-{}", i % 50), "uid": format!("uid-{i}")},
+        "reason": reason, "message": message, "type": if k == 2 { "Warning" } else { "Normal" }, "count": 1,
+        "firstTimestamp": "2024-05-01T10:00:00Z", "lastTimestamp": "2024-05-01T11:00:00Z", "source": {"component": "kubelet"}})
+}
+
+/// The median of `runs` timed calls, after one warm-up call.
+fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
+    let mut out = f();
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let start = Instant::now();
+        out = f();
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (times[runs / 2], out)
+}
+
+fn hand_written(snapshot: &Snapshot) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for p in &snapshot.pods {
+        let Some(statuses) = p["status"]["containerStatuses"].as_array() else { continue };
+        for s in statuses {
+            let t = &s["lastState"]["terminated"];
+            if t["exitCode"].as_i64() == Some(137) && t["reason"].as_str().is_some_and(|r| r != "OOMKilled") {
+                let (pod, c) = (p["metadata"]["name"].as_str().unwrap_or(""), s["name"].as_str().unwrap_or(""));
+                let ns = p["metadata"]["namespace"].as_str().unwrap_or("");
+                out.push((
+                    format!("{ns}/{pod}"),
+                    c.to_string(),
+                    format!("container {c} of {pod} was killed (exit code 137) without OOMKilled"),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn one_rule(runs: usize) {
+    let items: Vec<Value> = (0..10_000).map(pod).collect();
+    let mut snapshot = Snapshot::new(0);
+    for p in &items {
+        snapshot.add_value("generated", p.clone()).unwrap();
+    }
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("bench.k8srule", RULE).build().unwrap();
+
+    let (t_rust, rust) = time(runs, || hand_written(&snapshot));
+    let (t_ours, report) = time(runs, || diagnoser.diagnose(&snapshot));
+    assert_eq!(report.findings.len(), rust.len(), "same findings");
+    let mut ours: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
+    let mut theirs: Vec<&str> = rust.iter().map(|r| r.2.as_str()).collect();
+    ours.sort_unstable();
+    theirs.sort_unstable();
+    assert_eq!(ours, theirs, "same findings");
+
+    let mut rego = regorus::Engine::new();
+    rego.add_policy("bench.rego".into(), REGO.into()).unwrap();
+    rego.set_input(regorus::Value::from_json_str(&json!({"items": items}).to_string()).unwrap());
+    let (t_rego, found) = time(runs.min(5), || rego.eval_rule("data.bench.findings".into()).unwrap());
+    assert_eq!(found.as_set().map(|s| s.len()).unwrap_or(0), rust.len());
+
+    let program = cel::Program::compile(CEL).unwrap();
+    let mut context = cel::Context::default();
+    context.add_variable("items", &items).unwrap();
+    let (t_cel, found) = time(runs.min(5), || program.execute(&context).unwrap());
+    let cel_count = match found {
+        cel::Value::List(pods) => pods.iter().map(|l| if let cel::Value::List(x) = l { x.len() } else { 0 }).sum(),
+        _ => 0,
+    };
+    assert_eq!(cel_count, rust.len());
+
+    println!("1. one rule over 10,000 pods ({} findings), median of {runs} runs", rust.len());
+    println!("   hand-written Rust   {:>9.2} ms   (baseline)", ms(t_rust));
+    println!(
+        "   k8srule (Wasm)      {:>9.2} ms   {:.2}x the baseline   target <= 1.5x",
+        ms(t_ours),
+        ms(t_ours) / ms(t_rust)
+    );
+    println!(
+        "   regorus             {:>9.2} ms   k8srule is {:.1}x faster   target >= 2.5x",
+        ms(t_rego),
+        ms(t_rego) / ms(t_ours)
+    );
+    println!(
+        "   cel                 {:>9.2} ms   k8srule is {:.1}x faster   target >= 2.5x",
+        ms(t_cel),
+        ms(t_cel) / ms(t_ours)
+    );
+}
+
+/// Peak resident memory of this process, in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Child process mode: runs one phase over the file and prints `millis peak-bytes`.
+fn phase(which: &str, file: &str) {
+    let start = Instant::now();
+    match which {
+        "parse" => {
+            let text = std::fs::read_to_string(file).unwrap();
+            let v: Value = serde_json::from_str(&text).unwrap();
+            drop(text);
+            assert!(v["items"].is_array());
+        }
+        _ => {
+            let mut snapshot = Snapshot::new(1_714_564_800);
+            snapshot.add_path(std::path::Path::new(file)).unwrap();
+            let report = Diagnoser::builder().build().unwrap().diagnose(&snapshot);
+            assert!(report.errors.is_empty(), "{:?}", report.errors);
+            assert!(!report.findings.is_empty());
+        }
+    }
+    println!("{} {}", start.elapsed().as_millis(), peak_rss());
+}
+
+fn run_phase(which: &str, file: &std::path::Path) -> (f64, u64) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--phase", which, &file.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+}
+
+fn all_rules(pods: usize) {
+    let dir = std::env::temp_dir().join(format!("k8srule-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cluster.json");
+    {
+        use std::io::Write;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        write!(w, "{{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[").unwrap();
+        for i in 0..pods {
+            if i > 0 {
+                write!(w, ",").unwrap();
+            }
+            serde_json::to_writer(&mut w, &pod(i)).unwrap();
+            for k in 0..3 {
+                write!(w, ",").unwrap();
+                serde_json::to_writer(&mut w, &event(i, k)).unwrap();
+            }
+        }
+        write!(w, "]}}").unwrap();
+    }
+    let size = std::fs::metadata(&file).unwrap().len();
+    let (t_parse, _) = run_phase("parse", &file);
+    let (t_all, peak) = run_phase("diagnose", &file);
+    println!("2. all built-in rules over {pods} pods with 3 events each ({:.0} MB of JSON)", size as f64 / 1e6);
+    println!("   serde_json parse    {:>9.0} ms   (baseline)", t_parse);
+    println!("   k8srule diagnose    {:>9.0} ms   {:.2}x the baseline   target <= 2x", t_all, t_all / t_parse);
+    println!(
+        "   peak memory         {:>9.0} MB   {:.2}x the file size   target <= 2x",
+        peak as f64 / 1e6,
+        peak as f64 / size as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn cold_start(runs: usize) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let bin = root.join("target/release/k8srule");
+    if !bin.exists() {
+        println!("3. cold start: skipped, build the binary first: cargo build --release");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("k8srule-bench-cold-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("pods.json");
+    let items: Vec<Value> = (0..10).map(pod).collect();
+    std::fs::write(&file, json!({"kind": "List", "items": items}).to_string()).unwrap();
+    let cache = dir.join("cache");
+    let run = |args: &[&str]| {
+        let out = Command::new(&bin).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    let diagnose = [
+        "diagnose",
+        "-f",
+        file.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+        "--now",
+        "2024-05-01T12:00:00Z",
+    ];
+    let (t_version, _) = time(runs, || run(&["--version"]));
+    let (t_diag, _) = time(runs, || run(&diagnose));
+    println!("3. cold start of `k8srule diagnose` on 10 pods, warm cache, median of {runs} runs");
+    println!("   k8srule --version   {:>9.1} ms   (baseline: process start)", ms(t_version));
+    println!(
+        "   k8srule diagnose    {:>9.1} ms   {:.1}x the baseline   target < 100 ms",
+        ms(t_diag),
+        ms(t_diag) / ms(t_version)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn compile_builtin(runs: usize) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/builtin");
+    let files = k8srule_host::read_rule_files(&dir).unwrap();
+    let (t_parse, _) = time(runs, || files.iter().filter(|f| k8srule_dsl::parse::parse(&f.text).is_ok()).count());
+    let (t_compile, wasm) = time(runs, || k8srule_dsl::compile(&files, "builtin", "1").unwrap());
+    println!(
+        "4. compiling the {} built-in rule files ({} KB of Wasm), median of {runs} runs",
+        files.len(),
+        wasm.len() / 1024
+    );
+    println!("   parse only          {:>9.2} ms   (baseline)", ms(t_parse));
+    println!(
+        "   compile             {:>9.2} ms   {:.1}x the baseline   target < 100 ms",
+        ms(t_compile),
+        ms(t_compile) / ms(t_parse)
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--phase") {
+        return phase(&args[i + 1], &args[i + 2]);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    one_rule(if quick { 5 } else { 21 });
+    all_rules(if quick { 20_000 } else { 150_000 });
+    cold_start(if quick { 5 } else { 21 });
+    compile_builtin(if quick { 5 } else { 21 });
+}

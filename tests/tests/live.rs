@@ -1,0 +1,457 @@
+//! The live path over real HTTP, against the Kubernetes API emulator in
+//! `tests/kube-api` on loopback: lists and pages, forbidden lists, watch,
+//! snapshot bundles, and clusters that cannot be used.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use k8srule_host::live::{Cluster, Target, block_on};
+use k8srule_host::watch::{self, Change};
+use k8srule_host::{Diagnoser, Finding};
+use k8srule_tests::{KubeApi, k8srule, k8srule_background, root, wait_for};
+use serde_json::{Value, json};
+
+const NOW: &str = "2024-05-01T12:00:00Z";
+
+/// The example snapshot (shop: a crash-looping web pod owned by a
+/// ReplicaSet, a healthy api pod, ...) plus kube-system pods.
+fn example_data() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("examples/snapshots/crashloop.json"), dir.path().join("crashloop.json")).unwrap();
+    let kube_system = json!({"kind": "PodList", "apiVersion": "v1", "items": [
+        {"kind": "Pod", "apiVersion": "v1",
+         "metadata": {"name": "kube-controller-manager-master", "namespace": "kube-system", "uid": "kcm",
+                      "labels": {"component": "kube-controller-manager", "tier": "control-plane"}},
+         "spec": {"nodeName": "master", "containers": [{"name": "kube-controller-manager", "image": "k8s/kcm:1.30"}]},
+         "status": {"phase": "Running", "containerStatuses": [{"name": "kube-controller-manager", "ready": true,
+                    "restartCount": 0, "state": {"running": {"startedAt": "2024-05-01T09:00:00Z"}}}]}},
+        {"kind": "Pod", "apiVersion": "v1",
+         "metadata": {"name": "coredns-1", "namespace": "kube-system", "uid": "dns", "labels": {"k8s-app": "kube-dns"}},
+         "spec": {"nodeName": "node-1", "containers": [{"name": "coredns", "image": "coredns:1.11"}]},
+         "status": {"phase": "Running"}}
+    ]});
+    std::fs::write(dir.path().join("kube-system.json"), kube_system.to_string()).unwrap();
+    dir
+}
+
+/// A pod whose container is in CrashLoopBackOff after OOM kills.
+fn crashing_pod(ns: &str, name: &str, uid: &str) -> Value {
+    json!({"kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": ns, "uid": uid, "creationTimestamp": "2024-05-01T10:00:00Z",
+                     "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d4b9c",
+                                          "uid": "rs-big", "controller": true}]},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "shop/web:1",
+                 "resources": {"limits": {"memory": "256Mi"}}}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": false, "restartCount": 7,
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s restarting failed container"}},
+            "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled",
+                          "startedAt": "2024-05-01T11:40:02Z", "finishedAt": "2024-05-01T11:41:10Z"}}}]}})
+}
+
+fn healthy_pod(ns: &str, name: &str, uid: &str) -> Value {
+    json!({"kind": "Pod", "apiVersion": "v1",
+        "metadata": {"name": name, "namespace": ns, "uid": uid, "creationTimestamp": "2024-05-01T10:00:00Z"},
+        "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": "shop/web:1"}]},
+        "status": {"phase": "Running", "containerStatuses": [{"name": "app", "ready": true, "restartCount": 0,
+            "state": {"running": {"startedAt": "2024-05-01T10:00:05Z"}}}]}})
+}
+
+fn node() -> Value {
+    json!({"kind": "Node", "apiVersion": "v1", "metadata": {"name": "node-1", "uid": "node-1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                   "nodeInfo": {"kubeletVersion": "v1.30.0", "containerRuntimeVersion": "containerd://1.7.0"}}})
+}
+
+fn write(dir: &Path, file: &str, items: Vec<Value>) {
+    std::fs::write(dir.join(file), json!({"kind": "List", "apiVersion": "v1", "items": items}).to_string()).unwrap();
+}
+
+fn report(out: &str) -> Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn lists_of<'r>(requests: &'r [Value], path: &str) -> Vec<&'r Value> {
+    requests.iter().filter(|r| r["path"] == path).collect()
+}
+
+#[test]
+fn a_large_cluster_is_listed_in_pages_of_500_without_a_request_per_pod() {
+    let data = tempfile::tempdir().unwrap();
+    let pods: Vec<Value> = (0..1203).map(|i| crashing_pod("big", &format!("web-{i:04}"), &format!("u-{i}"))).collect();
+    write(data.path(), "pods.json", pods);
+    let rs = json!({"kind": "ReplicaSet", "apiVersion": "apps/v1",
+        "metadata": {"name": "web-7d4b9c", "namespace": "big", "uid": "rs-big"}, "spec": {"replicas": 3}});
+    write(data.path(), "rest.json", vec![node(), rs]);
+    let api = KubeApi::start(data.path(), &["--bare-list-items"]);
+
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "-A", "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!((r["summary"]["pods"].as_u64(), r["summary"]["unhealthy"].as_u64()), (Some(1203), Some(1203)));
+    assert!(r["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "crashloop.cgroup-oom"), "{out}");
+    assert_eq!(r["notes"], json!([]));
+
+    let requests = api.requests();
+    let pages = lists_of(&requests, "/api/v1/pods");
+    assert_eq!(pages.len(), 3, "{pages:#?}");
+    assert!(pages.iter().all(|p| p["params"]["limit"] == "500" && p["method"] == "GET" && p["status"] == 200));
+    assert!(pages[0]["params"].get("continue").is_none());
+    assert!(pages[1..].iter().all(|p| p["params"]["continue"].is_string()));
+    let events = lists_of(&requests, "/api/v1/events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["params"]["fieldSelector"], "involvedObject.kind=Pod");
+    assert_eq!(lists_of(&requests, "/api/v1/nodes").len(), 1);
+    assert_eq!(lists_of(&requests, "/apis/apps/v1/replicasets").len(), 1);
+    // all namespaces without a selector hold the control plane: no kube-system list
+    assert_eq!(requests.len(), 6, "{requests:#?}");
+    assert!(requests.iter().all(|r| r["method"] == "GET"));
+}
+
+#[test]
+fn one_namespace_reads_the_control_plane_for_context_without_diagnosing_it() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &[]);
+    // the context's namespace is shop
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["summary"]["pods"], 4, "{out}");
+    assert!(r["findings"].as_array().unwrap().iter().all(|f| f["pod"].as_str().unwrap().starts_with("shop/")));
+    let requests = api.requests();
+    let kube_system = lists_of(&requests, "/api/v1/namespaces/kube-system/pods");
+    let selectors: Vec<&Value> = kube_system.iter().map(|r| &r["params"]["labelSelector"]).collect();
+    assert_eq!(selectors, [&json!("component"), &json!("tier=control-plane")]);
+    assert_eq!(lists_of(&requests, "/api/v1/namespaces/shop/pods").len(), 1);
+    assert_eq!(lists_of(&requests, "/apis/apps/v1/namespaces/shop/replicasets").len(), 1);
+    // no owner kind that no pod names is listed
+    assert!(requests.iter().all(|r| !r["path"].as_str().unwrap().contains("statefulsets")), "{requests:#?}");
+}
+
+#[test]
+fn a_forbidden_list_is_a_note_and_the_run_goes_on() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &["--forbid", "nodes"]);
+    let (code, out, err) =
+        k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "-n", "shop", "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["summary"]["pods"], 4);
+    let notes = r["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    let note = notes[0].as_str().unwrap();
+    assert!(note.starts_with("cannot list nodes: nodes is forbidden: User"), "{note}");
+    assert!(note.ends_with("; rules that read nodes ran without them"), "{note}");
+    // the table shows it too
+    let (code, out, _) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "--now", NOW]);
+    assert_eq!(code, 0);
+    assert!(out.contains("cannot list nodes"), "{out}");
+}
+
+#[test]
+fn forbidden_pods_are_an_input_error() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &["--forbid", "pods"]);
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "--now", NOW]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert!(err.starts_with("cannot list pods in namespace shop: pods is forbidden: User"), "{err}");
+}
+
+#[test]
+fn a_snapshot_loads_back_to_the_same_findings() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &["--bare-list-items", "--forbid", "nodes"]);
+    let kc = api.kubeconfig();
+    let (code, live, err) = k8srule(&["diagnose", "--kubeconfig", &kc, "-n", "shop", "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(report(&live)["summary"]["unhealthy"].as_u64().unwrap() > 0, "{live}");
+    assert_eq!(report(&live)["notes"].as_array().unwrap().len(), 1, "{live}");
+
+    let out_dir = tempfile::tempdir().unwrap();
+    let bundle = out_dir.path().join("bundle");
+    let bundle_arg = bundle.display().to_string();
+    let (code, out, err) = k8srule(&["snapshot", "--kubeconfig", &kc, "-n", "shop", "-o", &bundle_arg]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("wrote {bundle_arg}: 4 pods, 2 events, 0 nodes, 1 owners\n")), "{out}");
+    assert!(bundle.join("_k8srule/control-plane.json").is_file());
+    assert!(err.starts_with("note: cannot list nodes: nodes is forbidden"), "{err}");
+
+    let (code, loaded, err) = k8srule(&["diagnose", "-f", &bundle_arg, "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(report(&loaded), report(&live));
+
+    // a snapshot never overwrites
+    let (code, _, err) = k8srule(&["snapshot", "--kubeconfig", &kc, "-o", &bundle_arg]);
+    assert_eq!(code, 2);
+    assert_eq!(err, format!("{bundle_arg}: exists and is not empty\n"));
+}
+
+#[test]
+fn a_pod_without_status_is_diagnosed_as_far_as_possible() {
+    let data = tempfile::tempdir().unwrap();
+    let bare = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "bare", "namespace": "shop"},
+        "spec": {"containers": [{"name": "app", "image": "x"}]}});
+    write(data.path(), "pods.json", vec![bare, crashing_pod("shop", "web", "u-web"), node()]);
+    let api = KubeApi::start(data.path(), &[]);
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["summary"]["pods"], 2);
+    assert!(r["findings"].as_array().unwrap().iter().any(|f| f["pod"] == "shop/web"), "{out}");
+}
+
+#[test]
+fn clusters_that_cannot_be_used_are_input_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    // nothing listens on this port once the listener is dropped
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"http://127.0.0.1:{port}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let kc = kc.display().to_string();
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &kc]);
+    assert_eq!((code, out.as_str()), (2, ""));
+    assert_eq!(err, format!("cannot reach the cluster at http://127.0.0.1:{port}: connection refused\n"));
+
+    let (code, _, err) = k8srule(&["diagnose", "--kubeconfig", &kc, "--context", "prod"]);
+    assert_eq!((code, err), (2, format!("{kc}: no context `prod` in the kubeconfig\n")));
+
+    let missing = dir.path().join("nope").display().to_string();
+    let (code, _, err) = k8srule(&["diagnose", "--kubeconfig", &missing]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with(&format!("{missing}: ")), "{err}");
+
+    let (code, _, err) = k8srule(&["diagnose", "-f", &root().join("examples/snapshots").display().to_string(), "-A"]);
+    assert_eq!((code, err.as_str()), (2, "--all-namespaces: reads a live cluster; it cannot be used with -f\n"));
+}
+
+type Changes = Arc<std::sync::Mutex<Vec<Change>>>;
+
+/// Runs the library's watch on another thread until the returned flag is set.
+fn start_watch(
+    api: &KubeApi,
+    options: watch::Options,
+) -> (std::thread::JoinHandle<Result<(), String>>, Changes, Arc<AtomicBool>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let changes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let target = Target { kubeconfig: Some(api.kubeconfig().into()), all_namespaces: true, ..Target::default() };
+    let options = watch::Options { stop: Some(stop.clone()), ..options };
+    let sink_changes = changes.clone();
+    let handle = std::thread::spawn(move || {
+        let diagnoser = Diagnoser::builder().build().map_err(|e| e.to_string())?;
+        let mut sink = |c: Change| sink_changes.lock().unwrap().push(c);
+        block_on(async {
+            let cluster = Cluster::connect(&target).await?;
+            watch::watch(&cluster, &diagnoser, diagnoser.needs(), &options, &mut sink).await
+        })
+        .and_then(|r| r)
+        .map_err(|e| e.to_string())
+    });
+    (handle, changes, stop)
+}
+
+fn new_of(changes: &[Change], pod: &str) -> Vec<Finding> {
+    changes
+        .iter()
+        .filter_map(|c| if let Change::New(f) = c { Some(&**f) } else { None })
+        .filter(|f| f.pod == pod)
+        .cloned()
+        .collect()
+}
+
+fn resolved_of(changes: &[Change], pod: &str) -> Vec<(Finding, bool)> {
+    changes
+        .iter()
+        .filter_map(|c| {
+            if let Change::Resolved { finding, pod_deleted } = c {
+                Some(((**finding).clone(), *pod_deleted))
+            } else {
+                None
+            }
+        })
+        .filter(|(f, _)| f.pod == pod)
+        .collect()
+}
+
+#[test]
+fn watch_reports_new_and_resolved_findings_as_pods_change() {
+    let data = tempfile::tempdir().unwrap();
+    write(
+        data.path(),
+        "pods.json",
+        vec![crashing_pod("shop", "web", "u-web"), healthy_pod("shop", "api", "u-api"), node()],
+    );
+    let api = KubeApi::start(data.path(), &[]);
+    let (handle, changes, stop) = start_watch(&api, watch::Options::default());
+    let synced = || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }));
+    assert!(wait_for(30, synced), "{:#?}", changes.lock().unwrap());
+    {
+        let c = changes.lock().unwrap();
+        assert!(new_of(&c, "shop/web").iter().any(|f| f.rule == "crashloop.cgroup-oom"), "{c:#?}");
+        assert!(new_of(&c, "shop/api").is_empty(), "{c:#?}");
+        assert!(matches!(c.last(), Some(Change::Synced { pods: 2, .. })), "{c:#?}");
+    }
+
+    // added: a new crash-looping pod
+    api.post("/_objects", &crashing_pod("shop", "worker", "u-worker"));
+    assert!(
+        wait_for(20, || !new_of(&changes.lock().unwrap(), "shop/worker").is_empty()),
+        "{:#?}",
+        changes.lock().unwrap()
+    );
+
+    // modified: api starts crash-looping, then web recovers
+    let mut api_pod = crashing_pod("shop", "api", "u-api");
+    api_pod["metadata"]["ownerReferences"] = json!([]);
+    api.post("/_objects", &api_pod);
+    assert!(
+        wait_for(20, || !new_of(&changes.lock().unwrap(), "shop/api").is_empty()),
+        "{:#?}",
+        changes.lock().unwrap()
+    );
+    api.post("/_objects", &healthy_pod("shop", "web", "u-web"));
+    assert!(
+        wait_for(20, || !resolved_of(&changes.lock().unwrap(), "shop/web").is_empty()),
+        "{:#?}",
+        changes.lock().unwrap()
+    );
+
+    // an event: the sandbox network of a Pending pod fails, then the event is gone
+    let mut net = healthy_pod("shop", "net", "u-net");
+    net["status"] = json!({"phase": "Pending"});
+    api.post("/_objects", &net);
+    let cni = |c: &[Change]| new_of(c, "shop/net").iter().any(|f| f.rule == "creating.cni-error");
+    // (the order in which the two watches see the pod and its event does not matter)
+    api.post("/_objects", &json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "net.1", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "net", "namespace": "shop", "uid": "u-net"},
+        "reason": "FailedCreatePodSandBox", "type": "Warning",
+        "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"5f2c7d\": plugin type=\"calico\" failed (add): connection is unauthorized"}));
+    assert!(wait_for(20, || cni(&changes.lock().unwrap())), "{:#?}", changes.lock().unwrap());
+    api.post("/_delete", &json!({"kind": "Event", "namespace": "shop", "name": "net.1"}));
+    let cni_resolved =
+        |c: &[Change]| resolved_of(c, "shop/net").iter().any(|(f, deleted)| f.rule == "creating.cni-error" && !deleted);
+    assert!(wait_for(20, || cni_resolved(&changes.lock().unwrap())), "{:#?}", changes.lock().unwrap());
+
+    // deleted: worker's findings are resolved, as deleted
+    api.post("/_delete", &json!({"kind": "Pod", "namespace": "shop", "name": "worker"}));
+    assert!(
+        wait_for(20, || !resolved_of(&changes.lock().unwrap(), "shop/worker").is_empty()),
+        "{:#?}",
+        changes.lock().unwrap()
+    );
+
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let c = changes.lock().unwrap();
+    let web_new: Vec<String> = new_of(&c, "shop/web").into_iter().map(|f| f.rule).collect();
+    let web_resolved: Vec<String> = resolved_of(&c, "shop/web")
+        .into_iter()
+        .map(|(f, deleted)| {
+            assert!(!deleted);
+            f.rule
+        })
+        .collect();
+    assert_eq!(web_new, web_resolved, "every finding of web is resolved once it is healthy");
+    assert!(resolved_of(&c, "shop/worker").iter().all(|(_, deleted)| *deleted));
+    // a change that does not change findings reports nothing: each finding was new once
+    let mut seen = std::collections::HashSet::new();
+    for f in new_of(&c, "shop/worker") {
+        assert!(seen.insert((f.rule, f.container)), "{c:#?}");
+    }
+    // only lists and watches
+    assert!(api.requests().iter().all(|r| r["method"] == "GET"));
+}
+
+#[test]
+fn watch_emits_one_event_per_new_finding_when_asked() {
+    let data = tempfile::tempdir().unwrap();
+    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), node()]);
+    let api = KubeApi::start(data.path(), &[]);
+    let (handle, changes, stop) = start_watch(&api, watch::Options { emit_events: true, ..watch::Options::default() });
+    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    let news = new_of(&changes.lock().unwrap(), "shop/web").len();
+    assert!(news > 0);
+    let posts = || -> Vec<Value> { api.requests().into_iter().filter(|r| r["method"] == "POST").collect() };
+    assert!(wait_for(10, || posts().len() == news), "{:#?}", posts());
+    // the events it wrote come back through the watch; none is written twice
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let posts = posts();
+    assert_eq!(posts.len(), news, "{posts:#?}");
+    let oom = posts.iter().find(|p| p["body"]["reason"] == "CgroupOom").expect("an event for the OOM kill");
+    assert_eq!(oom["path"], "/api/v1/namespaces/shop/events");
+    assert_eq!(oom["status"], 201);
+    let body = &oom["body"];
+    assert_eq!(
+        body["involvedObject"],
+        json!({"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "web",
+        "uid": "u-web", "fieldPath": "spec.containers{app}"})
+    );
+    assert_eq!((&body["type"], &body["source"]["component"]), (&json!("Warning"), &json!("k8srule")));
+    assert!(body["message"].as_str().unwrap().contains("256Mi"), "{body}");
+}
+
+#[test]
+fn watch_on_the_command_line_prints_json_lines() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &["--forbid", "nodes"]);
+    let kc = api.kubeconfig();
+    let (handle, out, err) = k8srule_background(&["watch", "--kubeconfig", &kc, "-o", "json", "--duration", "1"]);
+    assert_eq!(handle.join().unwrap(), 0, "{}", err.text());
+    let lines: Vec<Value> = out.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+    assert_eq!(types[0], "note", "{lines:#?}");
+    assert!(lines[0]["message"].as_str().unwrap().starts_with("cannot watch nodes: nodes is forbidden"), "{lines:#?}");
+    assert_eq!(types.last(), Some(&"synced"), "{lines:#?}");
+    assert_eq!(lines.last().unwrap()["scope"], "namespace shop");
+    assert!(lines.iter().any(|l| l["type"] == "new" && l["finding"]["rule"] == "crashloop.cgroup-oom"), "{lines:#?}");
+}
+
+#[test]
+fn a_cluster_info_dump_directory_loads_as_it_is() {
+    let dump = root().join("tests/fixtures/cluster-info-dump").display().to_string();
+    let (code, out, err) = k8srule(&["diagnose", "-f", &dump, "--now", NOW, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let r = report(&out);
+    assert_eq!(r["summary"]["pods"], 5, "{out}");
+    let findings = r["findings"].as_array().unwrap();
+    let oom = findings.iter().find(|f| f["rule"] == "crashloop.cgroup-oom").expect("the OOM kill is found");
+    assert_eq!(oom["pod"], "shop/web-7d4b9c-x2x9k");
+    assert!(oom["evidence"].as_array().unwrap().iter().any(|e| e.as_str().unwrap().contains("OOMKilled")));
+    assert_eq!(
+        r["notes"],
+        json!([
+            "skipped 2 object(s) of kind Service: no rule reads them",
+            "skipped 5 file(s) *.txt: not JSON, YAML or node-logs/<node>/<source>.log"
+        ])
+    );
+}
+
+#[test]
+fn only_what_the_rules_read_is_listed() {
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("my.k8srule");
+    std::fs::write(
+        &rule,
+        "rule my.oom {\n  cause \"cgroup-oom\"\n  severity error\n  for c in containers\n  \
+         when c.lastState.terminated.reason == \"OOMKilled\"\n  title \"{c.name} was OOMKilled\"\n}\n",
+    )
+    .unwrap();
+    let rule = rule.display().to_string();
+    let (code, out, err) =
+        k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "--no-builtin", "--rules", &rule, "--now", NOW]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("app was OOMKilled"), "{out}");
+    let paths: Vec<String> = api.requests().iter().map(|r| r["path"].as_str().unwrap().to_string()).collect();
+    assert_eq!(paths, ["/api/v1/namespaces/shop/pods"]);
+}

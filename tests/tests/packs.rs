@@ -1,0 +1,403 @@
+//! Shareable packs: build, inspect, test, digest pins, version checks, the
+//! configuration file, OCI push and pull against a real registry, and the
+//! image-ref plugin end to end.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use k8srule_host::packs::{self, Manifest};
+use k8srule_tests::{k8srule, root, wait_for};
+
+const RULES: &str = r#"
+rule demo.boom {
+  cause "boom"
+  severity warning
+  for c in containers
+  when c.state.waiting.reason == "Boom"
+  title "container {c.name} is boom"
+}
+
+rule demo.bang {
+  cause "bang"
+  severity info
+  for c in containers
+  when c.state.waiting.reason == "Boom"
+  title "container {c.name} went bang"
+}
+"#;
+
+const FIXTURE: &str = r#"now: "2024-05-01T12:00:00Z"
+objects:
+- kind: Pod
+  metadata: {name: web, namespace: shop, uid: u1}
+  spec: {containers: [{name: app, image: "shop:1"}]}
+  status: {containerStatuses: [{name: app, state: {waiting: {reason: Boom}}}]}
+expect:
+- {rule: demo.boom, pod: shop/web, container: app}
+- {rule: demo.bang, pod: shop/web, container: app}
+"#;
+
+const PODS: &str = r#"{"kind": "List", "items": [
+  {"kind": "Pod", "metadata": {"name": "web", "namespace": "shop", "uid": "u1"},
+   "spec": {"containers": [{"name": "app", "image": "shop:1"}]},
+   "status": {"containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "Boom"}}}]}},
+  {"kind": "Pod", "metadata": {"name": "agent", "namespace": "kube-system", "uid": "u2"},
+   "spec": {"containers": [{"name": "agent", "image": "agent:1"}]},
+   "status": {"containerStatuses": [{"name": "agent", "state": {"waiting": {"reason": "Boom"}}}]}}
+]}"#;
+
+fn manifest(k8srule: &str, wit: &str) -> String {
+    format!(
+        "name: demo\nversion: 1.2.0\ndescription: Boom and bang.\nauthors: [Ada]\nk8srule: \"{k8srule}\"\nwit: {wit}\n"
+    )
+}
+
+/// A pack directory `demo/` with a manifest, a rule file and its fixture, and a snapshot.
+fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
+    let dir = tmp.join("demo");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, "0.1.0")).unwrap();
+    std::fs::write(dir.join("boom.k8srule"), RULES).unwrap();
+    std::fs::write(dir.join("boom.test.yaml"), FIXTURE).unwrap();
+    std::fs::write(tmp.join("pods.json"), PODS).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn build_inspect_and_diagnose_with_a_pinned_pack() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = pack_dir(tmp.path(), ">=0.1.0");
+    let wasm = tmp.path().join("demo-1.2.0.wasm");
+    let (code, out, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm), "--with-sources"]);
+    assert_eq!(code, 0, "{err}");
+    let digest = packs::digest(&std::fs::read(&wasm).unwrap());
+    assert!(out.contains("built demo 1.2.0 (2 rules)") && out.contains(&digest), "{out}");
+
+    let (code, out, err) = k8srule(&["pack", "inspect", &s(&wasm)]);
+    assert_eq!(code, 0, "{err}");
+    for want in
+        ["pack:        demo 1.2.0", "authors:     Ada", &digest, "sources:     boom.k8srule", "demo.boom", "demo.bang"]
+    {
+        assert!(out.contains(want), "{want} in\n{out}");
+    }
+    let (_, out, _) = k8srule(&["pack", "inspect", &s(&wasm), "-o", "json"]);
+    let v = json(&out);
+    assert_eq!((v["digest"].as_str(), v["manifest"]["k8srule"].as_str()), (Some(digest.as_str()), Some(">=0.1.0")));
+    assert_eq!(v["compatible"], true);
+    assert_eq!(v["rules"].as_array().map(Vec::len), Some(2));
+
+    let pods = s(&tmp.path().join("pods.json"));
+    for rules in [s(&wasm), format!("{}@{digest}", wasm.display()), s(&dir)] {
+        let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &rules, "-o", "json"]);
+        assert_eq!(code, 0, "{rules}: {err}");
+        let findings = json(&out)["findings"].as_array().cloned().unwrap();
+        assert_eq!(findings.len(), 4, "{out}");
+        assert!(findings.iter().all(|f| f["pack"] == "demo"), "{out}");
+    }
+
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let (code, _, err) =
+        k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &format!("{}@{wrong}", wasm.display())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("digest mismatch") && err.contains(&wrong) && err.contains(&digest), "{err}");
+    let (code, _, err) = k8srule(&["diagnose", "-f", &pods, "--rules", &format!("{}@sha256:12", wasm.display())]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not a digest"), "{err}");
+}
+
+#[test]
+fn packs_for_another_k8srule_or_wit_version_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pods = tmp.path().join("pods.json");
+    std::fs::write(&pods, PODS).unwrap();
+    for (k8srule_req, wit, message) in [
+        (">=99.0.0", "0.1.0", "pack `demo 1.2.0` requires k8srule >=99.0.0; this is k8srule 0.1.0"),
+        ("*", "0.2.0", "pack `demo 1.2.0` is built for the WIT world k8srule:plugin@0.2.0"),
+    ] {
+        let mut wasm =
+            k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("boom.k8srule", RULES)], "demo", "1.2.0").unwrap();
+        let m: Manifest = serde_json::from_value(serde_json::json!({
+            "name": "demo", "version": "1.2.0", "k8srule": k8srule_req, "wit": wit,
+        }))
+        .unwrap();
+        packs::embed(&mut wasm, &m, None);
+        let file = tmp.path().join("old.wasm");
+        std::fs::write(&file, &wasm).unwrap();
+        let (code, _, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&file)]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(message) && err.contains("old.wasm"), "{err}");
+        // inspect still shows why
+        let (code, out, _) = k8srule(&["pack", "inspect", &s(&file), "-o", "json"]);
+        assert_eq!((code, json(&out)["compatible"].as_bool()), (0, Some(false)), "{out}");
+    }
+    let dir = pack_dir(tmp.path(), ">=99.0.0");
+    let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&tmp.path().join("x.wasm"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pack.yaml: pack `demo 1.2.0` requires k8srule >=99.0.0"), "{err}");
+    let (code, _, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&dir)]);
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn pack_test_runs_the_fixtures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = pack_dir(tmp.path(), ">=0.1.0");
+    let (code, out, err) = k8srule(&["pack", "test", &s(&dir)]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 passed, 0 failed"), "{out}");
+    std::fs::write(
+        dir.join("boom.test.yaml"),
+        FIXTURE.replace("- {rule: demo.bang, pod: shop/web, container: app}\n", ""),
+    )
+    .unwrap();
+    let (code, out, _) = k8srule(&["pack", "test", &s(&dir)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("+ unexpected: demo.bang on shop/web container app"), "{out}");
+    // a directory without a manifest is not a pack
+    std::fs::remove_file(dir.join("pack.yaml")).unwrap();
+    let (code, _, err) = k8srule(&["pack", "test", &s(&dir)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("pack.yaml"), "{err}");
+}
+
+#[test]
+fn a_config_file_disables_rules_overrides_severities_and_skips_namespaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    pack_dir(tmp.path(), ">=0.1.0");
+    let pods = s(&tmp.path().join("pods.json"));
+    let config = tmp.path().join("k8srule.yaml");
+    std::fs::write(
+        &config,
+        "packs: [demo]\nbuiltin: false\ndisable: [demo.bang]\nseverity: {demo.boom: critical}\nskipNamespaces: [kube-system]\n",
+    )
+    .unwrap();
+    let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&config), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    let findings: Vec<(&str, &str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["pod"].as_str().unwrap()))
+        .collect();
+    assert_eq!(findings, [("demo.boom", "critical", "shop/web")]);
+    assert!(report["notes"].to_string().contains("skipped 1 pod(s) in namespaces kube-system"), "{out}");
+    let (_, out, _) = k8srule(&["rules", "--config", &s(&config), "-o", "json"]);
+    assert!(out.contains("\"critical\""), "{out}");
+
+    // flags override the file: --rules replaces its packs
+    let other = tmp.path().join("other.k8srule");
+    std::fs::write(&other, RULES.replace("demo.", "other.")).unwrap();
+    let (code, _, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&config), "--rules", &s(&other)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("disable `demo.bang`: no loaded rule matches it"), "{err}");
+
+    // prefixes, and mistakes in the file are input errors with their place
+    std::fs::write(&config, "packs: [demo]\nbuiltin: false\ndisable: [\"demo.*\"]\n").unwrap();
+    let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&config), "-o", "json"]);
+    assert_eq!((code, json(&out)["findings"].as_array().map(Vec::len)), (0, Some(0)), "{err}");
+    std::fs::write(&config, "packs: [demo]\nseverity: {demo.boom: fatal}\n").unwrap();
+    let (code, _, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&config)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("k8srule.yaml:2:") && err.contains("unknown severity `fatal`"), "{err}");
+    let (code, _, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&tmp.path().join("missing.yaml"))]);
+    assert_eq!(code, 2, "{err}");
+}
+
+/// A `docker-registry` (distribution) server on loopback, stopped when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    storage: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let bin = Path::new("/usr/bin/docker-registry");
+        assert!(bin.exists(), "the OCI tests need {} (apt-get install docker-registry)", bin.display());
+        let storage = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = storage.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                storage.path().join("data").display()
+            ),
+        )
+        .unwrap();
+        let log = storage.path().join("registry.log");
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry { child, port, storage };
+        assert!(
+            wait_for(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
+            "docker-registry listens on 127.0.0.1:{port}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        registry
+    }
+
+    fn reference(&self, repo: &str) -> String {
+        format!("oci://127.0.0.1:{}/{repo}", self.port)
+    }
+
+    /// The stored data of a blob.
+    fn blob(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.storage.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn packs_are_pushed_to_and_pulled_from_an_oci_registry_with_their_digest_checked() {
+    let registry = Registry::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = pack_dir(tmp.path(), ">=0.1.0");
+    let wasm = tmp.path().join("demo-1.2.0.wasm");
+    assert_eq!(k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm)]).0, 0);
+    let bytes = std::fs::read(&wasm).unwrap();
+    let digest = packs::digest(&bytes);
+
+    let tagged = registry.reference("team/demo:1.2.0");
+    let (code, out, err) = k8srule(&["pack", "push", &s(&wasm), &tagged]);
+    assert_eq!(code, 0, "{err}");
+    let manifest_digest = out.split('@').nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
+    assert!(manifest_digest.starts_with("sha256:") && out.contains(&digest), "{out}");
+
+    let pulled = tmp.path().join("pulled.wasm");
+    let (code, out, err) = k8srule(&["pack", "pull", &tagged, "-o", &s(&pulled)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&pulled).unwrap(), bytes);
+    assert!(out.contains(&format!("--rules {}@{digest}", pulled.display())), "{out}");
+
+    let by_digest = registry.reference(&format!("team/demo@{manifest_digest}"));
+    let again = tmp.path().join("again.wasm");
+    let (code, _, err) = k8srule(&["pack", "pull", &by_digest, "-o", &s(&again)]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+    let pods = s(&tmp.path().join("pods.json"));
+    let (code, out, err) =
+        k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &format!("{}@{digest}", again.display())]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("container app is boom"), "{out}");
+
+    // an unknown digest, a registry whose blob was tampered with, and not a pack
+    let unknown = registry.reference(&format!("team/demo@sha256:{}", "a".repeat(64)));
+    let (code, _, err) = k8srule(&["pack", "pull", &unknown, "-o", &s(&again)]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("404"), "{err}");
+    let blob = registry.blob(&digest);
+    let mut stored = std::fs::read(&blob).unwrap();
+    let last = stored.len() - 1;
+    stored[last] ^= 1;
+    std::fs::write(&blob, &stored).unwrap();
+    let (code, _, err) = k8srule(&["pack", "pull", &tagged, "-o", &s(&tmp.path().join("bad.wasm"))]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("digest mismatch") && err.contains(&format!("expected {digest}")), "{err}");
+    assert!(!tmp.path().join("bad.wasm").exists());
+
+    let bare = tmp.path().join("bare.wasm");
+    std::fs::write(
+        &bare,
+        k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("b.k8srule", RULES)], "b", "0.1.0").unwrap(),
+    )
+    .unwrap();
+    let (code, _, err) = k8srule(&["pack", "push", &s(&bare), &registry.reference("team/bare:1")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("has no pack manifest"), "{err}");
+    let (code, _, err) = k8srule(&["pack", "push", &s(&wasm), &registry.reference("Team/demo:1")]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not an OCI reference"), "{err}");
+}
+
+#[test]
+fn the_image_ref_plugin_says_what_is_wrong_with_an_image() {
+    let dir = root().join("plugins/image-ref");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--target", "wasm32-unknown-unknown"])
+        .current_dir(&dir)
+        .env("CARGO_TARGET_DIR", root().join("target/guests"))
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "the image-ref plugin builds (needs `rustup target add wasm32-unknown-unknown`)");
+
+    let (code, out, err) = k8srule(&["pack", "test", &s(&dir)]);
+    assert_eq!(code, 0, "{out}{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = tmp.path().join("image-ref-0.1.0.wasm");
+    let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm)]);
+    assert_eq!(code, 0, "{err}");
+
+    let pods = tmp.path().join("pods.yaml");
+    std::fs::write(
+        &pods,
+        r#"kind: Pod
+metadata: {name: web, namespace: shop, uid: u1}
+spec:
+  containers:
+  - {name: upper, image: "Shop/Web:1.0"}
+  - {name: tags, image: "nginx:1.25:alpine"}
+  - {name: digest, image: "nginx@sha256:abc"}
+  - {name: port, image: "registry.local:http/app:1"}
+  - {name: fine, image: "registry.local:5000/app:1"}
+status:
+  containerStatuses:
+  - {name: upper, state: {waiting: {reason: InvalidImageName}}}
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = k8srule(&["diagnose", "-f", &s(&pods), "--no-builtin", "--rules", &s(&wasm), "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    let mut titles: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            assert_eq!((f["cause"].as_str(), f["pack"].as_str()), (Some("state.InvalidImageName"), Some("image-ref")));
+            (f["container"].as_str().unwrap().to_string(), f["title"].as_str().unwrap().to_string())
+        })
+        .collect();
+    titles.sort();
+    let want = [
+        (
+            "digest",
+            "container digest has an invalid image reference `nginx@sha256:abc`: the sha256 digest has 3 hex digits; it needs 64",
+        ),
+        (
+            "port",
+            "container port has an invalid image reference `registry.local:http/app:1`: the port `http` of registry `registry.local:http` is not a number",
+        ),
+        (
+            "tags",
+            "container tags has an invalid image reference `nginx:1.25:alpine`: it has 2 tags (`1.25`, `alpine`); an image has at most one `:tag`",
+        ),
+        (
+            "upper",
+            "container upper has an invalid image reference `Shop/Web:1.0`: the repository `Shop/Web` has uppercase letters; repository names are lowercase",
+        ),
+    ];
+    let want: Vec<(String, String)> = want.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
+    assert_eq!(titles, want);
+}
