@@ -21,10 +21,7 @@ use exports::k8srule::plugin::rule_pack::*;
 struct Plugin;
 
 fn text(en: &str) -> Text {
-    Text {
-        en: en.to_string(),
-        zh: None,
-    }
+    Text { en: en.to_string(), zh: None }
 }
 
 const TAG_STRING: u8 = 4;
@@ -45,43 +42,24 @@ impl Guest for Plugin {
                 why: text(
                     "The tag can point to a new image at any time, so a restart or a new node may run different code.",
                 ),
-                confirm: vec![text(
-                    "kubectl get pod -o jsonpath='{{.spec.containers[*].image}}'",
-                )],
-                fix: vec![text(
-                    "Pin the image to a version tag or a digest (`image@sha256:...`).",
-                )],
+                confirm: vec![text("kubectl get pod -o jsonpath='{{.spec.containers[*].image}}'")],
+                fix: vec![text("Pin the image to a version tag or a digest (`image@sha256:...`).")],
                 evidence: vec![text("image: {1}")],
                 explains: vec![],
-                references: vec![
-                    "https://kubernetes.io/docs/concepts/containers/images/#image-names".into(),
-                ],
+                references: vec!["https://kubernetes.io/docs/concepts/containers/images/#image-names".into()],
                 arguments: vec!["container".into(), "image".into()],
             }],
-            collections: vec![Collection {
-                parent: None,
-                path: "containers".into(),
-            }],
+            collections: vec![Collection { parent: None, path: "containers".into() }],
             inputs: vec![
-                Input {
-                    collection: Some(0),
-                    path: "name".into(),
-                    derive: Derive::Value,
-                },
-                Input {
-                    collection: Some(0),
-                    path: "image".into(),
-                    derive: Derive::Value,
-                },
+                Input { collection: Some(0), path: "name".into(), derive: Derive::Value },
+                Input { collection: Some(0), path: "image".into(), derive: Derive::Value },
             ],
             literals: vec![],
         }
     }
 
     fn evaluate(batch: Batch) -> Vec<Finding> {
-        let (Some(offsets), [names, images]) =
-            (batch.collections.first(), batch.columns.as_slice())
-        else {
+        let (Some(offsets), [names, images]) = (batch.collections.first(), batch.columns.as_slice()) else {
             return Vec::new();
         };
         let mut findings = Vec::new();
@@ -92,8 +70,7 @@ impl Guest for Plugin {
                     continue;
                 }
                 let id = images.values[row] as usize;
-                let bytes = &batch.strings
-                    [batch.string_offsets[id] as usize..batch.string_offsets[id + 1] as usize];
+                let bytes = &batch.strings[batch.string_offsets[id] as usize..batch.string_offsets[id + 1] as usize];
                 if !unpinned(&String::from_utf8_lossy(bytes)) {
                     continue;
                 }
@@ -101,10 +78,7 @@ impl Guest for Plugin {
                     case: case as u32,
                     rule: 0,
                     container: Some(row as u32 - start),
-                    args: vec![
-                        Value::Interned(names.values[row] as u32),
-                        Value::Interned(id as u32),
-                    ],
+                    args: vec![Value::Interned(names.values[row] as u32), Value::Interned(id as u32)],
                 });
             }
         }
