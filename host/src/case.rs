@@ -147,7 +147,7 @@ fn event_time(e: &Value) -> &str {
 }
 
 fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(2);
     for (kind, spec_key, status_key, field_key) in [
         ("init", "initContainers", "initContainerStatuses", "initContainers"),
         ("regular", "containers", "containerStatuses", "containers"),
@@ -155,28 +155,41 @@ fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>
     ] {
         let specs = pod["spec"][spec_key].as_array().map(Vec::as_slice).unwrap_or_default();
         let statuses = pod["status"][status_key].as_array().map(Vec::as_slice).unwrap_or_default();
-        let status_of = |name: &str| statuses.iter().find(|s| s["name"].as_str() == Some(name));
-        let mut names: Vec<&str> = specs.iter().filter_map(|s| s["name"].as_str()).collect();
-        // statuses without a spec (a pod dump without spec) still count
-        names.extend(
+        let name_of = |v: &'a Value| v["name"].as_str();
+        // a spec and its status are usually at the same index
+        let status_of = |i: usize, name: &str| {
             statuses
-                .iter()
-                .filter_map(|s| s["name"].as_str())
-                .filter(|n| !specs.iter().any(|s| s["name"].as_str() == Some(n))),
-        );
-        for name in names {
+                .get(i)
+                .filter(|s| name_of(s) == Some(name))
+                .or_else(|| statuses.iter().find(|s| name_of(s) == Some(name)))
+        };
+        let events_of = |name: &str| -> Vec<&'a Value> {
+            if events.is_empty() {
+                return Vec::new();
+            }
             let field_path = format!("spec.{field_key}{{{name}}}");
+            events
+                .iter()
+                .copied()
+                .filter(|e| e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str()))
+                .collect()
+        };
+        for (i, spec) in specs.iter().enumerate() {
+            let Some(name) = name_of(spec) else { continue };
             out.push(ContainerView {
                 name,
-                spec: specs.iter().find(|s| s["name"].as_str() == Some(name)),
-                status: status_of(name),
+                spec: Some(spec),
+                status: status_of(i, name),
                 kind,
-                events: events
-                    .iter()
-                    .copied()
-                    .filter(|e| e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str()))
-                    .collect(),
+                events: events_of(name),
             });
+        }
+        // statuses without a spec (a pod dump without spec) still count
+        for status in statuses {
+            let Some(name) = name_of(status) else { continue };
+            if !specs.iter().any(|s| name_of(s) == Some(name)) {
+                out.push(ContainerView { name, spec: None, status: Some(status), kind, events: events_of(name) });
+            }
         }
     }
     out

@@ -1,6 +1,6 @@
 //! Projection: the values a pack declared, read once per case into columns.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use k8srule_dsl::pack::{encode_version, tag};
 use regex::Regex;
@@ -93,14 +93,14 @@ fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
 
 /// Interns strings of one batch; the pack's literals come first.
 struct Strings<'s> {
-    ids: HashMap<&'s str, u32>,
+    ids: FxHashMap<&'s str, u32>,
     bytes: Vec<u8>,
     offsets: Vec<u32>,
 }
 
 impl<'s> Strings<'s> {
     fn new(literals: &'s [String]) -> Self {
-        let mut s = Strings { ids: HashMap::new(), bytes: Vec::new(), offsets: vec![0] };
+        let mut s = Strings { ids: FxHashMap::default(), bytes: Vec::new(), offsets: vec![0] };
         for l in literals {
             s.intern(l);
         }

@@ -147,6 +147,7 @@ fn one_rule(runs: usize) {
     let diagnoser = Diagnoser::builder().builtin(false).rules_source("bench.k8srule", RULE).build().unwrap();
 
     let (t_rust, rust) = time(runs, || hand_written(&snapshot));
+    let (t_cases, _) = time(runs, || k8srule_host::case::Index::new(&snapshot).cases().len());
     let (t_ours, report) = time(runs, || diagnoser.diagnose(&snapshot));
     assert_eq!(report.findings.len(), rust.len(), "same findings");
     let mut ours: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
@@ -178,6 +179,7 @@ fn one_rule(runs: usize) {
         ms(t_ours),
         ms(t_ours) / ms(t_rust)
     );
+    println!("     of which cases    {:>9.2} ms", ms(t_cases));
     println!(
         "   regorus             {:>9.2} ms   k8srule is {:.1}x faster   target >= 2.5x",
         ms(t_rego),

@@ -76,7 +76,18 @@ impl Guest for Plugin {
                     "https://kubernetes.io/docs/concepts/containers/images/#image-names".into(),
                     "https://github.com/distribution/reference/blob/main/reference.go".into(),
                 ],
-                arguments: vec!["container".into(), "image".into(), "what is wrong".into()],
+                arguments: [
+                    "c.name",
+                    "c.image",
+                    "what is wrong",
+                    "how to write it",
+                    "c.state.waiting.reason",
+                    "c.state.waiting.message",
+                    "pod.metadata.name",
+                    "pod.metadata.namespace",
+                ]
+                .map(String::from)
+                .to_vec(),
             }],
             collections: vec![Collection { parent: None, path: "containers".into() }],
             inputs: vec![
