@@ -47,8 +47,8 @@ pub struct Index<'a> {
     control_plane: Vec<&'a Value>,
 }
 
-fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
-    v.pointer(path).and_then(Value::as_str)
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
 }
 
 impl<'a> Index<'a> {
@@ -63,13 +63,15 @@ impl<'a> Index<'a> {
             match obj["uid"].as_str().filter(|u| !u.is_empty()) {
                 Some(uid) => events_by_uid.entry(uid).or_default().push(e),
                 None => {
-                    let ns =
-                        obj["namespace"].as_str().or_else(|| str_at(e, "/metadata/namespace")).unwrap_or("default");
+                    let ns = obj["namespace"]
+                        .as_str()
+                        .or_else(|| str_at(e, &["metadata", "namespace"]))
+                        .unwrap_or("default");
                     events_by_name.entry((ns, obj["name"].as_str().unwrap_or(""))).or_default().push(e);
                 }
             }
         }
-        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(n, "/metadata/name")?, n))).collect();
+        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(n, &["metadata", "name"])?, n))).collect();
         let mut logs: HashMap<&str, Vec<&Value>> = HashMap::new();
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(&l.value);
@@ -78,15 +80,15 @@ impl<'a> Index<'a> {
             .pods
             .iter()
             .filter(|p| {
-                str_at(p, "/metadata/namespace") == Some("kube-system")
+                str_at(p, &["metadata", "namespace"]) == Some("kube-system")
                     && (p.pointer("/metadata/labels/component").is_some()
-                        || str_at(p, "/metadata/labels/tier") == Some("control-plane"))
+                        || str_at(p, &["metadata", "labels", "tier"]) == Some("control-plane"))
             })
             .collect();
         // pods read for context only, unless they are among the diagnosed ones
         for p in &snapshot.control_plane {
-            let uid = str_at(p, "/metadata/uid");
-            if uid.is_none() || !control_plane.iter().any(|c| str_at(c, "/metadata/uid") == uid) {
+            let uid = str_at(p, &["metadata", "uid"]);
+            if uid.is_none() || !control_plane.iter().any(|c| str_at(c, &["metadata", "uid"]) == uid) {
                 control_plane.push(p);
             }
         }
@@ -106,12 +108,16 @@ impl<'a> Index<'a> {
         if let Some(uid) = meta["uid"].as_str() {
             events.extend(self.events_by_uid.get(uid).into_iter().flatten());
         }
-        let ns = meta["namespace"].as_str().unwrap_or("default");
-        if let Some(name) = meta["name"].as_str() {
+        if !self.events_by_name.is_empty()
+            && let Some(name) = meta["name"].as_str()
+        {
+            let ns = meta["namespace"].as_str().unwrap_or("default");
             events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
         }
-        events.sort_by(|a, b| event_time(a).cmp(event_time(b)));
-        let node_name = str_at(pod, "/spec/nodeName");
+        if events.len() > 1 {
+            events.sort_by(|a, b| event_time(a).cmp(event_time(b)));
+        }
+        let node_name = str_at(pod, &["spec", "nodeName"]);
         Case {
             pod,
             node: node_name.and_then(|n| self.nodes.get(n).copied()),
@@ -128,7 +134,7 @@ impl<'a> Index<'a> {
         let mut chain = Vec::new();
         let mut current = pod;
         for _ in 0..8 {
-            let Some(refs) = current.pointer("/metadata/ownerReferences").and_then(Value::as_array) else {
+            let Some(refs) = current["metadata"]["ownerReferences"].as_array() else {
                 break;
             };
             chain.extend(refs.iter());
