@@ -189,23 +189,20 @@ fn expr_wrapped(e: &Pair<Rule>, indent: usize) -> String {
     if indent + flat.len() <= WIDTH {
         return flat;
     }
-    let mut out = String::new();
-    for part in e.clone().into_inner() {
-        match part.as_rule() {
-            Rule::or_op | Rule::and_op => out.push_str(&format!("\n    {} ", part.as_str())),
-            Rule::not_op => out.push_str("not "),
-            Rule::neg_op => out.push('-'),
-            Rule::postfix_expr => out.push_str(&postfix(&part)),
-            _ => out.push_str(&format!(" {} ", part.as_str())),
-        }
-    }
-    out
+    joined(e, true)
 }
 
 fn expr(e: &Pair<Rule>) -> String {
+    joined(e, false)
+}
+
+/// The parts of an expression with single spaces; `break_logic` starts a new
+/// line before each top-level `and` / `or`.
+fn joined(e: &Pair<Rule>, break_logic: bool) -> String {
     let mut out = String::new();
     for part in e.clone().into_inner() {
         match part.as_rule() {
+            Rule::or_op | Rule::and_op if break_logic => out.push_str(&format!("\n    {} ", part.as_str())),
             Rule::not_op => out.push_str("not "),
             Rule::neg_op => out.push('-'),
             Rule::postfix_expr => out.push_str(&postfix(&part)),
