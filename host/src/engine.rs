@@ -177,7 +177,9 @@ impl Sandbox {
         let mut entry = Sha256::digest(&compiled).to_vec();
         entry.extend_from_slice(&compiled);
         // best effort: a cache that cannot be written only costs time
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // unique per process and thread, so concurrent writers never share a file
+        let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
+        let tmp = path.with_extension(format!("tmp{}-{thread}", std::process::id()));
         if std::fs::create_dir_all(dir)
             .and_then(|_| std::fs::write(&tmp, &entry))
             .and_then(|_| std::fs::rename(&tmp, &path))
