@@ -237,24 +237,25 @@ fn text(report: &Report, color: bool, wide: bool) -> String {
             "{indent}{marker}{}{pad} {}{container}: {} ({}{pack}, confidence {:.0}%)",
             paint(&label, severity_color(f.severity), color),
             f.cause,
-            f.title,
+            f.title.trim_end().replace('\n', " "),
             f.rule,
             f.confidence * 100.0
         );
-        if !symptom {
-            for e in &f.evidence {
-                let _ = writeln!(out, "{indent}    evidence: {e}");
+        // continuation lines of a multi-line message stay under its first line
+        let lines = |out: &mut String, label: &str, items: &[String]| {
+            let hang = format!("\n{indent}    {}", " ".repeat(label.len()));
+            for item in items {
+                let _ = writeln!(out, "{indent}    {label}{}", item.trim_end().replace('\n', &hang));
             }
+        };
+        if !symptom {
+            lines(&mut out, "evidence: ", &f.evidence);
         }
         if !symptom || wide {
-            for c in &f.confirm {
-                let _ = writeln!(out, "{indent}    confirm:  {c}");
-            }
+            lines(&mut out, "confirm:  ", &f.confirm);
         }
         if !symptom {
-            for x in &f.fix {
-                let _ = writeln!(out, "{indent}    fix:      {x}");
-            }
+            lines(&mut out, "fix:      ", &f.fix);
         }
     }
     for e in &report.errors {
