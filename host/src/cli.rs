@@ -423,10 +423,9 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
                 .packs()
                 .flat_map(|(pack, info)| {
                     info.rules.iter().map(move |r| {
-                        serde_json::json!({
-                            "id": r.id, "cause": r.cause, "severity": crate::Severity::from(r.severity),
-                            "confidence": r.confidence, "title": r.title.en, "source": pack,
-                        })
+                        let mut listed = crate::report::rule_summary(r);
+                        listed["source"] = pack.into();
+                        listed
                     })
                 })
                 .collect();

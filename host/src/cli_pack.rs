@@ -167,15 +167,7 @@ fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
     let name = manifest.as_ref().map_or_else(|| file.display().to_string(), |m| m.name.clone());
     let info = Sandbox::new(Limits::default(), None)?.load(&name, &bytes)?.info;
     let digest = packs::digest(&bytes);
-    let rules: Vec<serde_json::Value> = info
-        .rules
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id, "cause": r.cause, "severity": crate::Severity::from(r.severity), "title": r.title.en,
-            })
-        })
-        .collect();
+    let rules: Vec<serde_json::Value> = info.rules.iter().map(crate::report::rule_summary).collect();
     if json {
         let shown = serde_json::json!({
             "file": file.display().to_string(),

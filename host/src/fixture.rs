@@ -67,19 +67,8 @@ pub fn find_fixtures(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut out = Vec::new();
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).map_err(io)? {
-            let p = e.map_err(io)?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".test.yaml") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
+    let mut out = crate::snapshot::files_under(path).map_err(io)?;
+    out.retain(|p| p.to_string_lossy().ends_with(".test.yaml"));
     Ok(out)
 }
 

@@ -213,19 +213,8 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
     let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: e.to_string() };
     let mut files = Vec::new();
     if path.is_dir() {
-        let mut stack = vec![path.to_path_buf()];
-        let mut found = Vec::new();
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-                let p = entry.map_err(|e| io(&dir, e))?.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if p.extension().is_some_and(|e| e == "k8srule") {
-                    found.push(p);
-                }
-            }
-        }
-        found.sort();
+        let mut found = snapshot::files_under(path).map_err(|e| io(path, e))?;
+        found.retain(|p| p.extension().is_some_and(|e| e == "k8srule"));
         if found.is_empty() {
             return Err(LoadError::Invalid {
                 path: path.display().to_string(),

@@ -241,6 +241,13 @@ impl Report {
     }
 }
 
+/// A rule as `k8srule rules -o json` and `k8srule pack inspect` list it.
+pub fn rule_summary(r: &types::RuleInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": r.title.en,
+    })
+}
+
 /// The documentation of a rule, as `k8srule explain` prints it.
 pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
     let mut out = String::new();

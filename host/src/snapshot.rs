@@ -148,7 +148,7 @@ impl Snapshot {
         let meta =
             std::fs::metadata(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
         if meta.is_dir() {
-            for file in walk(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })? {
+            for file in files_under(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })? {
                 self.add_bundle_file(path, &file)?;
             }
             return Ok(());
@@ -294,14 +294,15 @@ fn normalize_event(mut e: Value) -> Value {
     e
 }
 
-fn walk(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+/// Every file under `dir`, recursively, in name order.
+pub fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
         if e.file_type()?.is_dir() {
-            out.extend(walk(&p)?);
+            out.extend(files_under(&p)?);
         } else {
             out.push(p);
         }

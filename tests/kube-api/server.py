@@ -1267,16 +1267,23 @@ class Handler(BaseHTTPRequestHandler):
             cur = STORE.get(res, key)
             if cur is None and res.storage != "events":
                 raise not_found(res, name)
-            if cur is not None:
-                rv = md.get("resourceVersion")
-                if rv and rv != cur["metadata"]["resourceVersion"]:
-                    raise self.conflict(res, name)
-                md["uid"] = cur["metadata"].get("uid")
-                md["creationTimestamp"] = cur["metadata"].get("creationTimestamp")
-            if self.p("dryRun"):
-                return self.send_json(200, o)
-            typ, stored = STORE.put(res, to_storage(res, o))
-        return self.send_json(201 if typ == "ADDED" else 200, from_storage(res, stored))
+            status, body = self.store_over(res, name, cur, md, o)
+        return self.send_json(status, body)
+
+    def store_over(self, res, name, cur, md, obj):
+        """Stores `obj` over `cur` (keeping its uid and creation time), unless its
+        resourceVersion is stale or the request is a dry run; the caller holds
+        STORE.cond. Returns the status and body to send."""
+        if cur is not None:
+            rv = md.get("resourceVersion")
+            if rv and rv != cur["metadata"]["resourceVersion"]:
+                raise self.conflict(res, name)
+            md["uid"] = cur["metadata"].get("uid")
+            md["creationTimestamp"] = cur["metadata"].get("creationTimestamp")
+        if self.p("dryRun"):
+            return 200, obj
+        typ, stored = STORE.put(res, to_storage(res, obj))
+        return (201 if typ == "ADDED" else 200), from_storage(res, stored)
 
     def conflict(self, res, name):
         return ApiError(409, f'Operation cannot be fulfilled on {qualified(res)} "{name}": the object has '
@@ -1313,16 +1320,8 @@ class Handler(BaseHTTPRequestHandler):
             md = self.prepare(res, ns, new)
             md["name"] = name
             self.validate(res, new, name)
-            if cur is not None:
-                rv = md.get("resourceVersion")
-                if rv and rv != cur["metadata"]["resourceVersion"]:
-                    raise self.conflict(res, name)
-                md["uid"] = cur["metadata"].get("uid")
-                md["creationTimestamp"] = cur["metadata"].get("creationTimestamp")
-            if self.p("dryRun"):
-                return self.send_json(200, new)
-            typ, stored = STORE.put(res, to_storage(res, new))
-        return self.send_json(201 if typ == "ADDED" else 200, from_storage(res, stored))
+            status, body = self.store_over(res, name, cur, md, new)
+        return self.send_json(status, body)
 
     def delete(self, res, ns, name):
         key = obj_key(res, ns, name)
