@@ -1,4 +1,4 @@
-//! Helpers for the end-to-end tests in `tests/tests/`.
+//! Helpers for the end-to-end tests in `tests/tests/it/`.
 
 use std::path::PathBuf;
 
