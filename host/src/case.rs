@@ -1,5 +1,8 @@
-//! Cases: one per pod, with everything a rule may read about it.
+//! Cases: one per pod, with everything a rule may read about it. The parts
+//! are found when a pack first reads them, so a pack that reads only the
+//! pod's fields costs nothing more.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use serde_json::Value;
@@ -18,22 +21,53 @@ pub struct ContainerView<'a> {
     pub events: Vec<&'a Value>,
 }
 
-#[derive(Debug)]
 pub struct Case<'a> {
+    index: &'a Index<'a>,
     pub pod: &'a Value,
-    pub node: Option<&'a Value>,
-    pub containers: Vec<ContainerView<'a>>,
-    pub events: Vec<&'a Value>,
-    pub owners: Vec<&'a Value>,
-    pub control_plane: &'a [&'a Value],
-    pub node_logs: Vec<&'a Value>,
+    events: OnceCell<Vec<&'a Value>>,
+    containers: OnceCell<Vec<ContainerView<'a>>>,
+    owners: OnceCell<Vec<&'a Value>>,
 }
 
-impl Case<'_> {
+impl<'a> Case<'a> {
     /// `namespace/name` of the pod.
     pub fn pod_name(&self) -> String {
         let meta = &self.pod["metadata"];
         format!("{}/{}", meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""))
+    }
+
+    /// The node the pod is bound to, when the snapshot has it.
+    pub fn node(&self) -> Option<&'a Value> {
+        self.node_name().and_then(|n| self.index.nodes.get(n).copied())
+    }
+
+    fn node_name(&self) -> Option<&'a str> {
+        str_at(self.pod, &["spec", "nodeName"])
+    }
+
+    /// The pod's events, oldest first.
+    pub fn events(&self) -> &[&'a Value] {
+        self.events.get_or_init(|| self.index.events_of(self.pod))
+    }
+
+    /// Init, regular and ephemeral containers, in that order.
+    pub fn containers(&self) -> &[ContainerView<'a>] {
+        self.containers.get_or_init(|| containers(self.pod, self.events()))
+    }
+
+    /// The pod's ownerReferences, then those of each owner the snapshot holds.
+    pub fn owners(&self) -> &[&'a Value] {
+        self.owners.get_or_init(|| self.index.owner_chain(self.pod))
+    }
+
+    /// The kube-system control-plane pods.
+    pub fn control_plane(&self) -> &'a [&'a Value] {
+        &self.index.control_plane
+    }
+
+    /// Log lines of the pod's node.
+    pub fn node_logs(&self) -> &'a [&'a Value] {
+        self.node_name().and_then(|n| self.index.logs.get(n)).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -96,13 +130,20 @@ impl<'a> Index<'a> {
     }
 
     pub fn cases(&self) -> Vec<Case<'_>> {
-        self.snapshot.pods.iter().map(|p| self.case(p)).collect()
+        self.snapshot
+            .pods
+            .iter()
+            .map(|pod| Case {
+                index: self,
+                pod,
+                events: OnceCell::new(),
+                containers: OnceCell::new(),
+                owners: OnceCell::new(),
+            })
+            .collect()
     }
 
-    fn case<'s>(&'s self, pod: &'a Value) -> Case<'s>
-    where
-        'a: 's,
-    {
+    fn events_of(&self, pod: &'a Value) -> Vec<&'a Value> {
         let meta = &pod["metadata"];
         let mut events: Vec<&Value> = Vec::new();
         if let Some(uid) = meta["uid"].as_str() {
@@ -117,19 +158,9 @@ impl<'a> Index<'a> {
         if events.len() > 1 {
             events.sort_by(|a, b| event_time(a).cmp(event_time(b)));
         }
-        let node_name = str_at(pod, &["spec", "nodeName"]);
-        Case {
-            pod,
-            node: node_name.and_then(|n| self.nodes.get(n).copied()),
-            containers: containers(pod, &events),
-            events,
-            owners: self.owner_chain(pod),
-            control_plane: &self.control_plane,
-            node_logs: node_name.and_then(|n| self.logs.get(n)).cloned().unwrap_or_default(),
-        }
+        events
     }
 
-    /// The pod's ownerReferences, then those of each owner the snapshot holds.
     fn owner_chain(&self, pod: &'a Value) -> Vec<&'a Value> {
         let mut chain = Vec::new();
         let mut current = pod;

@@ -527,7 +527,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             }
             .into());
         }
-        let mut snapshot = Snapshot::new(now);
+        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
         for f in &args.files {
             snapshot.add_path(f)?;
         }

@@ -106,7 +106,8 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
         path: shown.clone(),
         message: format!("`now` is not an RFC 3339 time: `{}`", fixture.now),
     })?;
-    let mut snapshot = Snapshot::new(now);
+    // loaded as `diagnose` loads files: only the fields the packs read
+    let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
     for o in fixture.objects {
         snapshot.add_value(&shown, o)?;
     }

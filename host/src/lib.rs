@@ -36,6 +36,7 @@ pub mod cli;
 mod cli_pack;
 pub mod config;
 pub mod engine;
+pub mod fields;
 pub mod fixture;
 pub mod live;
 pub mod oci;
@@ -318,6 +319,17 @@ impl Diagnoser {
         needs
     }
 
+    /// The fields of objects that the host and the loaded packs read: a
+    /// snapshot loaded [`Snapshot::keeping`] only them gives the same report
+    /// in less time and memory.
+    pub fn fields(&self) -> fields::Fields {
+        let mut fields = fields::Fields::host();
+        for pack in &self.packs {
+            project::fields_read(&pack.collections, &pack.inputs, &mut fields);
+        }
+        fields
+    }
+
     /// Runs every pack over every pod of the snapshot. A pack that fails
     /// becomes an entry of `errors`; the others' findings are kept.
     pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
@@ -370,7 +382,7 @@ impl Diagnoser {
         report
     }
 
-    fn run(&self, p: usize, pack: &Pack, cases: &[case::Case<'_>], now: i64) -> Result<Vec<Finding>, PackError> {
+    fn run<'a>(&self, p: usize, pack: &'a Pack, cases: &[case::Case<'a>], now: i64) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
         let (batch, strings) = project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
         let raw = self.sandbox.evaluate(pack, &batch)?;
@@ -388,14 +400,14 @@ impl Diagnoser {
             }
             let container = match f.container {
                 Some(c) => Some(
-                    case.containers
+                    case.containers()
                         .get(c as usize)
                         .ok_or_else(|| {
                             err(format!(
                                 "rule `{}` named container {} of a pod with {}",
                                 rule.id,
                                 c,
-                                case.containers.len()
+                                case.containers().len()
                             ))
                         })?
                         .name

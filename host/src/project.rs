@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::case::{Case, ContainerView};
 use crate::engine::types::{Batch, Column};
+use crate::fields::{CONTAINER_LISTS, Fields};
 use crate::snapshot::parse_time;
 
 /// What the host computes from a value, with regexes compiled once.
@@ -54,12 +55,12 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &str) -> Val<'c, 'a> {
         Val::Json(Value::Object(m)) => m.get(seg).map_or(Val::Missing, Val::Json),
         Val::Case(c) => match seg {
             "pod" => Val::Json(c.pod),
-            "node" => c.node.map_or(Val::Missing, Val::Json),
-            "containers" => Val::Containers(&c.containers),
-            "events" => Val::Refs(&c.events),
-            "owners" => Val::Refs(&c.owners),
-            "controlPlane" => Val::Refs(c.control_plane),
-            "nodeLogs" => Val::Refs(&c.node_logs),
+            "node" => c.node().map_or(Val::Missing, Val::Json),
+            "containers" => Val::Containers(c.containers()),
+            "events" => Val::Refs(c.events()),
+            "owners" => Val::Refs(c.owners()),
+            "controlPlane" => Val::Refs(c.control_plane()),
+            "nodeLogs" => Val::Refs(c.node_logs()),
             _ => Val::Missing,
         },
         Val::Container(c) => match seg {
@@ -162,12 +163,12 @@ fn cell<'a>(v: Val<'_, 'a>, derive: &Derive, strings: &mut Strings<'a>) -> (u8, 
 pub const OBJECT_TAG: u8 = 5;
 
 /// Builds the batch for `cases`: rows of every collection, then every column.
-pub fn project(
-    cases: &[Case<'_>],
+pub fn project<'a>(
+    cases: &[Case<'a>],
     now: i64,
     collections: &[CollectionPath],
     inputs: &[Input],
-    literals: &[String],
+    literals: &'a [String],
 ) -> (Batch, Vec<String>) {
     let mut strings = Strings::new(literals);
     let case_rows: Vec<Val> = cases.iter().map(Val::Case).collect();
@@ -205,6 +206,82 @@ pub fn project(
         .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).into_owned())
         .collect();
     (Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }, table)
+}
+
+/// Where the rows of a path sit in the snapshot's objects.
+#[derive(Clone)]
+enum Place {
+    Case,
+    Container,
+    /// A path from the top of an object (a pod, event, node or owner).
+    Object(Vec<String>),
+}
+
+/// The places `segments` reach from `place`, following [`get`].
+fn resolve(place: Place, segments: &[String], out: &mut Vec<Place>) {
+    let Some((first, rest)) = segments.split_first() else {
+        out.push(place);
+        return;
+    };
+    match place {
+        Place::Object(mut path) => {
+            path.extend(segments.iter().cloned());
+            out.push(Place::Object(path));
+        }
+        Place::Case => match first.as_str() {
+            "pod" | "node" | "events" | "controlPlane" => resolve(Place::Object(Vec::new()), rest, out),
+            "owners" => resolve(Place::Object(vec!["metadata".into(), "ownerReferences".into()]), rest, out),
+            "containers" => resolve(Place::Container, rest, out),
+            // node logs are lines of log files, not objects
+            _ => {}
+        },
+        Place::Container => match first.as_str() {
+            "kind" => {}
+            "events" => resolve(Place::Object(Vec::new()), rest, out),
+            _ => {
+                for list in CONTAINER_LISTS {
+                    resolve(Place::Object(list.map(String::from).to_vec()), segments, out);
+                }
+            }
+        },
+    }
+}
+
+/// Adds to `fields` the fields of objects that a pack's collections and inputs read.
+pub fn fields_read(collections: &[CollectionPath], inputs: &[Input], fields: &mut Fields) {
+    let places = |from: &[Place], segments: &[String]| {
+        let mut out = Vec::new();
+        for p in from {
+            resolve(p.clone(), segments, &mut out);
+        }
+        out
+    };
+    let mut rows: Vec<Vec<Place>> = Vec::with_capacity(collections.len());
+    for c in collections {
+        let parents = c.parent.and_then(|p| rows.get(p)).map_or(&[Place::Case][..], Vec::as_slice);
+        let mine = places(parents, &c.segments);
+        for p in &mine {
+            if let Place::Object(path) = p {
+                fields.reach(path);
+            }
+        }
+        rows.push(mine);
+    }
+    for input in inputs {
+        let from = input.collection.and_then(|c| rows.get(c)).map_or(&[Place::Case][..], Vec::as_slice);
+        for p in places(from, &input.segments) {
+            if let Place::Object(path) = p {
+                // an object or list reaches a pack only as "present" (see
+                // `cell`), and scalars are always kept: only a length needs all
+                match input.derive {
+                    Derive::Length => fields.keep(&path),
+                    _ => {
+                        fields.reach(&path);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// A Kubernetes quantity in thousandths of a unit: `256Mi`, `500m`, `1.5`, `2e3`.

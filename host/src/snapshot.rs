@@ -3,7 +3,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeSeed;
 use serde_json::Value;
+
+use crate::fields::Fields;
 
 /// A problem with the input the user gave; the CLI exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +47,8 @@ pub struct Snapshot {
     pub control_plane: Vec<Value>,
     /// What could not be read (a forbidden list, say), shown in the report.
     pub notes: Vec<String>,
+    /// The fields of objects kept when text is parsed (default: all).
+    fields: Fields,
 }
 
 const OWNER_KINDS: [&str; 7] =
@@ -54,30 +59,40 @@ impl Snapshot {
         Snapshot { now, ..Snapshot::default() }
     }
 
+    /// Keeps only these fields of the objects parsed from text and files:
+    /// [`crate::Diagnoser::fields`] for a snapshot that is only diagnosed.
+    pub fn keeping(mut self, fields: Fields) -> Self {
+        self.fields = fields;
+        self
+    }
+
     /// Adds every object of a JSON or YAML document (one object, a `List`,
     /// or several YAML documents); `name` is used in messages.
     pub fn add_text(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
-            for doc in &mut stream {
-                let doc = doc.map_err(|e| LoadError::Parse {
+            // one document, or several one after the other
+            let mut stream = serde_json::Deserializer::from_str(text);
+            loop {
+                let doc = self.fields.document().deserialize(&mut stream).map_err(|e| LoadError::Parse {
                     path: name.to_string(),
                     line: e.line(),
                     column: e.column(),
                     message: json_message(&e),
                 })?;
-                self.add_value(name, doc)?;
+                self.add_object(name, doc)?;
+                if stream.end().is_ok() {
+                    return Ok(());
+                }
             }
-            return Ok(());
         }
         for doc in serde_yaml::Deserializer::from_str(text) {
-            let value = serde::Deserialize::deserialize(doc).map_err(|e: serde_yaml::Error| {
+            let value = self.fields.document().deserialize(doc).map_err(|e: serde_yaml::Error| {
                 let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
                 LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
             })?;
             if !matches!(value, Value::Null) {
-                self.add_value(name, value)?;
+                self.add_object(name, value)?;
             }
         }
         Ok(())
@@ -85,6 +100,19 @@ impl Snapshot {
 
     /// Adds one object, or the items of a list.
     pub fn add_value(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
+        let value = match self.fields {
+            Fields::All => value,
+            _ => self
+                .fields
+                .document()
+                .deserialize(value)
+                .map_err(|e| LoadError::Invalid { path: name.to_string(), message: e.to_string() })?,
+        };
+        self.add_object(name, value)
+    }
+
+    /// Adds one object, or the items of a list, whose fields are kept already.
+    fn add_object(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
         let invalid = |message: String| LoadError::Invalid { path: name.to_string(), message };
         let kind = match &value {
             Value::Array(_) => String::new(),
@@ -113,7 +141,7 @@ impl Snapshot {
                 if let (Some(k), Value::Object(m)) = (&item_kind, &mut item) {
                     m.entry("kind").or_insert_with(|| Value::String(k.clone()));
                 }
-                self.add_value(name, item)?;
+                self.add_object(name, item)?;
             }
             return Ok(());
         }

@@ -213,9 +213,11 @@ fn phase(which: &str, file: &str) {
             assert!(v["items"].is_array());
         }
         _ => {
-            let mut snapshot = Snapshot::new(1_714_564_800);
+            // as `k8srule diagnose -f` does
+            let diagnoser = Diagnoser::builder().build().unwrap();
+            let mut snapshot = Snapshot::new(1_714_564_800).keeping(diagnoser.fields());
             snapshot.add_path(std::path::Path::new(file)).unwrap();
-            let report = Diagnoser::builder().build().unwrap().diagnose(&snapshot);
+            let report = diagnoser.diagnose(&snapshot);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
             assert!(!report.findings.is_empty());
         }

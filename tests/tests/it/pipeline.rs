@@ -112,3 +112,20 @@ fn compiled_rules_are_valid_components_and_diagnose() {
         ]
     );
 }
+
+/// `diagnose -f` parses only the fields the packs read: the report is the
+/// one the whole objects give, and what is dropped is really gone.
+#[test]
+fn parsing_only_the_fields_rules_read_changes_no_finding() {
+    let d = Diagnoser::builder().build().unwrap();
+    let file = k8srule_tests::root().join("examples/snapshots/mixed.json");
+    let mut whole = Snapshot::new(1_714_564_800);
+    whole.add_path(&file).unwrap();
+    let mut kept = Snapshot::new(1_714_564_800).keeping(d.fields());
+    kept.add_path(&file).unwrap();
+    let json = |s: &Snapshot| serde_json::to_string_pretty(&d.diagnose(s)).unwrap();
+    assert!(!d.diagnose(&whole).findings.is_empty());
+    assert_eq!(json(&kept), json(&whole));
+    let size = |s: &Snapshot| serde_json::to_string(&s.pods).unwrap().len();
+    assert!(size(&kept) < size(&whole), "{} of {} bytes of pods kept", size(&kept), size(&whole));
+}
