@@ -23,7 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut snapshot = Snapshot::new(1_714_564_800); // 2024-05-01T12:00:00Z
     snapshot.add_value(
         "in memory",
-        json!({
+        &json!({
             "kind": "Pod",
             "metadata": {"name": "api-0", "namespace": "shop", "uid": "u-1"},
             "spec": {"containers": [{"name": "api", "image": "shop/api:2.0.0", "resources": {"limits": {"memory": "128Mi"}}}]},

@@ -5,48 +5,47 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use serde_json::Value;
-
+use crate::doc::Doc;
 use crate::snapshot::Snapshot;
 
 /// A container with its spec and status merged.
 #[derive(Debug)]
 pub struct ContainerView<'a> {
     pub name: &'a str,
-    pub spec: Option<&'a Value>,
-    pub status: Option<&'a Value>,
+    pub spec: Option<Doc<'a>>,
+    pub status: Option<Doc<'a>>,
     /// `init`, `regular` or `ephemeral`.
     pub kind: &'static str,
     /// The pod's events whose `involvedObject.fieldPath` names this container.
-    pub events: Vec<&'a Value>,
+    pub events: Vec<Doc<'a>>,
 }
 
 pub struct Case<'a> {
     index: &'a Index<'a>,
-    pub pod: &'a Value,
-    events: OnceCell<Vec<&'a Value>>,
+    pub pod: Doc<'a>,
+    events: OnceCell<Vec<Doc<'a>>>,
     containers: OnceCell<Vec<ContainerView<'a>>>,
-    owners: OnceCell<Vec<&'a Value>>,
+    owners: OnceCell<Vec<Doc<'a>>>,
 }
 
 impl<'a> Case<'a> {
     /// `namespace/name` of the pod.
     pub fn pod_name(&self) -> String {
-        let meta = &self.pod["metadata"];
-        format!("{}/{}", meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""))
+        let (ns, name) = (self.pod.str_at(&["metadata", "namespace"]), self.pod.str_at(&["metadata", "name"]));
+        format!("{}/{}", ns.unwrap_or("default"), name.unwrap_or(""))
     }
 
     /// The node the pod is bound to, when the snapshot has it.
-    pub fn node(&self) -> Option<&'a Value> {
+    pub fn node(&self) -> Option<Doc<'a>> {
         self.node_name().and_then(|n| self.index.nodes.get(n).copied())
     }
 
     fn node_name(&self) -> Option<&'a str> {
-        str_at(self.pod, &["spec", "nodeName"])
+        self.pod.str_at(&["spec", "nodeName"])
     }
 
     /// The pod's events, oldest first.
-    pub fn events(&self) -> &[&'a Value] {
+    pub fn events(&self) -> &[Doc<'a>] {
         self.events.get_or_init(|| self.index.events_of(self.pod))
     }
 
@@ -56,17 +55,17 @@ impl<'a> Case<'a> {
     }
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.
-    pub fn owners(&self) -> &[&'a Value] {
+    pub fn owners(&self) -> &[Doc<'a>] {
         self.owners.get_or_init(|| self.index.owner_chain(self.pod))
     }
 
     /// The kube-system control-plane pods.
-    pub fn control_plane(&self) -> &'a [&'a Value] {
+    pub fn control_plane(&self) -> &'a [Doc<'a>] {
         &self.index.control_plane
     }
 
     /// Log lines of the pod's node.
-    pub fn node_logs(&self) -> &'a [&'a Value] {
+    pub fn node_logs(&self) -> &'a [Doc<'a>] {
         self.node_name().and_then(|n| self.index.logs.get(n)).map_or(&[], Vec::as_slice)
     }
 }
@@ -74,55 +73,52 @@ impl<'a> Case<'a> {
 /// The indexes that turn a snapshot into cases.
 pub struct Index<'a> {
     snapshot: &'a Snapshot,
-    events_by_uid: HashMap<&'a str, Vec<&'a Value>>,
-    events_by_name: HashMap<(&'a str, &'a str), Vec<&'a Value>>,
-    nodes: HashMap<&'a str, &'a Value>,
-    logs: HashMap<&'a str, Vec<&'a Value>>,
-    control_plane: Vec<&'a Value>,
-}
-
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
+    events_by_uid: HashMap<&'a str, Vec<Doc<'a>>>,
+    events_by_name: HashMap<(&'a str, &'a str), Vec<Doc<'a>>>,
+    nodes: HashMap<&'a str, Doc<'a>>,
+    logs: HashMap<&'a str, Vec<Doc<'a>>>,
+    control_plane: Vec<Doc<'a>>,
 }
 
 impl<'a> Index<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Self {
-        let mut events_by_uid: HashMap<&str, Vec<&Value>> = HashMap::new();
-        let mut events_by_name: HashMap<(&str, &str), Vec<&Value>> = HashMap::new();
-        for e in &snapshot.events {
-            let obj = &e["involvedObject"];
-            if obj["kind"].as_str().is_some_and(|k| k != "Pod") {
+        let doc = |n| snapshot.get(n);
+        let mut events_by_uid: HashMap<&str, Vec<Doc>> = HashMap::new();
+        let mut events_by_name: HashMap<(&str, &str), Vec<Doc>> = HashMap::new();
+        for e in snapshot.events.iter().map(|n| doc(*n)) {
+            let obj = e.get("involvedObject");
+            let field = |k: &str| obj.and_then(|o| o.get(k)).and_then(Doc::as_str);
+            if field("kind").is_some_and(|k| k != "Pod") {
                 continue;
             }
-            match obj["uid"].as_str().filter(|u| !u.is_empty()) {
+            match field("uid").filter(|u| !u.is_empty()) {
                 Some(uid) => events_by_uid.entry(uid).or_default().push(e),
                 None => {
-                    let ns = obj["namespace"]
-                        .as_str()
-                        .or_else(|| str_at(e, &["metadata", "namespace"]))
-                        .unwrap_or("default");
-                    events_by_name.entry((ns, obj["name"].as_str().unwrap_or(""))).or_default().push(e);
+                    let ns = field("namespace").or_else(|| e.str_at(&["metadata", "namespace"])).unwrap_or("default");
+                    events_by_name.entry((ns, field("name").unwrap_or(""))).or_default().push(e);
                 }
             }
         }
-        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(n, &["metadata", "name"])?, n))).collect();
-        let mut logs: HashMap<&str, Vec<&Value>> = HashMap::new();
+        let nodes =
+            snapshot.nodes.iter().filter_map(|n| Some((doc(*n).str_at(&["metadata", "name"])?, doc(*n)))).collect();
+        let mut logs: HashMap<&str, Vec<Doc>> = HashMap::new();
         for l in &snapshot.node_logs {
-            logs.entry(l.node.as_str()).or_default().push(&l.value);
+            logs.entry(l.node.as_str()).or_default().push(doc(l.value));
         }
-        let mut control_plane: Vec<&Value> = snapshot
+        let mut control_plane: Vec<Doc> = snapshot
             .pods
             .iter()
+            .map(|n| doc(*n))
             .filter(|p| {
-                str_at(p, &["metadata", "namespace"]) == Some("kube-system")
-                    && (p.pointer("/metadata/labels/component").is_some()
-                        || str_at(p, &["metadata", "labels", "tier"]) == Some("control-plane"))
+                p.str_at(&["metadata", "namespace"]) == Some("kube-system")
+                    && (p.path(&["metadata", "labels", "component"]).is_some()
+                        || p.str_at(&["metadata", "labels", "tier"]) == Some("control-plane"))
             })
             .collect();
         // pods read for context only, unless they are among the diagnosed ones
-        for p in &snapshot.control_plane {
-            let uid = str_at(p, &["metadata", "uid"]);
-            if uid.is_none() || !control_plane.iter().any(|c| str_at(c, &["metadata", "uid"]) == uid) {
+        for p in snapshot.control_plane.iter().map(|n| doc(*n)) {
+            let uid = p.str_at(&["metadata", "uid"]);
+            if uid.is_none() || !control_plane.iter().any(|c| c.str_at(&["metadata", "uid"]) == uid) {
                 control_plane.push(p);
             }
         }
@@ -135,7 +131,7 @@ impl<'a> Index<'a> {
             .iter()
             .map(|pod| Case {
                 index: self,
-                pod,
+                pod: self.snapshot.get(*pod),
                 events: OnceCell::new(),
                 containers: OnceCell::new(),
                 owners: OnceCell::new(),
@@ -143,35 +139,34 @@ impl<'a> Index<'a> {
             .collect()
     }
 
-    fn events_of(&self, pod: &'a Value) -> Vec<&'a Value> {
-        let meta = &pod["metadata"];
-        let mut events: Vec<&Value> = Vec::new();
-        if let Some(uid) = meta["uid"].as_str() {
+    fn events_of(&self, pod: Doc<'a>) -> Vec<Doc<'a>> {
+        let mut events: Vec<Doc> = Vec::new();
+        if let Some(uid) = pod.str_at(&["metadata", "uid"]) {
             events.extend(self.events_by_uid.get(uid).into_iter().flatten());
         }
         if !self.events_by_name.is_empty()
-            && let Some(name) = meta["name"].as_str()
+            && let Some(name) = pod.str_at(&["metadata", "name"])
         {
-            let ns = meta["namespace"].as_str().unwrap_or("default");
+            let ns = pod.str_at(&["metadata", "namespace"]).unwrap_or("default");
             events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
         }
         if events.len() > 1 {
-            events.sort_by(|a, b| event_time(a).cmp(event_time(b)));
+            events.sort_by(|a, b| event_time(*a).cmp(event_time(*b)));
         }
         events
     }
 
-    fn owner_chain(&self, pod: &'a Value) -> Vec<&'a Value> {
+    fn owner_chain(&self, pod: Doc<'a>) -> Vec<Doc<'a>> {
         let mut chain = Vec::new();
         let mut current = pod;
         for _ in 0..8 {
-            let Some(refs) = current["metadata"]["ownerReferences"].as_array() else {
+            let Some(refs) = current.path(&["metadata", "ownerReferences"]) else {
                 break;
             };
-            chain.extend(refs.iter());
-            let next = refs.iter().find_map(|r| self.snapshot.owners.get(r["uid"].as_str()?));
+            chain.extend(refs.items());
+            let next = refs.items().find_map(|r| self.snapshot.owners.get(r.str_at(&["uid"])?));
             match next {
-                Some(owner) => current = owner,
+                Some(owner) => current = self.snapshot.get(*owner),
                 None => break,
             }
         }
@@ -179,53 +174,54 @@ impl<'a> Index<'a> {
     }
 }
 
-fn event_time(e: &Value) -> &str {
-    e["lastTimestamp"].as_str().or_else(|| e["eventTime"].as_str()).unwrap_or("")
+fn event_time(e: Doc<'_>) -> &str {
+    e.str_at(&["lastTimestamp"]).or_else(|| e.str_at(&["eventTime"])).unwrap_or("")
 }
 
-fn containers<'a>(pod: &'a Value, events: &[&'a Value]) -> Vec<ContainerView<'a>> {
+fn containers<'a>(pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<ContainerView<'a>> {
     let mut out = Vec::with_capacity(2);
-    for (kind, spec_key, status_key, field_key) in [
-        ("init", "initContainers", "initContainerStatuses", "initContainers"),
-        ("regular", "containers", "containerStatuses", "containers"),
-        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses", "ephemeralContainers"),
+    for (kind, spec_key, status_key) in [
+        ("init", "initContainers", "initContainerStatuses"),
+        ("regular", "containers", "containerStatuses"),
+        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses"),
     ] {
-        let specs = pod["spec"][spec_key].as_array().map(Vec::as_slice).unwrap_or_default();
-        let statuses = pod["status"][status_key].as_array().map(Vec::as_slice).unwrap_or_default();
-        let name_of = |v: &'a Value| v["name"].as_str();
+        let specs: Vec<Doc> = pod.path(&["spec", spec_key]).map(|l| l.items().collect()).unwrap_or_default();
+        let statuses: Vec<Doc> = pod.path(&["status", status_key]).map(|l| l.items().collect()).unwrap_or_default();
+        let name_of = |v: &Doc<'a>| v.str_at(&["name"]);
         // a spec and its status are usually at the same index
         let status_of = |i: usize, name: &str| {
             statuses
                 .get(i)
                 .filter(|s| name_of(s) == Some(name))
                 .or_else(|| statuses.iter().find(|s| name_of(s) == Some(name)))
+                .copied()
         };
-        let events_of = |name: &str| -> Vec<&'a Value> {
+        let events_of = |name: &str| -> Vec<Doc<'a>> {
             if events.is_empty() {
                 return Vec::new();
             }
-            let field_path = format!("spec.{field_key}{{{name}}}");
+            let field_path = format!("spec.{spec_key}{{{name}}}");
             events
                 .iter()
                 .copied()
-                .filter(|e| e["involvedObject"]["fieldPath"].as_str() == Some(field_path.as_str()))
+                .filter(|e| e.str_at(&["involvedObject", "fieldPath"]) == Some(field_path.as_str()))
                 .collect()
         };
         for (i, spec) in specs.iter().enumerate() {
             let Some(name) = name_of(spec) else { continue };
             out.push(ContainerView {
                 name,
-                spec: Some(spec),
+                spec: Some(*spec),
                 status: status_of(i, name),
                 kind,
                 events: events_of(name),
             });
         }
         // statuses without a spec (a pod dump without spec) still count
-        for status in statuses {
+        for status in &statuses {
             let Some(name) = name_of(status) else { continue };
             if !specs.iter().any(|s| name_of(s) == Some(name)) {
-                out.push(ContainerView { name, spec: None, status: Some(status), kind, events: events_of(name) });
+                out.push(ContainerView { name, spec: None, status: Some(*status), kind, events: events_of(name) });
             }
         }
     }

@@ -536,9 +536,11 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     if let Some(pod) = &args.pod {
         let name = pod.strip_prefix("pod/").or_else(|| pod.strip_prefix("pods/")).unwrap_or(pod);
         let namespace = args.target.namespace.as_deref();
+        let store = &snapshot.store;
         snapshot.pods.retain(|p| {
-            p["metadata"]["name"].as_str() == Some(name)
-                && namespace.is_none_or(|ns| p["metadata"]["namespace"].as_str().unwrap_or("default") == ns)
+            let meta = store.get(*p);
+            meta.str_at(&["metadata", "name"]) == Some(name)
+                && namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
         });
         if snapshot.pods.is_empty() {
             return Err(LoadError::Invalid { path: pod.clone(), message: "no such pod in the snapshot".into() }.into());

@@ -109,7 +109,7 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
     // loaded as `diagnose` loads files: only the fields the packs read
     let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
     for o in fixture.objects {
-        snapshot.add_value(&shown, o)?;
+        snapshot.add_value(&shown, &o)?;
     }
     let report = diagnoser.diagnose(&snapshot);
     let expected: BTreeSet<Expected> = fixture.expect.into_iter().collect();

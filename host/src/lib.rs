@@ -35,6 +35,7 @@ pub mod case;
 pub mod cli;
 mod cli_pack;
 pub mod config;
+pub mod doc;
 pub mod engine;
 pub mod fields;
 pub mod fixture;
@@ -351,7 +352,7 @@ impl Diagnoser {
             let mut pack_findings = Vec::new();
             let mut failed = None;
             for chunk in cases.chunks(BATCH_CASES) {
-                match self.run(p, pack, chunk, snapshot.now) {
+                match self.run(p, pack, snapshot, chunk) {
                     Ok(found) => pack_findings.extend(found),
                     Err(e) => {
                         failed = Some(e);
@@ -382,9 +383,16 @@ impl Diagnoser {
         report
     }
 
-    fn run<'a>(&self, p: usize, pack: &'a Pack, cases: &[case::Case<'a>], now: i64) -> Result<Vec<Finding>, PackError> {
+    fn run<'a>(
+        &self,
+        p: usize,
+        pack: &'a Pack,
+        snapshot: &'a Snapshot,
+        cases: &[case::Case<'a>],
+    ) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
-        let (batch, strings) = project::project(cases, now, &pack.collections, &pack.inputs, &info.literals);
+        let batch =
+            project::project(&snapshot.store, cases, snapshot.now, &pack.collections, &pack.inputs, &info.literals);
         let raw = self.sandbox.evaluate(pack, &batch)?;
         let err = |message: String| PackError { pack: pack.name.clone(), message };
         let mut out = Vec::with_capacity(raw.len());
@@ -415,7 +423,7 @@ impl Diagnoser {
                 ),
                 None => None,
             };
-            let args: Vec<String> = f.args.iter().map(|v| render_value(v, &strings)).collect();
+            let args: Vec<String> = f.args.iter().map(|v| render_value(v, &batch)).collect();
             let texts = |list: &[engine::types::Text]| {
                 list.iter().map(|t| render_template(pick(t, self.lang), &args)).collect()
             };

@@ -15,6 +15,7 @@ use kube::{Client, Config, Resource};
 use serde_json::Value;
 
 use crate::Snapshot;
+use crate::snapshot::Part;
 
 /// Objects asked for per list request.
 pub const PAGE_SIZE: u32 = 500;
@@ -127,7 +128,7 @@ impl Cluster {
         if let Some(sel) = &self.selector {
             pods_lp = pods_lp.labels(sel);
         }
-        snapshot.pods = match self.list::<Pod>(ns, &pods_lp, progress).await? {
+        let pods = match self.list::<Pod>(ns, &pods_lp, progress).await? {
             Listed::Items(items) => items,
             Listed::Refused(message) => {
                 return Err(LiveError::Api { what: format!("list pods in {}", self.scope()), message });
@@ -145,7 +146,7 @@ impl Cluster {
                 Listed::Refused(m) => note("events", m, "events"),
             }
             if self.selector.is_some() {
-                let keys: HashSet<String> = snapshot.pods.iter().flat_map(pod_keys).collect();
+                let keys: HashSet<String> = pods.iter().flat_map(pod_keys).collect();
                 events.retain(|e| event_keys(e).iter().any(|k| keys.contains(k)));
             }
         }
@@ -155,7 +156,7 @@ impl Cluster {
                 Listed::Items(mut items) => {
                     // only the nodes the pods run on
                     let used: HashSet<&str> =
-                        snapshot.pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).collect();
+                        pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).collect();
                     items.retain(|n| {
                         n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used.contains(n))
                     });
@@ -166,7 +167,7 @@ impl Cluster {
         }
         let mut owners = Vec::new();
         if needs.owners {
-            let wanted = owner_refs(&snapshot.pods);
+            let wanted = owner_refs(&pods);
             let kinds: BTreeSet<&str> = wanted.iter().map(|(k, _)| k.as_str()).collect();
             let uids: HashSet<&str> = wanted.iter().map(|(_, u)| u.as_str()).collect();
             for kind in kinds {
@@ -187,16 +188,19 @@ impl Cluster {
         }
         if needs.control_plane && !self.sees_control_plane() {
             match self.control_plane(progress).await? {
-                Listed::Items(items) => snapshot.control_plane = items,
+                Listed::Items(items) => {
+                    for p in &items {
+                        snapshot.add_part(Part::ControlPlane, p);
+                    }
+                }
                 Listed::Refused(m) => note("pods in kube-system", m, "the control plane"),
             }
         }
         snapshot.notes = notes;
-        snapshot.events = events;
-        snapshot.nodes = nodes;
-        for o in owners {
-            // one path for every object: kinds and uids are checked as for files
-            let _ = snapshot.add_value("owners", o);
+        for (part, objects) in [(Part::Pod, pods), (Part::Event, events), (Part::Node, nodes), (Part::Owner, owners)] {
+            for o in &objects {
+                snapshot.add_part(part, o);
+            }
         }
         Ok(snapshot)
     }

@@ -4,9 +4,9 @@ use rustc_hash::FxHashMap;
 
 use k8srule_dsl::pack::{encode_version, tag};
 use regex::Regex;
-use serde_json::Value;
 
 use crate::case::{Case, ContainerView};
+use crate::doc::{Doc, Store, Sym, View};
 use crate::engine::types::{Batch, Column};
 use crate::fields::{CONTAINER_LISTS, Fields};
 use crate::snapshot::parse_time;
@@ -42,18 +42,29 @@ pub struct CollectionPath {
 #[derive(Clone, Copy)]
 enum Val<'c, 'a> {
     Missing,
-    Json(&'a Value),
+    Json(Doc<'a>),
     Text(&'static str),
     Case(&'c Case<'a>),
     Container(&'c ContainerView<'a>),
-    Refs(&'c [&'a Value]),
+    Refs(&'c [Doc<'a>]),
     Containers(&'c [ContainerView<'a>]),
 }
 
-fn get<'c, 'a>(v: Val<'c, 'a>, seg: &str) -> Val<'c, 'a> {
+/// A segment of a path, with its string id in the snapshot (none: no object has that key).
+struct Segment<'p> {
+    name: &'p str,
+    sym: Option<Sym>,
+}
+
+fn segments<'p>(store: &Store, path: &'p [String]) -> Vec<Segment<'p>> {
+    path.iter().map(|s| Segment { name: s, sym: store.sym(s) }).collect()
+}
+
+fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
+    let key = |d: Doc<'a>| seg.sym.and_then(|k| d.get_sym(k));
     match v {
-        Val::Json(Value::Object(m)) => m.get(seg).map_or(Val::Missing, Val::Json),
-        Val::Case(c) => match seg {
+        Val::Json(d) => key(d).map_or(Val::Missing, Val::Json),
+        Val::Case(c) => match seg.name {
             "pod" => Val::Json(c.pod),
             "node" => c.node().map_or(Val::Missing, Val::Json),
             "containers" => Val::Containers(c.containers()),
@@ -63,20 +74,16 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &str) -> Val<'c, 'a> {
             "nodeLogs" => Val::Refs(c.node_logs()),
             _ => Val::Missing,
         },
-        Val::Container(c) => match seg {
+        Val::Container(c) => match seg.name {
             "kind" => Val::Text(c.kind),
             "events" => Val::Refs(&c.events),
-            _ => c
-                .spec
-                .and_then(|s| s.get(seg))
-                .or_else(|| c.status.and_then(|s| s.get(seg)))
-                .map_or(Val::Missing, Val::Json),
+            _ => c.spec.and_then(key).or_else(|| c.status.and_then(key)).map_or(Val::Missing, Val::Json),
         },
         _ => Val::Missing,
     }
 }
 
-fn get_path<'c, 'a>(mut v: Val<'c, 'a>, segments: &[String]) -> Val<'c, 'a> {
+fn get_path<'c, 'a>(mut v: Val<'c, 'a>, segments: &[Segment]) -> Val<'c, 'a> {
     for s in segments {
         v = get(v, s);
     }
@@ -85,8 +92,8 @@ fn get_path<'c, 'a>(mut v: Val<'c, 'a>, segments: &[String]) -> Val<'c, 'a> {
 
 fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
     match v {
-        Val::Json(Value::Array(items)) => out.extend(items.iter().map(Val::Json)),
-        Val::Refs(items) => out.extend(items.iter().map(|i| Val::Json(i))),
+        Val::Json(d) => out.extend(d.items().map(Val::Json)),
+        Val::Refs(items) => out.extend(items.iter().copied().map(Val::Json)),
         Val::Containers(items) => out.extend(items.iter().map(Val::Container)),
         _ => {}
     }
@@ -94,60 +101,81 @@ fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
 
 /// Interns strings of one batch; the pack's literals come first.
 struct Strings<'s> {
-    ids: FxHashMap<&'s str, u32>,
+    store: &'s Store,
+    /// Batch ids of the snapshot's strings.
+    ids: FxHashMap<Sym, u32>,
+    /// Batch ids of strings that are in no object (literals, container kinds).
+    others: FxHashMap<&'s str, u32>,
     bytes: Vec<u8>,
     offsets: Vec<u32>,
 }
 
 impl<'s> Strings<'s> {
-    fn new(literals: &'s [String]) -> Self {
-        let mut s = Strings { ids: FxHashMap::default(), bytes: Vec::new(), offsets: vec![0] };
+    fn new(store: &'s Store, literals: &'s [String]) -> Self {
+        let mut s = Strings {
+            store,
+            ids: FxHashMap::default(),
+            others: FxHashMap::default(),
+            bytes: Vec::new(),
+            offsets: vec![0],
+        };
         for l in literals {
-            s.intern(l);
+            s.text(l);
         }
         s
     }
 
-    fn intern(&mut self, s: &'s str) -> u32 {
-        let next = self.offsets.len() as u32 - 1;
-        *self.ids.entry(s).or_insert_with(|| {
-            self.bytes.extend_from_slice(s.as_bytes());
-            self.offsets.push(self.bytes.len() as u32);
-            next
-        })
+    fn push(bytes: &mut Vec<u8>, offsets: &mut Vec<u32>, s: &str) -> u32 {
+        bytes.extend_from_slice(s.as_bytes());
+        offsets.push(bytes.len() as u32);
+        offsets.len() as u32 - 2
+    }
+
+    fn sym(&mut self, sym: Sym) -> u32 {
+        let Strings { store, ids, bytes, offsets, .. } = self;
+        *ids.entry(sym).or_insert_with(|| Self::push(bytes, offsets, store.string(sym)))
+    }
+
+    fn text(&mut self, s: &'s str) -> u32 {
+        if let Some(sym) = self.store.sym(s) {
+            return self.sym(sym);
+        }
+        let Strings { others, bytes, offsets, .. } = self;
+        *others.entry(s).or_insert_with(|| Self::push(bytes, offsets, s))
     }
 }
 
-fn cell<'a>(v: Val<'_, 'a>, derive: &Derive, strings: &mut Strings<'a>) -> (u8, i64) {
+fn cell(v: Val<'_, '_>, derive: &Derive, strings: &mut Strings<'_>) -> (u8, i64) {
     const NULL: (u8, i64) = (tag::NULL as u8, 0);
     let truth = |b: bool| (tag::BOOL as u8, i64::from(b));
-    let text: Option<&'a str> = match v {
-        Val::Json(Value::String(s)) => Some(s.as_str()),
-        Val::Text(s) => Some(s),
+    let view = match v {
+        Val::Json(d) => Some(d.view()),
+        _ => None,
+    };
+    let text: Option<&str> = match (v, &view) {
+        (_, Some(View::Str(s))) => Some(s),
+        (Val::Text(s), _) => Some(s),
         _ => None,
     };
     match derive {
-        Derive::Value => match v {
-            Val::Json(Value::Bool(b)) => truth(*b),
-            Val::Json(Value::Number(n)) => match n.as_i64() {
-                Some(i) => (tag::INT as u8, i),
-                None => (tag::FLOAT as u8, n.as_f64().unwrap_or(0.0).to_bits() as i64),
-            },
-            Val::Missing | Val::Json(Value::Null) => NULL,
-            _ => match text {
-                Some(s) => (tag::STRING as u8, i64::from(strings.intern(s))),
-                None => (OBJECT_TAG, 0),
-            },
+        Derive::Value => match (v, view) {
+            (_, Some(View::Bool(b))) => truth(b),
+            (_, Some(View::Int(i))) => (tag::INT as u8, i),
+            (_, Some(View::Float(f))) => (tag::FLOAT as u8, f.to_bits() as i64),
+            (Val::Missing, _) | (_, Some(View::Null)) => NULL,
+            (Val::Json(d), Some(View::Str(_))) => (tag::STRING as u8, i64::from(strings.sym(d.sym().unwrap_or(0)))),
+            (Val::Text(s), _) => (tag::STRING as u8, i64::from(strings.text(s))),
+            _ => (OBJECT_TAG, 0),
         },
-        Derive::Length => match v {
-            Val::Json(Value::Array(a)) => (tag::INT as u8, a.len() as i64),
-            Val::Json(Value::Object(m)) => (tag::INT as u8, m.len() as i64),
-            Val::Refs(r) => (tag::INT as u8, r.len() as i64),
-            Val::Containers(c) => (tag::INT as u8, c.len() as i64),
+        Derive::Length => match (v, view) {
+            (_, Some(View::List(n) | View::Object(n))) => (tag::INT as u8, n as i64),
+            (Val::Refs(r), _) => (tag::INT as u8, r.len() as i64),
+            (Val::Containers(c), _) => (tag::INT as u8, c.len() as i64),
             _ => text.map_or(NULL, |s| (tag::INT as u8, s.len() as i64)),
         },
-        Derive::Quantity => match v {
-            Val::Json(Value::Number(n)) => n.as_f64().map_or(NULL, |f| (tag::INT as u8, (f * 1000.0) as i64)),
+        Derive::Quantity => match view {
+            Some(View::Int(i)) => (tag::INT as u8, i.saturating_mul(1000)),
+            Some(View::Float(f)) => (tag::INT as u8, (f * 1000.0) as i64),
             _ => text.and_then(parse_quantity).map_or(NULL, |q| (tag::INT as u8, q)),
         },
         Derive::Version => text.and_then(parse_version).map_or(NULL, |q| (tag::INT as u8, q)),
@@ -164,23 +192,25 @@ pub const OBJECT_TAG: u8 = 5;
 
 /// Builds the batch for `cases`: rows of every collection, then every column.
 pub fn project<'a>(
+    store: &'a Store,
     cases: &[Case<'a>],
     now: i64,
     collections: &[CollectionPath],
     inputs: &[Input],
     literals: &'a [String],
-) -> (Batch, Vec<String>) {
-    let mut strings = Strings::new(literals);
+) -> Batch {
+    let mut strings = Strings::new(store, literals);
     let case_rows: Vec<Val> = cases.iter().map(Val::Case).collect();
     let mut rows: Vec<Vec<Val>> = Vec::with_capacity(collections.len());
     let mut offsets: Vec<Vec<u32>> = Vec::with_capacity(collections.len());
     for c in collections {
         let parents = c.parent.map_or(&case_rows, |p| &rows[p]);
+        let path = segments(store, &c.segments);
         let mut mine = Vec::new();
         let mut offs = Vec::with_capacity(parents.len() + 1);
         for parent in parents {
             offs.push(mine.len() as u32);
-            elements(get_path(*parent, &c.segments), &mut mine);
+            elements(get_path(*parent, &path), &mut mine);
         }
         offs.push(mine.len() as u32);
         rows.push(mine);
@@ -190,10 +220,11 @@ pub fn project<'a>(
         .iter()
         .map(|input| {
             let source = input.collection.map_or(&case_rows, |c| &rows[c]);
+            let path = segments(store, &input.segments);
             let mut tags = Vec::with_capacity(source.len());
             let mut values = Vec::with_capacity(source.len());
             for row in source {
-                let (t, v) = cell(get_path(*row, &input.segments), &input.derive, &mut strings);
+                let (t, v) = cell(get_path(*row, &path), &input.derive, &mut strings);
                 tags.push(t);
                 values.push(v);
             }
@@ -201,11 +232,13 @@ pub fn project<'a>(
         })
         .collect();
     let Strings { bytes, offsets: string_offsets, .. } = strings;
-    let table = string_offsets
-        .windows(2)
-        .map(|w| String::from_utf8_lossy(&bytes[w[0] as usize..w[1] as usize]).into_owned())
-        .collect();
-    (Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }, table)
+    Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }
+}
+
+/// String `id` of a batch.
+pub fn batch_string(batch: &Batch, id: u32) -> Option<&str> {
+    let (start, end) = (batch.string_offsets.get(id as usize)?, batch.string_offsets.get(id as usize + 1)?);
+    std::str::from_utf8(batch.strings.get(*start as usize..*end as usize)?).ok()
 }
 
 /// Where the rows of a path sit in the snapshot's objects.

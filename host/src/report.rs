@@ -135,13 +135,13 @@ pub fn placeholders(template: &str) -> Vec<usize> {
 }
 
 /// Renders a finding's argument.
-pub fn render_value(v: &Value, strings: &[String]) -> String {
+pub fn render_value(v: &Value, batch: &types::Batch) -> String {
     match v {
         Value::Null => "<none>".into(),
         Value::Boolean(b) => b.to_string(),
         Value::Integer(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
-        Value::Interned(id) => strings.get(*id as usize).cloned().unwrap_or_else(|| "<none>".into()),
+        Value::Interned(id) => crate::project::batch_string(batch, *id).unwrap_or("<none>").to_string(),
         Value::Text(s) => s.clone(),
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
+use crate::doc::{Doc, Node, Store, View};
 use crate::fields::Fields;
 
 /// A problem with the input the user gave; the CLI exits with code 2.
@@ -19,21 +20,24 @@ pub enum LoadError {
     Invalid { path: String, message: String },
 }
 
-/// A line of a node's log, from `node-logs/<node>/<source>.log` in a bundle.
+/// A line of a node's log, from `node-logs/<node>/<source>.log` in a bundle:
+/// an object `{source, line}`.
 #[derive(Debug, Clone)]
 pub struct LogLine {
     pub node: String,
-    pub value: Value,
+    pub value: Node,
 }
 
-/// Kubernetes objects and the moment they describe.
+/// Kubernetes objects and the moment they describe. The objects' values are
+/// in `store`; the lists hold their nodes.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub pods: Vec<Value>,
-    pub events: Vec<Value>,
-    pub nodes: Vec<Value>,
+    pub store: Store,
+    pub pods: Vec<Node>,
+    pub events: Vec<Node>,
+    pub nodes: Vec<Node>,
     /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid.
-    pub owners: HashMap<String, Value>,
+    pub owners: HashMap<String, Node>,
     pub node_logs: Vec<LogLine>,
     /// Seconds since the Unix epoch that ages are measured against.
     pub now: i64,
@@ -44,11 +48,23 @@ pub struct Snapshot {
     /// kube-system control-plane pods read for context only (not diagnosed):
     /// a live read of one namespace adds them; a bundle keeps them in
     /// `_k8srule/control-plane.json`.
-    pub control_plane: Vec<Value>,
+    pub control_plane: Vec<Node>,
     /// What could not be read (a forbidden list, say), shown in the report.
     pub notes: Vec<String>,
-    /// The fields of objects kept when text is parsed (default: all).
+    /// The fields of objects kept (default: all).
     fields: Fields,
+}
+
+/// What an object is to a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Pod,
+    Event,
+    Node,
+    /// An object that may own pods; kept by its uid.
+    Owner,
+    /// A kube-system control-plane pod, read for context only.
+    ControlPlane,
 }
 
 const OWNER_KINDS: [&str; 7] =
@@ -59,11 +75,16 @@ impl Snapshot {
         Snapshot { now, ..Snapshot::default() }
     }
 
-    /// Keeps only these fields of the objects parsed from text and files:
+    /// Keeps only these fields of the objects added afterwards:
     /// [`crate::Diagnoser::fields`] for a snapshot that is only diagnosed.
     pub fn keeping(mut self, fields: Fields) -> Self {
         self.fields = fields;
         self
+    }
+
+    /// A value of the snapshot.
+    pub fn get(&self, node: Node) -> Doc<'_> {
+        self.store.get(node)
     }
 
     /// Adds every object of a JSON or YAML document (one object, a `List`,
@@ -74,92 +95,122 @@ impl Snapshot {
             // one document, or several one after the other
             let mut stream = serde_json::Deserializer::from_str(text);
             loop {
-                let doc = self.fields.document().deserialize(&mut stream).map_err(|e| LoadError::Parse {
-                    path: name.to_string(),
-                    line: e.line(),
-                    column: e.column(),
-                    message: json_message(&e),
-                })?;
-                self.add_object(name, doc)?;
+                let doc =
+                    self.fields.document(&mut self.store).deserialize(&mut stream).map_err(|e| LoadError::Parse {
+                        path: name.to_string(),
+                        line: e.line(),
+                        column: e.column(),
+                        message: json_message(&e),
+                    })?;
+                self.add_document(name, doc)?;
                 if stream.end().is_ok() {
                     return Ok(());
                 }
             }
         }
         for doc in serde_yaml::Deserializer::from_str(text) {
-            let value = self.fields.document().deserialize(doc).map_err(|e: serde_yaml::Error| {
+            let node = self.fields.document(&mut self.store).deserialize(doc).map_err(|e: serde_yaml::Error| {
                 let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
                 LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
             })?;
-            if !matches!(value, Value::Null) {
-                self.add_object(name, value)?;
+            if node != Node::NULL {
+                self.add_document(name, node)?;
             }
         }
         Ok(())
     }
 
     /// Adds one object, or the items of a list.
-    pub fn add_value(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
-        let value = match self.fields {
-            Fields::All => value,
-            _ => self
-                .fields
-                .document()
-                .deserialize(value)
-                .map_err(|e| LoadError::Invalid { path: name.to_string(), message: e.to_string() })?,
-        };
-        self.add_object(name, value)
+    pub fn add_value(&mut self, name: &str, value: &Value) -> Result<(), LoadError> {
+        let node = self
+            .fields
+            .document(&mut self.store)
+            .deserialize(value)
+            .map_err(|e| LoadError::Invalid { path: name.to_string(), message: e.to_string() })?;
+        self.add_document(name, node)
     }
 
-    /// Adds one object, or the items of a list, whose fields are kept already.
-    fn add_object(&mut self, name: &str, value: Value) -> Result<(), LoadError> {
+    /// Adds an object whose kind is known (as a live read lists them).
+    pub fn add_part(&mut self, part: Part, value: &Value) {
+        let node = self.store.add_value(value, &self.fields);
+        self.push(part, node, "");
+    }
+
+    fn push(&mut self, part: Part, node: Node, kind: &str) {
+        match part {
+            Part::Pod => self.pods.push(node),
+            Part::Event => {
+                let node = self.normalize_event(node);
+                self.events.push(node)
+            }
+            Part::Node => self.nodes.push(node),
+            Part::ControlPlane => self.control_plane.push(node),
+            Part::Owner => match self.get(node).str_at(&["metadata", "uid"]) {
+                Some(uid) => {
+                    self.owners.insert(uid.to_string(), node);
+                }
+                None => *self.skipped.entry(format!("{kind} (no uid)")).or_default() += 1,
+            },
+        }
+    }
+
+    /// Adds a parsed document: an object, or the items of a list.
+    fn add_document(&mut self, name: &str, node: Node) -> Result<(), LoadError> {
+        self.add_object(name, node, None)
+    }
+
+    /// Adds an object (or the items of a list); `kind` is the one a typed
+    /// list (`PodList`) gives items that do not say theirs.
+    fn add_object(&mut self, name: &str, node: Node, list_kind: Option<&str>) -> Result<(), LoadError> {
         let invalid = |message: String| LoadError::Invalid { path: name.to_string(), message };
-        let kind = match &value {
-            Value::Array(_) => String::new(),
-            Value::Object(m) => match m.get("kind") {
-                Some(Value::String(k)) => k.clone(),
+        let doc = self.get(node);
+        let kind = match doc.view() {
+            View::List(_) => String::new(),
+            View::Object(_) => match doc.get("kind").map(Doc::view) {
+                Some(View::Str(k)) => k.to_string(),
                 Some(_) => return Err(invalid("`kind` is not a string".into())),
-                None if m.contains_key("items") => "List".to_string(),
-                None => return Err(invalid("an object without `kind`".into())),
+                None if doc.get("items").is_some() => "List".to_string(),
+                None => match list_kind {
+                    Some(k) => k.to_string(),
+                    None => return Err(invalid("an object without `kind`".into())),
+                },
             },
             other => {
-                return Err(invalid(format!("expected a Kubernetes object, found {}", json_kind(other))));
+                return Err(invalid(format!("expected a Kubernetes object, found {}", json_kind(&other))));
             }
         };
         if kind.is_empty() || kind.ends_with("List") {
-            let items = match value {
-                Value::Array(items) => items,
-                Value::Object(mut m) => match m.remove("items") {
-                    Some(Value::Array(items)) => items,
-                    Some(Value::Null) | None => Vec::new(),
+            let items: Vec<Node> = match doc.view() {
+                View::List(_) => doc.items().map(Doc::node).collect(),
+                _ => match doc.get("items") {
+                    Some(items) if items.is_list() => items.items().map(Doc::node).collect(),
+                    Some(items) if matches!(items.view(), View::Null) => Vec::new(),
+                    None => Vec::new(),
                     Some(_) => return Err(invalid(format!("`items` of the {kind} is not a list"))),
                 },
-                _ => Vec::new(),
             };
-            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "List").map(str::to_string);
-            for mut item in items {
-                if let (Some(k), Value::Object(m)) = (&item_kind, &mut item) {
-                    m.entry("kind").or_insert_with(|| Value::String(k.clone()));
-                }
-                self.add_object(name, item)?;
+            let item_kind = kind.strip_suffix("List").filter(|k| !k.is_empty() && *k != "List");
+            for item in items {
+                self.add_object(name, item, item_kind)?;
             }
             return Ok(());
         }
-        match kind.as_str() {
+        let part = match kind.as_str() {
             "Pod" => {
-                check_object(name, &value, "metadata")?;
-                self.pods.push(value)
-            }
-            "Event" => self.events.push(normalize_event(value)),
-            "Node" => self.nodes.push(value),
-            k if OWNER_KINDS.contains(&k) => match value.pointer("/metadata/uid").and_then(Value::as_str) {
-                Some(uid) => {
-                    self.owners.insert(uid.to_string(), value);
+                if !self.get(node).get("metadata").is_some_and(Doc::is_object) {
+                    return Err(invalid("a Pod without `metadata`".into()));
                 }
-                None => *self.skipped.entry(format!("{k} (no uid)")).or_default() += 1,
-            },
-            other => *self.skipped.entry(other.to_string()).or_default() += 1,
-        }
+                Part::Pod
+            }
+            "Event" => Part::Event,
+            "Node" => Part::Node,
+            k if OWNER_KINDS.contains(&k) => Part::Owner,
+            other => {
+                *self.skipped.entry(other.to_string()).or_default() += 1;
+                return Ok(());
+            }
+        };
+        self.push(part, node, &kind);
         Ok(())
     }
 
@@ -199,9 +250,10 @@ impl Snapshot {
         {
             match name.as_str() {
                 "control-plane.json" => {
-                    let mut context = Snapshot::default();
-                    context.add_text(&shown, &read(file)?)?;
-                    self.control_plane.extend(context.pods);
+                    let before = self.pods.len();
+                    self.add_text(&shown, &read(file)?)?;
+                    let context = self.pods.split_off(before);
+                    self.control_plane.extend(context);
                 }
                 "notes.txt" => self.notes.extend(read(file)?.lines().filter(|l| !l.is_empty()).map(str::to_string)),
                 _ => *self.skipped_files.entry(rel.display().to_string()).or_default() += 1,
@@ -214,7 +266,7 @@ impl Snapshot {
         {
             let source = source.trim_end_matches(".log").to_string();
             for line in read(file)?.lines() {
-                let value = serde_json::json!({ "source": source, "line": line });
+                let value = self.store.add_value(&serde_json::json!({ "source": source, "line": line }), &Fields::All);
                 self.node_logs.push(LogLine { node: node.clone(), value });
             }
             return Ok(());
@@ -245,31 +297,36 @@ impl Snapshot {
             }
             std::fs::write(&p, text).map_err(|e| io(&p, e))
         };
-        let list = |kind: &str, items: Vec<&Value>| {
-            let list = serde_json::json!({ "apiVersion": "v1", "kind": kind, "items": items });
+        #[derive(serde::Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct List<'a> {
+            api_version: &'a str,
+            kind: &'a str,
+            items: Vec<Doc<'a>>,
+        }
+        let list = |kind: &str, items: &mut dyn Iterator<Item = &Node>| {
+            let list = List { api_version: "v1", kind, items: items.map(|n| self.get(*n)).collect() };
             serde_json::to_string_pretty(&list).unwrap_or_default() + "\n"
         };
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
-        write(dir.join("pods.json"), list("PodList", self.pods.iter().collect()))?;
-        write(dir.join("events.json"), list("EventList", self.events.iter().collect()))?;
-        write(dir.join("nodes.json"), list("NodeList", self.nodes.iter().collect()))?;
-        let mut owners: Vec<(&String, &Value)> = self.owners.iter().collect();
+        write(dir.join("pods.json"), list("PodList", &mut self.pods.iter()))?;
+        write(dir.join("events.json"), list("EventList", &mut self.events.iter()))?;
+        write(dir.join("nodes.json"), list("NodeList", &mut self.nodes.iter()))?;
+        let mut owners: Vec<(&String, &Node)> = self.owners.iter().collect();
         owners.sort_by_key(|(uid, _)| *uid);
-        write(dir.join("owners.json"), list("List", owners.into_iter().map(|(_, o)| o).collect()))?;
+        write(dir.join("owners.json"), list("List", &mut owners.into_iter().map(|(_, o)| o)))?;
         if !self.control_plane.is_empty() {
-            write(
-                dir.join(BUNDLE_DIR).join("control-plane.json"),
-                list("PodList", self.control_plane.iter().collect()),
-            )?;
+            write(dir.join(BUNDLE_DIR).join("control-plane.json"), list("PodList", &mut self.control_plane.iter()))?;
         }
         if !self.notes.is_empty() {
             write(dir.join(BUNDLE_DIR).join("notes.txt"), self.notes.join("\n") + "\n")?;
         }
         let mut logs: BTreeMap<(&str, &str), String> = BTreeMap::new();
         for l in &self.node_logs {
-            let source = l.value["source"].as_str().unwrap_or("node");
+            let line = self.get(l.value);
+            let source = line.str_at(&["source"]).unwrap_or("node");
             let text = logs.entry((l.node.as_str(), source)).or_default();
-            text.push_str(l.value["line"].as_str().unwrap_or_default());
+            text.push_str(line.str_at(&["line"]).unwrap_or_default());
             text.push('\n');
         }
         for ((node, source), text) in logs {
@@ -282,44 +339,39 @@ impl Snapshot {
 /// The folder of a bundle that holds what is not a Kubernetes object list.
 const BUNDLE_DIR: &str = "_k8srule";
 
-fn check_object(name: &str, value: &Value, field: &str) -> Result<(), LoadError> {
-    match value.get(field) {
-        Some(Value::Object(_)) => Ok(()),
-        _ => Err(LoadError::Invalid {
-            path: name.to_string(),
-            message: format!("a {} without `{field}`", value.get("kind").and_then(Value::as_str).unwrap_or("object")),
-        }),
-    }
-}
-
-/// Shows an events.k8s.io/v1 Event with the core/v1 field names.
-fn normalize_event(mut e: Value) -> Value {
-    let is_new = e.get("apiVersion").and_then(Value::as_str) == Some("events.k8s.io/v1");
-    if let (true, Value::Object(m)) = (is_new, &mut e) {
-        let renames = [
-            ("regarding", "involvedObject"),
-            ("note", "message"),
-            ("deprecatedCount", "count"),
-            ("deprecatedFirstTimestamp", "firstTimestamp"),
-            ("deprecatedLastTimestamp", "lastTimestamp"),
-        ];
-        for (from, to) in renames {
-            if let Some(v) = m.remove(from) {
-                m.entry(to).or_insert(v);
+impl Snapshot {
+    /// Shows an events.k8s.io/v1 Event with the core/v1 field names.
+    fn normalize_event(&mut self, node: Node) -> Node {
+        if self.get(node).str_at(&["apiVersion"]) != Some("events.k8s.io/v1") {
+            return node;
+        }
+        let mut e = self.get(node).to_value();
+        if let Value::Object(m) = &mut e {
+            let renames = [
+                ("regarding", "involvedObject"),
+                ("note", "message"),
+                ("deprecatedCount", "count"),
+                ("deprecatedFirstTimestamp", "firstTimestamp"),
+                ("deprecatedLastTimestamp", "lastTimestamp"),
+            ];
+            for (from, to) in renames {
+                if let Some(v) = m.remove(from) {
+                    m.entry(to).or_insert(v);
+                }
+            }
+            if !m.contains_key("source")
+                && let Some(c) = m.get("reportingController").cloned()
+            {
+                m.insert("source".into(), serde_json::json!({ "component": c }));
+            }
+            if !m.contains_key("lastTimestamp")
+                && let Some(t) = m.get("eventTime").cloned()
+            {
+                m.insert("lastTimestamp".into(), t);
             }
         }
-        if !m.contains_key("source")
-            && let Some(c) = m.get("reportingController").cloned()
-        {
-            m.insert("source".into(), serde_json::json!({ "component": c }));
-        }
-        if !m.contains_key("lastTimestamp")
-            && let Some(t) = m.get("eventTime").cloned()
-        {
-            m.insert("lastTimestamp".into(), t);
-        }
+        self.store.add_value(&e, &self.fields)
     }
-    e
 }
 
 /// Every file under `dir`, recursively, in name order.
@@ -355,14 +407,14 @@ fn json_message(e: &serde_json::Error) -> String {
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+fn json_kind(v: &View) -> &'static str {
     match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
+        View::Null => "null",
+        View::Bool(_) => "a boolean",
+        View::Int(_) | View::Float(_) => "a number",
+        View::Str(_) => "a string",
+        View::List(_) => "a list",
+        View::Object(_) => "an object",
     }
 }
 
@@ -398,18 +450,25 @@ mod tests {
             "kind: Pod\nmetadata: {name: a, uid: u1}\n---\nkind: ReplicaSet\nmetadata: {name: r, uid: r1}\n",
         )
         .unwrap();
-        s.control_plane
-            .push(serde_json::json!({"kind": "Pod", "metadata": {"name": "kcm", "namespace": "kube-system"}}));
+        s.add_part(
+            Part::ControlPlane,
+            &serde_json::json!({"kind": "Pod", "metadata": {"name": "kcm", "namespace": "kube-system"}}),
+        );
         s.notes.push("cannot list nodes: forbidden".into());
-        s.node_logs.push(LogLine { node: "n1".into(), value: serde_json::json!({"source": "kubelet", "line": "x"}) });
+        let line = s.store.add_value(&serde_json::json!({"source": "kubelet", "line": "x"}), &Fields::All);
+        s.node_logs.push(LogLine { node: "n1".into(), value: line });
         let dir = std::env::temp_dir().join(format!("k8srule-bundle-{}", std::process::id()));
         s.write_bundle(&dir).unwrap();
         let mut back = Snapshot::new(0);
         back.add_path(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!((back.pods, back.control_plane, back.notes), (s.pods, s.control_plane, s.notes));
+        let values = |s: &Snapshot, nodes: &[Node]| nodes.iter().map(|n| s.get(*n).to_value()).collect::<Vec<_>>();
+        assert_eq!(values(&back, &back.pods), values(&s, &s.pods));
+        assert_eq!(values(&back, &back.control_plane), values(&s, &s.control_plane));
+        assert_eq!(back.notes, s.notes);
         assert_eq!(back.owners.len(), 1);
-        assert_eq!((back.node_logs[0].node.as_str(), &back.node_logs[0].value), ("n1", &s.node_logs[0].value));
+        assert_eq!(back.node_logs[0].node, "n1");
+        assert_eq!(back.get(back.node_logs[0].value).to_value(), s.get(s.node_logs[0].value).to_value());
         assert!(back.skipped.is_empty() && back.skipped_files.is_empty());
     }
 
@@ -417,7 +476,8 @@ mod tests {
     fn new_style_events_get_core_field_names() {
         let mut s = Snapshot::new(0);
         s.add_text("e.json", r#"{"apiVersion":"events.k8s.io/v1","kind":"Event","regarding":{"uid":"u1"},"note":"Back-off","reason":"BackOff"}"#).unwrap();
-        assert_eq!(s.events[0]["involvedObject"]["uid"], "u1");
-        assert_eq!(s.events[0]["message"], "Back-off");
+        let e = s.get(s.events[0]);
+        assert_eq!(e.str_at(&["involvedObject", "uid"]), Some("u1"));
+        assert_eq!(e.str_at(&["message"]), Some("Back-off"));
     }
 }

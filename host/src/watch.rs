@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
 use crate::live::{Cluster, Listed, LiveError, Needs, OWNER_KINDS, normalize, owner_refs};
+use crate::snapshot::Part;
 use crate::{Diagnoser, Finding, Severity, Snapshot};
 
 /// How a watch runs.
@@ -443,31 +444,41 @@ impl Watch<'_> {
         let nodes = self.stores.iter().find(|s| s.role == Role::Nodes);
         for k in &dirty {
             if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
-                snapshot.events.extend(keys.iter().filter_map(|e| store.objects.get(e)).cloned());
+                for e in keys.iter().filter_map(|e| store.objects.get(e)) {
+                    snapshot.add_part(Part::Event, e);
+                }
             }
         }
         let used: BTreeSet<&str> = pods.iter().filter_map(node_of).collect();
         if let Some(store) = nodes {
-            snapshot.nodes = used.iter().filter_map(|n| store.objects.get(*n)).cloned().collect();
+            for n in used.iter().filter_map(|n| store.objects.get(*n)) {
+                snapshot.add_part(Part::Node, n);
+            }
         }
         for s in self.stores.iter().filter(|s| s.role == Role::ControlPlane) {
-            snapshot.control_plane.extend(s.objects.values().cloned());
+            for p in s.objects.values() {
+                snapshot.add_part(Part::ControlPlane, p);
+            }
         }
         if self.cluster.sees_control_plane() {
             // the rules compare with every control-plane pod, not only the dirty ones
-            snapshot.control_plane.extend(
-                self.store(Role::Pods)
-                    .objects
-                    .iter()
-                    .filter(|(k, p)| k.starts_with("kube-system/") && !dirty.contains(*k) && is_control_plane(p))
-                    .map(|(_, v)| v.clone()),
-            );
+            let others = self
+                .store(Role::Pods)
+                .objects
+                .iter()
+                .filter(|(k, p)| k.starts_with("kube-system/") && !dirty.contains(*k) && is_control_plane(p));
+            for (_, p) in others {
+                snapshot.add_part(Part::ControlPlane, p);
+            }
         }
-        snapshot.owners = owner_refs(&pods)
-            .into_iter()
-            .filter_map(|(_, uid)| Some((uid.clone(), self.owners.get(&uid)?.clone())))
-            .collect();
-        snapshot.pods = pods;
+        for (_, uid) in owner_refs(&pods) {
+            if let Some(owner) = self.owners.get(&uid) {
+                snapshot.add_part(Part::Owner, owner);
+            }
+        }
+        for p in &pods {
+            snapshot.add_part(Part::Pod, p);
+        }
         let report = self.diagnoser.diagnose(&snapshot);
         for e in &report.errors {
             sink(Change::Note(format!("pack {} failed: {}", e.pack, e.message)));

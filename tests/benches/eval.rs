@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use k8srule_host::doc::Doc;
 use k8srule_host::{Diagnoser, Snapshot};
 use serde_json::{Value, json};
 
@@ -116,13 +117,14 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 
 fn hand_written(snapshot: &Snapshot) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for p in &snapshot.pods {
-        let Some(statuses) = p["status"]["containerStatuses"].as_array() else { continue };
-        for s in statuses {
-            let t = &s["lastState"]["terminated"];
-            if t["exitCode"].as_i64() == Some(137) && t["reason"].as_str().is_some_and(|r| r != "OOMKilled") {
-                let (pod, c) = (p["metadata"]["name"].as_str().unwrap_or(""), s["name"].as_str().unwrap_or(""));
-                let ns = p["metadata"]["namespace"].as_str().unwrap_or("");
+    for p in snapshot.pods.iter().map(|n| snapshot.get(*n)) {
+        let Some(statuses) = p.path(&["status", "containerStatuses"]) else { continue };
+        for s in statuses.items() {
+            let t = s.path(&["lastState", "terminated"]);
+            let code = t.and_then(|t| t.get("exitCode")).and_then(Doc::as_i64);
+            if code == Some(137) && t.and_then(|t| t.str_at(&["reason"])).is_some_and(|r| r != "OOMKilled") {
+                let (pod, c) = (p.str_at(&["metadata", "name"]).unwrap_or(""), s.str_at(&["name"]).unwrap_or(""));
+                let ns = p.str_at(&["metadata", "namespace"]).unwrap_or("");
                 out.push((
                     format!("{ns}/{pod}"),
                     c.to_string(),
@@ -142,7 +144,7 @@ fn one_rule(runs: usize) {
     let items: Vec<Value> = (0..10_000).map(pod).collect();
     let mut snapshot = Snapshot::new(0);
     for p in &items {
-        snapshot.add_value("generated", p.clone()).unwrap();
+        snapshot.add_value("generated", p).unwrap();
     }
     let diagnoser = Diagnoser::builder().builtin(false).rules_source("bench.k8srule", RULE).build().unwrap();
 
