@@ -92,21 +92,7 @@ impl Snapshot {
     pub fn add_text(&mut self, name: &str, text: &str) -> Result<(), LoadError> {
         let trimmed = text.trim_start();
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
-            // one document, or several one after the other
-            let mut stream = serde_json::Deserializer::from_str(text);
-            loop {
-                let doc =
-                    self.fields.document(&mut self.store).deserialize(&mut stream).map_err(|e| LoadError::Parse {
-                        path: name.to_string(),
-                        line: e.line(),
-                        column: e.column(),
-                        message: json_message(&e),
-                    })?;
-                self.add_document(name, doc)?;
-                if stream.end().is_ok() {
-                    return Ok(());
-                }
-            }
+            return self.add_json(name, serde_json::Deserializer::from_str(text));
         }
         for doc in serde_yaml::Deserializer::from_str(text) {
             let node = self.fields.document(&mut self.store).deserialize(doc).map_err(|e: serde_yaml::Error| {
@@ -118,6 +104,26 @@ impl Snapshot {
             }
         }
         Ok(())
+    }
+
+    /// Adds one JSON document, or several one after the other.
+    fn add_json<'de, R: serde_json::de::Read<'de>>(
+        &mut self,
+        name: &str,
+        mut stream: serde_json::Deserializer<R>,
+    ) -> Result<(), LoadError> {
+        loop {
+            let doc = self.fields.document(&mut self.store).deserialize(&mut stream).map_err(|e| LoadError::Parse {
+                path: name.to_string(),
+                line: e.line(),
+                column: e.column(),
+                message: json_message(&e),
+            })?;
+            self.add_document(name, doc)?;
+            if stream.end().is_ok() {
+                return Ok(());
+            }
+        }
     }
 
     /// Adds one object, or the items of a list.
@@ -218,10 +224,7 @@ impl Snapshot {
     /// `node-logs/<node>/<source>.log`). `-` reads standard input.
     pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
         if path == Path::new("-") {
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-                .map_err(|e| LoadError::Io { path: "<stdin>".into(), message: e.to_string() })?;
-            return self.add_text("<stdin>", &text);
+            return self.add_reader("<stdin>", std::io::stdin().lock());
         }
         let shown = path.display().to_string();
         let meta =
@@ -232,9 +235,25 @@ impl Snapshot {
             }
             return Ok(());
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
-        self.add_text(&shown, &text)
+        self.add_file(&shown, path)
+    }
+
+    fn add_file(&mut self, shown: &str, path: &Path) -> Result<(), LoadError> {
+        let file =
+            std::fs::File::open(path).map_err(|e| LoadError::Io { path: shown.into(), message: io_message(&e) })?;
+        self.add_reader(shown, std::io::BufReader::with_capacity(1 << 16, file))
+    }
+
+    /// Reads JSON as a stream, so a big file is never held whole; YAML as text.
+    fn add_reader(&mut self, name: &str, mut reader: impl std::io::BufRead) -> Result<(), LoadError> {
+        let io = |e: std::io::Error| LoadError::Io { path: name.into(), message: io_message(&e) };
+        let head = reader.fill_buf().map_err(io)?;
+        if let Some(b'{' | b'[') = head.iter().find(|b| !b.is_ascii_whitespace()) {
+            return self.add_json(name, serde_json::Deserializer::from_reader(reader));
+        }
+        let mut text = String::new();
+        reader.read_to_string(&mut text).map_err(io)?;
+        self.add_text(name, &text)
     }
 
     fn add_bundle_file(&mut self, root: &Path, file: &Path) -> Result<(), LoadError> {
@@ -272,7 +291,7 @@ impl Snapshot {
             return Ok(());
         }
         match ext {
-            "json" | "yaml" | "yml" => self.add_text(&shown, &read(file)?),
+            "json" | "yaml" | "yml" => self.add_file(&shown, file),
             _ => {
                 // e.g. the `<ns>/<pod>/logs.txt` of `kubectl cluster-info dump`: counted once per pattern
                 let pattern = match ext {
