@@ -5,8 +5,49 @@
 use std::cell::OnceCell;
 use std::collections::HashMap;
 
-use crate::doc::Doc;
+use crate::doc::{Doc, Store, Sym};
 use crate::snapshot::Snapshot;
+
+/// The keys the host reads on every pod, resolved once to string ids.
+struct Keys {
+    uid: [Option<Sym>; 2],
+    name: [Option<Sym>; 2],
+    namespace: [Option<Sym>; 2],
+    node_name: [Option<Sym>; 2],
+    owner_references: [Option<Sym>; 2],
+    /// `name` of a container or an owner reference's `uid`.
+    own_name: [Option<Sym>; 1],
+    own_uid: [Option<Sym>; 1],
+    field_path: [Option<Sym>; 2],
+    /// Per kind of container: `spec.<list>` and `status.<list>`.
+    lists: [[[Option<Sym>; 2]; 2]; 3],
+}
+
+impl Keys {
+    fn new(store: &Store) -> Self {
+        let k = |path: [&str; 2]| path.map(|s| store.sym(s));
+        let list = |spec: &str, status: &str| [k(["spec", spec]), k(["status", status])];
+        Keys {
+            uid: k(["metadata", "uid"]),
+            name: k(["metadata", "name"]),
+            namespace: k(["metadata", "namespace"]),
+            node_name: k(["spec", "nodeName"]),
+            owner_references: k(["metadata", "ownerReferences"]),
+            own_name: [store.sym("name")],
+            own_uid: [store.sym("uid")],
+            field_path: k(["involvedObject", "fieldPath"]),
+            lists: [
+                list("initContainers", "initContainerStatuses"),
+                list("containers", "containerStatuses"),
+                list("ephemeralContainers", "ephemeralContainerStatuses"),
+            ],
+        }
+    }
+}
+
+fn str_at<'a>(d: Doc<'a>, keys: &[Option<Sym>]) -> Option<&'a str> {
+    d.at_syms(keys)?.as_str()
+}
 
 /// A container with its spec and status merged.
 #[derive(Debug)]
@@ -31,7 +72,8 @@ pub struct Case<'a> {
 impl<'a> Case<'a> {
     /// `namespace/name` of the pod.
     pub fn pod_name(&self) -> String {
-        let (ns, name) = (self.pod.str_at(&["metadata", "namespace"]), self.pod.str_at(&["metadata", "name"]));
+        let keys = &self.index.keys;
+        let (ns, name) = (str_at(self.pod, &keys.namespace), str_at(self.pod, &keys.name));
         format!("{}/{}", ns.unwrap_or("default"), name.unwrap_or(""))
     }
 
@@ -41,7 +83,7 @@ impl<'a> Case<'a> {
     }
 
     fn node_name(&self) -> Option<&'a str> {
-        self.pod.str_at(&["spec", "nodeName"])
+        str_at(self.pod, &self.index.keys.node_name)
     }
 
     /// The pod's events, oldest first.
@@ -51,7 +93,7 @@ impl<'a> Case<'a> {
 
     /// Init, regular and ephemeral containers, in that order.
     pub fn containers(&self) -> &[ContainerView<'a>] {
-        self.containers.get_or_init(|| containers(self.pod, self.events()))
+        self.containers.get_or_init(|| containers(&self.index.keys, self.pod, self.events()))
     }
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.
@@ -78,10 +120,12 @@ pub struct Index<'a> {
     nodes: HashMap<&'a str, Doc<'a>>,
     logs: HashMap<&'a str, Vec<Doc<'a>>>,
     control_plane: Vec<Doc<'a>>,
+    keys: Keys,
 }
 
 impl<'a> Index<'a> {
     pub fn new(snapshot: &'a Snapshot) -> Self {
+        let keys = Keys::new(&snapshot.store);
         let doc = |n| snapshot.get(n);
         let mut events_by_uid: HashMap<&str, Vec<Doc>> = HashMap::new();
         let mut events_by_name: HashMap<(&str, &str), Vec<Doc>> = HashMap::new();
@@ -110,19 +154,19 @@ impl<'a> Index<'a> {
             .iter()
             .map(|n| doc(*n))
             .filter(|p| {
-                p.str_at(&["metadata", "namespace"]) == Some("kube-system")
+                str_at(*p, &keys.namespace) == Some("kube-system")
                     && (p.path(&["metadata", "labels", "component"]).is_some()
                         || p.str_at(&["metadata", "labels", "tier"]) == Some("control-plane"))
             })
             .collect();
         // pods read for context only, unless they are among the diagnosed ones
         for p in snapshot.control_plane.iter().map(|n| doc(*n)) {
-            let uid = p.str_at(&["metadata", "uid"]);
-            if uid.is_none() || !control_plane.iter().any(|c| c.str_at(&["metadata", "uid"]) == uid) {
+            let uid = str_at(p, &keys.uid);
+            if uid.is_none() || !control_plane.iter().any(|c| str_at(*c, &keys.uid) == uid) {
                 control_plane.push(p);
             }
         }
-        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane }
+        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane, keys }
     }
 
     pub fn cases(&self) -> Vec<Case<'_>> {
@@ -140,14 +184,15 @@ impl<'a> Index<'a> {
     }
 
     fn events_of(&self, pod: Doc<'a>) -> Vec<Doc<'a>> {
+        let keys = &self.keys;
         let mut events: Vec<Doc> = Vec::new();
-        if let Some(uid) = pod.str_at(&["metadata", "uid"]) {
+        if let Some(uid) = str_at(pod, &keys.uid) {
             events.extend(self.events_by_uid.get(uid).into_iter().flatten());
         }
         if !self.events_by_name.is_empty()
-            && let Some(name) = pod.str_at(&["metadata", "name"])
+            && let Some(name) = str_at(pod, &keys.name)
         {
-            let ns = pod.str_at(&["metadata", "namespace"]).unwrap_or("default");
+            let ns = str_at(pod, &keys.namespace).unwrap_or("default");
             events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
         }
         if events.len() > 1 {
@@ -160,11 +205,11 @@ impl<'a> Index<'a> {
         let mut chain = Vec::new();
         let mut current = pod;
         for _ in 0..8 {
-            let Some(refs) = current.path(&["metadata", "ownerReferences"]) else {
+            let Some(refs) = current.at_syms(&self.keys.owner_references) else {
                 break;
             };
             chain.extend(refs.items());
-            let next = refs.items().find_map(|r| self.snapshot.owners.get(r.str_at(&["uid"])?));
+            let next = refs.items().find_map(|r| self.snapshot.owners.get(str_at(r, &self.keys.own_uid)?));
             match next {
                 Some(owner) => current = self.snapshot.get(*owner),
                 None => break,
@@ -178,50 +223,47 @@ fn event_time(e: Doc<'_>) -> &str {
     e.str_at(&["lastTimestamp"]).or_else(|| e.str_at(&["eventTime"])).unwrap_or("")
 }
 
-fn containers<'a>(pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<ContainerView<'a>> {
+fn containers<'a>(keys: &Keys, pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<ContainerView<'a>> {
     let mut out = Vec::with_capacity(2);
-    for (kind, spec_key, status_key) in [
-        ("init", "initContainers", "initContainerStatuses"),
-        ("regular", "containers", "containerStatuses"),
-        ("ephemeral", "ephemeralContainers", "ephemeralContainerStatuses"),
-    ] {
-        let specs: Vec<Doc> = pod.path(&["spec", spec_key]).map(|l| l.items().collect()).unwrap_or_default();
-        let statuses: Vec<Doc> = pod.path(&["status", status_key]).map(|l| l.items().collect()).unwrap_or_default();
-        let name_of = |v: &Doc<'a>| v.str_at(&["name"]);
+    let name_of = |v: &Doc<'a>| str_at(*v, &keys.own_name);
+    for (kind, field, [spec_path, status_path]) in
+        [("init", "initContainers"), ("regular", "containers"), ("ephemeral", "ephemeralContainers")]
+            .into_iter()
+            .zip(&keys.lists)
+            .map(|((kind, field), paths)| (kind, field, paths))
+    {
+        let list = |path: &[Option<Sym>]| pod.at_syms(path).map(Doc::items).into_iter().flatten();
+        let (specs, statuses) = (list(spec_path), list(status_path));
         // a spec and its status are usually at the same index
         let status_of = |i: usize, name: &str| {
             statuses
-                .get(i)
+                .clone()
+                .nth(i)
                 .filter(|s| name_of(s) == Some(name))
-                .or_else(|| statuses.iter().find(|s| name_of(s) == Some(name)))
-                .copied()
+                .or_else(|| statuses.clone().find(|s| name_of(s) == Some(name)))
         };
         let events_of = |name: &str| -> Vec<Doc<'a>> {
             if events.is_empty() {
                 return Vec::new();
             }
-            let field_path = format!("spec.{spec_key}{{{name}}}");
-            events
-                .iter()
-                .copied()
-                .filter(|e| e.str_at(&["involvedObject", "fieldPath"]) == Some(field_path.as_str()))
-                .collect()
+            let field_path = format!("spec.{field}{{{name}}}");
+            events.iter().copied().filter(|e| str_at(*e, &keys.field_path) == Some(field_path.as_str())).collect()
         };
-        for (i, spec) in specs.iter().enumerate() {
-            let Some(name) = name_of(spec) else { continue };
+        for (i, spec) in specs.clone().enumerate() {
+            let Some(name) = name_of(&spec) else { continue };
             out.push(ContainerView {
                 name,
-                spec: Some(*spec),
+                spec: Some(spec),
                 status: status_of(i, name),
                 kind,
                 events: events_of(name),
             });
         }
         // statuses without a spec (a pod dump without spec) still count
-        for status in &statuses {
-            let Some(name) = name_of(status) else { continue };
-            if !specs.iter().any(|s| name_of(s) == Some(name)) {
-                out.push(ContainerView { name, spec: None, status: Some(*status), kind, events: events_of(name) });
+        for status in statuses {
+            let Some(name) = name_of(&status) else { continue };
+            if !specs.clone().any(|s| name_of(&s) == Some(name)) {
+                out.push(ContainerView { name, spec: None, status: Some(status), kind, events: events_of(name) });
             }
         }
     }

@@ -300,7 +300,7 @@ impl<'a> Doc<'a> {
         self.store.words.get(p + 1..p + 1 + n).unwrap_or_default()
     }
 
-    fn at(self, word: u64) -> Doc<'a> {
+    fn word(self, word: u64) -> Doc<'a> {
         Doc { store: self.store, node: Node(word) }
     }
 
@@ -314,12 +314,17 @@ impl<'a> Doc<'a> {
         if self.node.tag() != OBJECT {
             return None;
         }
-        self.words().chunks_exact(2).find(|kv| kv[0] == u64::from(key)).map(|kv| self.at(kv[1]))
+        self.words().chunks_exact(2).find(|kv| kv[0] == u64::from(key)).map(|kv| self.word(kv[1]))
     }
 
     /// The value at a path of keys.
     pub fn path(self, keys: &[&str]) -> Option<Doc<'a>> {
         keys.iter().try_fold(self, |v, k| v.get(k))
+    }
+
+    /// The value at a path of interned keys (`None`: a key no object has).
+    pub fn at_syms(self, keys: &[Option<Sym>]) -> Option<Doc<'a>> {
+        keys.iter().try_fold(self, |v, k| v.get_sym((*k)?))
     }
 
     /// The string at a path of keys.

@@ -187,6 +187,43 @@ fn cell(v: Val<'_, '_>, derive: &Derive, strings: &mut Strings<'_>) -> (u8, i64)
     }
 }
 
+/// The paths of the inputs over one kind of row, sharing their prefixes.
+#[derive(Default)]
+struct Trie<'p> {
+    /// Inputs whose path ends here.
+    inputs: Vec<usize>,
+    children: Vec<(Segment<'p>, Trie<'p>)>,
+}
+
+impl<'p> Trie<'p> {
+    fn insert(&mut self, path: &[Segment<'p>], input: usize) {
+        let Some((first, rest)) = path.split_first() else {
+            self.inputs.push(input);
+            return;
+        };
+        let at = match self.children.iter().position(|(s, _)| s.name == first.name) {
+            Some(at) => at,
+            None => {
+                self.children.push((Segment { name: first.name, sym: first.sym }, Trie::default()));
+                self.children.len() - 1
+            }
+        };
+        self.children[at].1.insert(rest, input);
+    }
+
+    /// Appends the cell of `row` to the column of every input below.
+    fn fill(&self, row: Val<'_, '_>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
+        for i in &self.inputs {
+            let (t, v) = cell(row, &inputs[*i].derive, strings);
+            columns[*i].tags.push(t);
+            columns[*i].values.push(v);
+        }
+        for (segment, below) in &self.children {
+            below.fill(get(row, segment), inputs, columns, strings);
+        }
+    }
+}
+
 /// Tag of an object or list: present, but equal to nothing.
 pub const OBJECT_TAG: u8 = 5;
 
@@ -216,21 +253,23 @@ pub fn project<'a>(
         rows.push(mine);
         offsets.push(offs);
     }
-    let columns = inputs
+    let mut columns: Vec<Column> = inputs
         .iter()
-        .map(|input| {
-            let source = input.collection.map_or(&case_rows, |c| &rows[c]);
-            let path = segments(store, &input.segments);
-            let mut tags = Vec::with_capacity(source.len());
-            let mut values = Vec::with_capacity(source.len());
-            for row in source {
-                let (t, v) = cell(get_path(*row, &path), &input.derive, &mut strings);
-                tags.push(t);
-                values.push(v);
-            }
-            Column { tags, values }
+        .map(|i| {
+            let n = i.collection.map_or(case_rows.len(), |c| rows[c].len());
+            Column { tags: Vec::with_capacity(n), values: Vec::with_capacity(n) }
         })
         .collect();
+    // per source of rows, one walk per row down the paths of its inputs
+    let mut tries: std::collections::BTreeMap<Option<usize>, Trie> = std::collections::BTreeMap::new();
+    for (i, input) in inputs.iter().enumerate() {
+        tries.entry(input.collection).or_default().insert(&segments(store, &input.segments), i);
+    }
+    for (source, trie) in &tries {
+        for row in source.map_or(&case_rows, |c| &rows[c]) {
+            trie.fill(*row, inputs, &mut columns, &mut strings);
+        }
+    }
     let Strings { bytes, offsets: string_offsets, .. } = strings;
     Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }
 }
