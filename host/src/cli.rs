@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Snapshot, fixture};
+use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Severity, Snapshot, fixture};
 
 /// Tells why a Kubernetes pod is unhealthy: the root cause, its evidence, and the fix.
 #[derive(Parser)]
@@ -127,6 +127,20 @@ struct PackArgs {
     /// Findings one pack may return for a batch of pods.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_findings: usize,
+    /// A rule not to run: its id, or a prefix ending in `*` (`states.*`); repeatable, adds to the configuration's.
+    #[arg(long, value_name = "RULE")]
+    disable: Vec<String>,
+    /// The severity a rule's findings get (`crashloop.*=critical`); repeatable, wins over the configuration.
+    #[arg(long, value_name = "RULE=LEVEL", value_parser = rule_severity)]
+    rule_severity: Vec<(String, Severity)>,
+    /// A namespace whose pods are not diagnosed; repeatable, adds to the configuration's.
+    #[arg(long, value_name = "NAMESPACE")]
+    skip_namespace: Vec<String>,
+}
+
+fn rule_severity(text: &str) -> Result<(String, Severity), String> {
+    let (rule, level) = text.rsplit_once('=').ok_or("expected RULE=LEVEL, such as crashloop.*=critical")?;
+    Ok((rule.to_string(), level.parse()?))
 }
 
 impl PackArgs {
@@ -372,8 +386,18 @@ struct Io<'w> {
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
     let config = crate::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
-    let b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
-    config.apply(b, &packs.rules, packs.no_builtin).build()
+    let mut b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
+    b = config.apply(b, &packs.rules, packs.no_builtin);
+    for pattern in &packs.disable {
+        b = b.disable_rule(pattern);
+    }
+    for (pattern, severity) in &packs.rule_severity {
+        b = b.severity(pattern, *severity);
+    }
+    for ns in &packs.skip_namespace {
+        b = b.skip_namespace(ns);
+    }
+    b.build()
 }
 
 fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {

@@ -58,16 +58,7 @@ pub struct SeverityName(pub Severity);
 
 impl<'de> Deserialize<'de> for SeverityName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .map(SeverityName)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "unknown severity `{text}`: expected info, warning, error or critical"
-                ))
-            })
+        String::deserialize(d)?.parse().map(SeverityName).map_err(serde::de::Error::custom)
     }
 }
 

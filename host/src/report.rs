@@ -28,6 +28,17 @@ impl From<types::Severity> for Severity {
     }
 }
 
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| format!("unknown severity `{text}`: expected info, warning, error or critical"))
+    }
+}
+
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {

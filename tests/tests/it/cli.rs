@@ -234,7 +234,7 @@ fn builtin_rules_cover_the_cheat_sheet() {
 }
 
 /// docs/cli.md is generated from the CLI definition; regenerate it with
-/// `K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test cli`.
+/// `K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test it cli_reference`.
 #[test]
 fn cli_reference_is_current() {
     let path = root().join("docs/cli.md");
@@ -245,7 +245,7 @@ fn cli_reference_is_current() {
     let written = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         written == current,
-        "docs/cli.md is out of date: run K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test cli"
+        "docs/cli.md is out of date: run K8SRULE_UPDATE_DOCS=1 cargo test -p k8srule-tests --test it cli_reference"
     );
 }
 

@@ -212,6 +212,38 @@ fn a_config_file_disables_rules_overrides_severities_and_skips_namespaces() {
     assert_eq!(code, 2, "{err}");
 }
 
+#[test]
+fn flags_disable_rules_override_severities_and_skip_namespaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    pack_dir(tmp.path(), ">=0.1.0");
+    let pods = s(&tmp.path().join("pods.json"));
+    let pack = s(&tmp.path().join("demo"));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["diagnose", "-f", &pods, "--no-builtin", "--rules", &pack, "-o", "json"];
+        args.extend_from_slice(extra);
+        k8srule(&args)
+    };
+    let (code, out, err) =
+        run(&["--disable", "demo.bang", "--rule-severity", "demo.*=critical", "--skip-namespace", "kube-system"]);
+    assert_eq!(code, 0, "{err}");
+    let report = json(&out);
+    let findings: Vec<(&str, &str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["pod"].as_str().unwrap()))
+        .collect();
+    assert_eq!(findings, [("demo.boom", "critical", "shop/web")]);
+    assert!(report["notes"].to_string().contains("skipped 1 pod(s) in namespaces kube-system"), "{out}");
+
+    let (code, _, err) = run(&["--rule-severity", "demo.boom=fatal"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown severity `fatal`"), "{err}");
+    let (code, _, err) = run(&["--disable", "nope.*"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("disable `nope.*`: no loaded rule matches it"), "{err}");
+}
+
 /// A `docker-registry` (distribution) server on loopback, stopped when dropped.
 struct Registry {
     child: Child,
