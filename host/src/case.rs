@@ -18,7 +18,6 @@ struct Keys {
     /// `name` of a container or an owner reference's `uid`.
     own_name: [Option<Sym>; 1],
     own_uid: [Option<Sym>; 1],
-    field_path: [Option<Sym>; 2],
     /// Per kind of container: `spec.<list>` and `status.<list>`.
     lists: [[[Option<Sym>; 2]; 2]; 3],
 }
@@ -35,7 +34,6 @@ impl Keys {
             owner_references: k(["metadata", "ownerReferences"]),
             own_name: [store.sym("name")],
             own_uid: [store.sym("uid")],
-            field_path: k(["involvedObject", "fieldPath"]),
             lists: [
                 list("initContainers", "initContainerStatuses"),
                 list("containers", "containerStatuses"),
@@ -57,8 +55,20 @@ pub struct ContainerView<'a> {
     pub status: Option<Doc<'a>>,
     /// `init`, `regular` or `ephemeral`.
     pub kind: &'static str,
-    /// The pod's events whose `involvedObject.fieldPath` names this container.
-    pub events: Vec<Doc<'a>>,
+    /// The pod spec's list of this kind of container (`initContainers`...).
+    list: &'static str,
+    events: OnceCell<Vec<Doc<'a>>>,
+}
+
+impl<'a> ContainerView<'a> {
+    /// The events of its pod (`pod_events`) whose `involvedObject.fieldPath` names this container.
+    pub fn events(&self, pod_events: &[Doc<'a>]) -> &[Doc<'a>] {
+        self.events.get_or_init(|| {
+            let field_path = format!("spec.{}{{{}}}", self.list, self.name);
+            let named = |e: &Doc<'a>| e.str_at(&["involvedObject", "fieldPath"]) == Some(field_path.as_str());
+            pod_events.iter().copied().filter(named).collect()
+        })
+    }
 }
 
 pub struct Case<'a> {
@@ -93,7 +103,7 @@ impl<'a> Case<'a> {
 
     /// Init, regular and ephemeral containers, in that order.
     pub fn containers(&self) -> &[ContainerView<'a>] {
-        self.containers.get_or_init(|| containers(&self.index.keys, self.pod, self.events()))
+        self.containers.get_or_init(|| containers(&self.index.keys, self.pod))
     }
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.
@@ -223,17 +233,17 @@ fn event_time(e: Doc<'_>) -> &str {
     e.str_at(&["lastTimestamp"]).or_else(|| e.str_at(&["eventTime"])).unwrap_or("")
 }
 
-fn containers<'a>(keys: &Keys, pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<ContainerView<'a>> {
+fn containers<'a>(keys: &Keys, pod: Doc<'a>) -> Vec<ContainerView<'a>> {
     let mut out = Vec::with_capacity(2);
     let name_of = |v: &Doc<'a>| str_at(*v, &keys.own_name);
-    for (kind, field, [spec_path, status_path]) in
+    for (kind, list, [spec_path, status_path]) in
         [("init", "initContainers"), ("regular", "containers"), ("ephemeral", "ephemeralContainers")]
             .into_iter()
             .zip(&keys.lists)
-            .map(|((kind, field), paths)| (kind, field, paths))
+            .map(|((kind, list), paths)| (kind, list, paths))
     {
-        let list = |path: &[Option<Sym>]| pod.at_syms(path).map(Doc::items).into_iter().flatten();
-        let (specs, statuses) = (list(spec_path), list(status_path));
+        let items_at = |path: &[Option<Sym>]| pod.at_syms(path).map(Doc::items).into_iter().flatten();
+        let (specs, statuses) = (items_at(spec_path), items_at(status_path));
         // a spec and its status are usually at the same index
         let status_of = |i: usize, name: &str| {
             statuses
@@ -242,13 +252,6 @@ fn containers<'a>(keys: &Keys, pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<Containe
                 .filter(|s| name_of(s) == Some(name))
                 .or_else(|| statuses.clone().find(|s| name_of(s) == Some(name)))
         };
-        let events_of = |name: &str| -> Vec<Doc<'a>> {
-            if events.is_empty() {
-                return Vec::new();
-            }
-            let field_path = format!("spec.{field}{{{name}}}");
-            events.iter().copied().filter(|e| str_at(*e, &keys.field_path) == Some(field_path.as_str())).collect()
-        };
         for (i, spec) in specs.clone().enumerate() {
             let Some(name) = name_of(&spec) else { continue };
             out.push(ContainerView {
@@ -256,14 +259,15 @@ fn containers<'a>(keys: &Keys, pod: Doc<'a>, events: &[Doc<'a>]) -> Vec<Containe
                 spec: Some(spec),
                 status: status_of(i, name),
                 kind,
-                events: events_of(name),
+                list,
+                events: OnceCell::new(),
             });
         }
         // statuses without a spec (a pod dump without spec) still count
         for status in statuses {
             let Some(name) = name_of(&status) else { continue };
             if !specs.clone().any(|s| name_of(&s) == Some(name)) {
-                out.push(ContainerView { name, spec: None, status: Some(status), kind, events: events_of(name) });
+                out.push(ContainerView { name, spec: None, status: Some(status), kind, list, events: OnceCell::new() });
             }
         }
     }

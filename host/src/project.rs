@@ -45,9 +45,11 @@ enum Val<'c, 'a> {
     Json(Doc<'a>),
     Text(&'static str),
     Case(&'c Case<'a>),
-    Container(&'c ContainerView<'a>),
+    /// A container, with its pod.
+    Container(&'c Case<'a>, &'c ContainerView<'a>),
     Refs(&'c [Doc<'a>]),
-    Containers(&'c [ContainerView<'a>]),
+    /// The containers of a pod.
+    Containers(&'c Case<'a>),
 }
 
 /// A segment of a path, with its string id in the snapshot (none: no object has that key).
@@ -67,16 +69,16 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
         Val::Case(c) => match seg.name {
             "pod" => Val::Json(c.pod),
             "node" => c.node().map_or(Val::Missing, Val::Json),
-            "containers" => Val::Containers(c.containers()),
+            "containers" => Val::Containers(c),
             "events" => Val::Refs(c.events()),
             "owners" => Val::Refs(c.owners()),
             "controlPlane" => Val::Refs(c.control_plane()),
             "nodeLogs" => Val::Refs(c.node_logs()),
             _ => Val::Missing,
         },
-        Val::Container(c) => match seg.name {
+        Val::Container(case, c) => match seg.name {
             "kind" => Val::Text(c.kind),
-            "events" => Val::Refs(&c.events),
+            "events" => Val::Refs(c.events(case.events())),
             _ => c.spec.and_then(key).or_else(|| c.status.and_then(key)).map_or(Val::Missing, Val::Json),
         },
         _ => Val::Missing,
@@ -94,7 +96,7 @@ fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
     match v {
         Val::Json(d) => out.extend(d.items().map(Val::Json)),
         Val::Refs(items) => out.extend(items.iter().copied().map(Val::Json)),
-        Val::Containers(items) => out.extend(items.iter().map(Val::Container)),
+        Val::Containers(case) => out.extend(case.containers().iter().map(|c| Val::Container(case, c))),
         _ => {}
     }
 }
@@ -170,7 +172,7 @@ fn cell(v: Val<'_, '_>, derive: &Derive, strings: &mut Strings<'_>) -> (u8, i64)
         Derive::Length => match (v, view) {
             (_, Some(View::List(n) | View::Object(n))) => (tag::INT as u8, n as i64),
             (Val::Refs(r), _) => (tag::INT as u8, r.len() as i64),
-            (Val::Containers(c), _) => (tag::INT as u8, c.len() as i64),
+            (Val::Containers(case), _) => (tag::INT as u8, case.containers().len() as i64),
             _ => text.map_or(NULL, |s| (tag::INT as u8, s.len() as i64)),
         },
         Derive::Quantity => match view {
