@@ -181,15 +181,7 @@ fn a_config_file_disables_rules_overrides_severities_and_skips_namespaces() {
     .unwrap();
     let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--config", &s(&config), "-o", "json"]);
     assert_eq!(code, 0, "{err}");
-    let report = json(&out);
-    let findings: Vec<(&str, &str, &str)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["pod"].as_str().unwrap()))
-        .collect();
-    assert_eq!(findings, [("demo.boom", "critical", "shop/web")]);
-    assert!(report["notes"].to_string().contains("skipped 1 pod(s) in namespaces kube-system"), "{out}");
+    only_boom_as_critical_without_kube_system(&out);
     let (_, out, _) = k8srule(&["rules", "--config", &s(&config), "-o", "json"]);
     assert!(out.contains("\"critical\""), "{out}");
 
@@ -212,6 +204,20 @@ fn a_config_file_disables_rules_overrides_severities_and_skips_namespaces() {
     assert_eq!(code, 2, "{err}");
 }
 
+/// The report of the demo pack with `demo.bang` disabled, `demo.boom`
+/// raised to critical and kube-system skipped.
+fn only_boom_as_critical_without_kube_system(out: &str) {
+    let report = json(out);
+    let findings: Vec<(&str, &str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["pod"].as_str().unwrap()))
+        .collect();
+    assert_eq!(findings, [("demo.boom", "critical", "shop/web")]);
+    assert!(report["notes"].to_string().contains("skipped 1 pod(s) in namespaces kube-system"), "{out}");
+}
+
 #[test]
 fn flags_disable_rules_override_severities_and_skip_namespaces() {
     let tmp = tempfile::tempdir().unwrap();
@@ -226,15 +232,7 @@ fn flags_disable_rules_override_severities_and_skip_namespaces() {
     let (code, out, err) =
         run(&["--disable", "demo.bang", "--rule-severity", "demo.*=critical", "--skip-namespace", "kube-system"]);
     assert_eq!(code, 0, "{err}");
-    let report = json(&out);
-    let findings: Vec<(&str, &str, &str)> = report["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| (f["rule"].as_str().unwrap(), f["severity"].as_str().unwrap(), f["pod"].as_str().unwrap()))
-        .collect();
-    assert_eq!(findings, [("demo.boom", "critical", "shop/web")]);
-    assert!(report["notes"].to_string().contains("skipped 1 pod(s) in namespaces kube-system"), "{out}");
+    only_boom_as_critical_without_kube_system(&out);
 
     let (code, _, err) = run(&["--rule-severity", "demo.boom=fatal"]);
     assert_eq!(code, 2);
