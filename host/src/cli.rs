@@ -102,8 +102,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct PackArgs {
-    /// A `.k8srule` file, a directory of them, a pack directory (pack.yaml), or a `.wasm` pack,
-    /// optionally pinned as `PACK.wasm@sha256:DIGEST`; repeatable. Replaces the configuration's packs.
+    /// A `.k8srule` file, a directory of them, a pack directory (pack.yaml), a `.wasm` pack,
+    /// optionally pinned as `PACK.wasm@sha256:DIGEST`, or a pack in a registry (`oci://HOST/REPO:TAG`);
+    /// repeatable. Replaces the configuration's packs.
     #[arg(long = "rules", value_name = "PATH")]
     rules: Vec<PathBuf>,
     /// The configuration (packs, disabled rules, severities, namespaces to skip) [default: ./k8srule.yaml if there is one].

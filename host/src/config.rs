@@ -90,7 +90,9 @@ impl Config {
         builder = builder.builtin(!no_builtin && self.builtin.unwrap_or(true));
         if flag_rules.is_empty() {
             for p in &self.packs {
-                builder = builder.rules_path(self.dir.join(p));
+                // a path relative to the file's directory, or an oci:// reference
+                let path = if p.starts_with("oci://") { PathBuf::from(p) } else { self.dir.join(p) };
+                builder = builder.rules_path(path);
             }
         } else {
             for p in flag_rules {

@@ -154,10 +154,16 @@ pub struct Loaded {
 }
 
 /// Reads what `--rules` names: a pack file (`.wasm`, optionally `@sha256:...`),
+/// a pack in an OCI registry (`oci://host/repository:tag` or `@sha256:...`),
 /// a pack directory (with `pack.yaml`), a `.k8srule` file or a directory of them.
 /// `.k8srule` files are compiled. A pack whose manifest this k8srule cannot
 /// run is refused, as is a file whose digest is not the pinned one.
 pub fn load(spec: &Path) -> Result<Loaded, Error> {
+    if let Some(text) = spec.to_str().filter(|s| s.starts_with("oci://")) {
+        let reference = crate::oci::Reference::parse(text)?;
+        let pulled = crate::oci::Client::new(reference, false).pull()?;
+        return component(pulled.bytes, Path::new(text));
+    }
     let (path, pin) = split_pin(spec)?;
     let shown = path.display().to_string();
     if path.is_dir() {
@@ -183,12 +189,17 @@ pub fn load(spec: &Path) -> Result<Loaded, Error> {
         let bytes = compile_sources(&read_rule_files(&path)?, &shown, "0.0.0")?;
         return Ok(Loaded { name: shown, bytes });
     }
-    match embedded_manifest(&bytes, &path)? {
+    component(bytes, &path)
+}
+
+/// A pack file's component, under its manifest's name when it has one.
+fn component(bytes: Vec<u8>, path: &Path) -> Result<Loaded, Error> {
+    match embedded_manifest(&bytes, path)? {
         Some(manifest) => {
-            manifest.check(&path)?;
+            manifest.check(path)?;
             Ok(Loaded { name: manifest.name, bytes })
         }
-        None => Ok(Loaded { name: shown, bytes }),
+        None => Ok(Loaded { name: path.display().to_string(), bytes }),
     }
 }
 

@@ -331,6 +331,12 @@ fn packs_are_pushed_to_and_pulled_from_an_oci_registry_with_their_digest_checked
         k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &format!("{}@{digest}", again.display())]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("container app is boom"), "{out}");
+    // straight from the registry, by tag and by digest
+    for reference in [&tagged, &by_digest] {
+        let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", reference]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("container app is boom"), "{out}");
+    }
 
     // an unknown digest, a registry whose blob was tampered with, and not a pack
     let unknown = registry.reference(&format!("team/demo@sha256:{}", "a".repeat(64)));
