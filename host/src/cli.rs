@@ -543,7 +543,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
     let mut snapshot = if args.files.is_empty() {
         let needs = diagnoser.needs();
-        read_cluster(&args.target, needs, now, io)?
+        read_cluster(&args.target, needs, diagnoser.fields(), now, io)?
     } else {
         if let Some(flag) = args.target.given() {
             return Err(LoadError::Invalid {
@@ -598,7 +598,13 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
 }
 
 /// Reads the cluster once, with a progress line on stderr when it is a terminal.
-fn read_cluster(target: &TargetArgs, needs: crate::live::Needs, now: i64, io: &mut Io) -> Result<Snapshot, Error> {
+fn read_cluster(
+    target: &TargetArgs,
+    needs: crate::live::Needs,
+    fields: crate::fields::Fields,
+    now: i64,
+    io: &mut Io,
+) -> Result<Snapshot, Error> {
     use std::io::IsTerminal;
     let tty = std::io::stderr().is_terminal();
     let err = &mut *io.err;
@@ -610,7 +616,7 @@ fn read_cluster(target: &TargetArgs, needs: crate::live::Needs, now: i64, io: &m
     };
     let read = crate::live::block_on(async {
         let cluster = crate::live::Cluster::connect(&target.target()).await?;
-        cluster.snapshot(needs, now, &mut progress).await
+        cluster.snapshot(needs, now, fields, &mut progress).await
     })?;
     if tty {
         let _ = write!(io.err, "\r\x1b[2K");
@@ -626,7 +632,8 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         );
     }
     let now = chrono::Utc::now();
-    let snapshot = read_cluster(&args.target, crate::live::Needs::ALL, now.timestamp(), io)?;
+    let snapshot =
+        read_cluster(&args.target, crate::live::Needs::ALL, crate::fields::Fields::All, now.timestamp(), io)?;
     snapshot.write_bundle(dir)?;
     let _ = writeln!(
         io.out,

@@ -15,6 +15,7 @@ use kube::{Client, Config, Resource};
 use serde_json::Value;
 
 use crate::Snapshot;
+use crate::fields::Fields;
 use crate::snapshot::Part;
 
 /// Objects asked for per list request.
@@ -113,16 +114,19 @@ impl Cluster {
         self.selector.is_none() && self.namespace.as_deref().is_none_or(|ns| ns == "kube-system")
     }
 
-    /// Reads the pods and what `needs` names into a snapshot at `now`. A list
-    /// the server forbids (nodes, say) becomes a note; the pods must be readable.
+    /// Reads the pods and what `needs` names into a snapshot at `now`,
+    /// keeping `fields` of each object. A list the server forbids (nodes, say)
+    /// becomes a note; the pods must be readable. Each kind is stored as soon
+    /// as it is listed, so only one kind is held as JSON values at a time.
     /// `progress` gets the kind being listed and the objects read so far.
     pub async fn snapshot(
         &self,
         needs: Needs,
         now: i64,
+        fields: Fields,
         progress: &mut dyn FnMut(&str, usize),
     ) -> Result<Snapshot, LiveError> {
-        let mut snapshot = Snapshot::new(now);
+        let mut snapshot = Snapshot::new(now).keeping(fields);
         let ns = self.namespace.as_deref();
         let mut pods_lp = ListParams::default();
         if let Some(sel) = &self.selector {
@@ -134,42 +138,44 @@ impl Cluster {
                 return Err(LiveError::Api { what: format!("list pods in {}", self.scope()), message });
             }
         };
+        // what the later lists are filtered by, before the pods are stored
+        let pod_keys: HashSet<String> =
+            if self.selector.is_some() { pods.iter().flat_map(pod_keys).collect() } else { HashSet::new() };
+        let used_nodes: HashSet<String> =
+            pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).map(str::to_string).collect();
+        let wanted_owners = if needs.owners { owner_refs(&pods) } else { BTreeSet::new() };
+        store(&mut snapshot, Part::Pod, pods);
         let mut notes = Vec::new();
         let mut note = |kind: &str, message: String, without: &str| {
             notes.push(format!("cannot list {kind}: {message}; rules that read {without} ran without them"))
         };
-        let mut events = Vec::new();
         if needs.events {
             let lp = ListParams::default().fields("involvedObject.kind=Pod");
             match self.list::<Event>(ns, &lp, progress).await? {
-                Listed::Items(items) => events = items,
+                Listed::Items(mut events) => {
+                    if self.selector.is_some() {
+                        events.retain(|e| event_keys(e).iter().any(|k| pod_keys.contains(k)));
+                    }
+                    store(&mut snapshot, Part::Event, events);
+                }
                 Listed::Refused(m) => note("events", m, "events"),
             }
-            if self.selector.is_some() {
-                let keys: HashSet<String> = pods.iter().flat_map(pod_keys).collect();
-                events.retain(|e| event_keys(e).iter().any(|k| keys.contains(k)));
-            }
         }
-        let mut nodes = Vec::new();
         if needs.nodes {
             match self.list::<Node>(None, &ListParams::default(), progress).await? {
-                Listed::Items(mut items) => {
+                Listed::Items(mut nodes) => {
                     // only the nodes the pods run on
-                    let used: HashSet<&str> =
-                        pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).collect();
-                    items.retain(|n| {
-                        n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used.contains(n))
+                    nodes.retain(|n| {
+                        n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used_nodes.contains(n))
                     });
-                    nodes = items;
+                    store(&mut snapshot, Part::Node, nodes);
                 }
                 Listed::Refused(m) => note("nodes", m, "nodes"),
             }
         }
-        let mut owners = Vec::new();
         if needs.owners {
-            let wanted = owner_refs(&pods);
-            let kinds: BTreeSet<&str> = wanted.iter().map(|(k, _)| k.as_str()).collect();
-            let uids: HashSet<&str> = wanted.iter().map(|(_, u)| u.as_str()).collect();
+            let kinds: BTreeSet<&str> = wanted_owners.iter().map(|(k, _)| k.as_str()).collect();
+            let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
             for kind in kinds {
                 let listed = match kind {
                     "ReplicaSet" => self.list::<ReplicaSet>(ns, &ListParams::default(), progress).await?,
@@ -179,29 +185,23 @@ impl Cluster {
                     _ => continue,
                 };
                 match listed {
-                    Listed::Items(items) => owners.extend(items.into_iter().filter(|o| {
-                        o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
-                    })),
+                    Listed::Items(mut owners) => {
+                        owners.retain(|o| {
+                            o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
+                        });
+                        store(&mut snapshot, Part::Owner, owners);
+                    }
                     Listed::Refused(m) => note(&plural(kind), m, "owners"),
                 }
             }
         }
         if needs.control_plane && !self.sees_control_plane() {
             match self.control_plane(progress).await? {
-                Listed::Items(items) => {
-                    for p in &items {
-                        snapshot.add_part(Part::ControlPlane, p);
-                    }
-                }
+                Listed::Items(pods) => store(&mut snapshot, Part::ControlPlane, pods),
                 Listed::Refused(m) => note("pods in kube-system", m, "the control plane"),
             }
         }
         snapshot.notes = notes;
-        for (part, objects) in [(Part::Pod, pods), (Part::Event, events), (Part::Node, nodes), (Part::Owner, owners)] {
-            for o in &objects {
-                snapshot.add_part(part, o);
-            }
-        }
         Ok(snapshot)
     }
 
@@ -382,6 +382,13 @@ pub(crate) fn owner_refs(pods: &[Value]) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// Moves listed objects into the snapshot's store.
+fn store(snapshot: &mut Snapshot, part: Part, objects: Vec<Value>) {
+    for o in &objects {
+        snapshot.add_part(part, o);
+    }
 }
 
 /// The owner kinds a live read lists.
