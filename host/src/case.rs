@@ -15,9 +15,12 @@ struct Keys {
     namespace: [Option<Sym>; 2],
     node_name: [Option<Sym>; 2],
     owner_references: [Option<Sym>; 2],
-    /// `name` of a container or an owner reference's `uid`.
+    /// Keys of a container, an owner reference or an event's `involvedObject`.
     own_name: [Option<Sym>; 1],
     own_uid: [Option<Sym>; 1],
+    own_kind: [Option<Sym>; 1],
+    own_namespace: [Option<Sym>; 1],
+    involved_object: [Option<Sym>; 1],
     /// Per kind of container: `spec.<list>` and `status.<list>`.
     lists: [[[Option<Sym>; 2]; 2]; 3],
 }
@@ -34,6 +37,9 @@ impl Keys {
             owner_references: k(["metadata", "ownerReferences"]),
             own_name: [store.sym("name")],
             own_uid: [store.sym("uid")],
+            own_kind: [store.sym("kind")],
+            own_namespace: [store.sym("namespace")],
+            involved_object: [store.sym("involvedObject")],
             lists: [
                 list("initContainers", "initContainerStatuses"),
                 list("containers", "containerStatuses"),
@@ -140,21 +146,20 @@ impl<'a> Index<'a> {
         let mut events_by_uid: HashMap<&str, Vec<Doc>> = HashMap::new();
         let mut events_by_name: HashMap<(&str, &str), Vec<Doc>> = HashMap::new();
         for e in snapshot.events.iter().map(|n| doc(*n)) {
-            let obj = e.get("involvedObject");
-            let field = |k: &str| obj.and_then(|o| o.get(k)).and_then(Doc::as_str);
-            if field("kind").is_some_and(|k| k != "Pod") {
+            let obj = e.at_syms(&keys.involved_object);
+            let field = |k: &[Option<Sym>]| obj.and_then(|o| str_at(o, k));
+            if field(&keys.own_kind).is_some_and(|k| k != "Pod") {
                 continue;
             }
-            match field("uid").filter(|u| !u.is_empty()) {
+            match field(&keys.own_uid).filter(|u| !u.is_empty()) {
                 Some(uid) => events_by_uid.entry(uid).or_default().push(e),
                 None => {
-                    let ns = field("namespace").or_else(|| e.str_at(&["metadata", "namespace"])).unwrap_or("default");
-                    events_by_name.entry((ns, field("name").unwrap_or(""))).or_default().push(e);
+                    let ns = field(&keys.own_namespace).or_else(|| str_at(e, &keys.namespace)).unwrap_or("default");
+                    events_by_name.entry((ns, field(&keys.own_name).unwrap_or(""))).or_default().push(e);
                 }
             }
         }
-        let nodes =
-            snapshot.nodes.iter().filter_map(|n| Some((doc(*n).str_at(&["metadata", "name"])?, doc(*n)))).collect();
+        let nodes = snapshot.nodes.iter().filter_map(|n| Some((str_at(doc(*n), &keys.name)?, doc(*n)))).collect();
         let mut logs: HashMap<&str, Vec<Doc>> = HashMap::new();
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(doc(l.value));

@@ -141,8 +141,11 @@ impl Cluster {
         // what the later lists are filtered by, before the pods are stored
         let pod_keys: HashSet<String> =
             if self.selector.is_some() { pods.iter().flat_map(pod_keys).collect() } else { HashSet::new() };
-        let used_nodes: HashSet<String> =
-            pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).map(str::to_string).collect();
+        let used_nodes: HashSet<String> = if needs.nodes {
+            pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).map(str::to_string).collect()
+        } else {
+            HashSet::new()
+        };
         let wanted_owners = if needs.owners { owner_refs(&pods) } else { BTreeSet::new() };
         store(&mut snapshot, Part::Pod, pods);
         let mut notes = Vec::new();

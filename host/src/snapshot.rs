@@ -100,7 +100,7 @@ impl Snapshot {
                 LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
             })?;
             if node != Node::NULL {
-                self.add_document(name, node)?;
+                self.add_object(name, node, None)?;
             }
         }
         Ok(())
@@ -119,7 +119,7 @@ impl Snapshot {
                 column: e.column(),
                 message: json_message(&e),
             })?;
-            self.add_document(name, doc)?;
+            self.add_object(name, doc, None)?;
             if stream.end().is_ok() {
                 return Ok(());
             }
@@ -133,13 +133,13 @@ impl Snapshot {
             .document(&mut self.store)
             .deserialize(value)
             .map_err(|e| LoadError::Invalid { path: name.to_string(), message: e.to_string() })?;
-        self.add_document(name, node)
+        self.add_object(name, node, None)
     }
 
     /// Adds an object whose kind is known (as a live read lists them).
     pub fn add_part(&mut self, part: Part, value: &Value) {
         let node = self.store.add_value(value, &self.fields);
-        self.push(part, node, "");
+        self.push(part, node, value.get("kind").and_then(Value::as_str).unwrap_or_default());
     }
 
     fn push(&mut self, part: Part, node: Node, kind: &str) {
@@ -160,12 +160,7 @@ impl Snapshot {
         }
     }
 
-    /// Adds a parsed document: an object, or the items of a list.
-    fn add_document(&mut self, name: &str, node: Node) -> Result<(), LoadError> {
-        self.add_object(name, node, None)
-    }
-
-    /// Adds an object (or the items of a list); `kind` is the one a typed
+    /// Adds an object (or the items of a list); `list_kind` is the one a typed
     /// list (`PodList`) gives items that do not say theirs.
     fn add_object(&mut self, name: &str, node: Node, list_kind: Option<&str>) -> Result<(), LoadError> {
         let invalid = |message: String| LoadError::Invalid { path: name.to_string(), message };

@@ -1,5 +1,7 @@
 //! The command line, end to end, on fixture snapshots.
 
+use std::path::Path;
+
 use k8srule_tests::{k8srule, root};
 
 const NOW: &str = "2024-05-01T12:00:00Z";
@@ -109,30 +111,11 @@ fn compiled_pack_runs_like_its_source() {
     let builtin = root().join("plugins/builtin");
     let (code, _, err) = k8srule(&["compile", &builtin.display().to_string(), "-o", &wasm.display().to_string()]);
     assert_eq!(code, 0, "{err}");
-    let from_wasm = k8srule(&[
-        "diagnose",
-        "-f",
-        &example(),
-        "--now",
-        NOW,
-        "--no-builtin",
-        "--rules",
-        &wasm.display().to_string(),
-        "-o",
-        "json",
-    ]);
-    let from_source = k8srule(&[
-        "diagnose",
-        "-f",
-        &example(),
-        "--now",
-        NOW,
-        "--no-builtin",
-        "--rules",
-        &builtin.display().to_string(),
-        "-o",
-        "json",
-    ]);
+    let diagnose_with = |rules: &Path| {
+        let rules = rules.display().to_string();
+        k8srule(&["diagnose", "-f", &example(), "--now", NOW, "--no-builtin", "--rules", &rules, "-o", "json"])
+    };
+    let (from_wasm, from_source) = (diagnose_with(&wasm), diagnose_with(&builtin));
     assert_eq!(from_wasm.0, 0, "{}", from_wasm.2);
     let strip = |s: &str| s.lines().filter(|l| !l.contains("\"pack\"")).collect::<Vec<_>>().join("\n");
     assert_eq!(strip(&from_wasm.1), strip(&from_source.1));
