@@ -21,14 +21,16 @@ struct Keys {
     own_kind: [Option<Sym>; 1],
     own_namespace: [Option<Sym>; 1],
     involved_object: [Option<Sym>; 1],
-    /// Per kind of container: `spec.<list>` and `status.<list>`.
-    lists: [[[Option<Sym>; 2]; 2]; 3],
+    spec: Option<Sym>,
+    status: Option<Sym>,
+    /// Per kind of container: the keys of its lists under `spec` and `status`.
+    lists: [[Option<Sym>; 2]; 3],
+    kube_system: Option<Sym>,
 }
 
 impl Keys {
     fn new(store: &Store) -> Self {
         let k = |path: [&str; 2]| path.map(|s| store.sym(s));
-        let list = |spec: &str, status: &str| [k(["spec", spec]), k(["status", status])];
         Keys {
             uid: k(["metadata", "uid"]),
             name: k(["metadata", "name"]),
@@ -40,11 +42,10 @@ impl Keys {
             own_kind: [store.sym("kind")],
             own_namespace: [store.sym("namespace")],
             involved_object: [store.sym("involvedObject")],
-            lists: [
-                list("initContainers", "initContainerStatuses"),
-                list("containers", "containerStatuses"),
-                list("ephemeralContainers", "ephemeralContainerStatuses"),
-            ],
+            spec: store.sym("spec"),
+            status: store.sym("status"),
+            lists: ContainerKind::ALL.map(|kind| [store.sym(kind.spec_list()), store.sym(kind.status_list())]),
+            kube_system: store.sym("kube-system"),
         }
     }
 }
@@ -53,27 +54,52 @@ fn str_at<'a>(d: Doc<'a>, keys: &[Option<Sym>]) -> Option<&'a str> {
     d.at_syms(keys)?.as_str()
 }
 
+/// The value of `key` in an object.
+fn key<'a>(d: Doc<'a>, key: Option<Sym>) -> Option<Doc<'a>> {
+    d.get_sym(key?)
+}
+
+/// Init, regular or ephemeral.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerKind {
+    Init,
+    Regular,
+    Ephemeral,
+}
+
+impl ContainerKind {
+    pub const ALL: [ContainerKind; 3] = [ContainerKind::Init, ContainerKind::Regular, ContainerKind::Ephemeral];
+
+    /// What rules see as `c.kind`.
+    pub fn name(self) -> &'static str {
+        ["init", "regular", "ephemeral"][self as usize]
+    }
+
+    /// The pod spec's list of this kind of container.
+    pub fn spec_list(self) -> &'static str {
+        ["initContainers", "containers", "ephemeralContainers"][self as usize]
+    }
+
+    pub fn status_list(self) -> &'static str {
+        ["initContainerStatuses", "containerStatuses", "ephemeralContainerStatuses"][self as usize]
+    }
+}
+
 /// A container with its spec and status merged.
-#[derive(Debug)]
-pub struct ContainerView<'a> {
+#[derive(Debug, Clone, Copy)]
+pub struct Container<'a> {
     pub name: &'a str,
     pub spec: Option<Doc<'a>>,
     pub status: Option<Doc<'a>>,
-    /// `init`, `regular` or `ephemeral`.
-    pub kind: &'static str,
-    /// The pod spec's list of this kind of container (`initContainers`...).
-    list: &'static str,
-    events: OnceCell<Vec<Doc<'a>>>,
+    pub kind: ContainerKind,
 }
 
-impl<'a> ContainerView<'a> {
-    /// The events of its pod (`pod_events`) whose `involvedObject.fieldPath` names this container.
-    pub fn events(&self, pod_events: &[Doc<'a>]) -> &[Doc<'a>] {
-        self.events.get_or_init(|| {
-            let field_path = format!("spec.{}{{{}}}", self.list, self.name);
-            let named = |e: &Doc<'a>| e.str_at(&["involvedObject", "fieldPath"]) == Some(field_path.as_str());
-            pod_events.iter().copied().filter(named).collect()
-        })
+impl<'a> Container<'a> {
+    /// Whether an event's `involvedObject.fieldPath` (`spec.containers{app}`) names this container.
+    fn named_by(&self, event: Doc<'a>) -> bool {
+        let field_path = event.str_at(&["involvedObject", "fieldPath"]).unwrap_or("");
+        let inner = field_path.strip_prefix("spec.").and_then(|p| p.strip_prefix(self.kind.spec_list()));
+        inner.and_then(|p| p.strip_prefix('{')).and_then(|p| p.strip_suffix('}')) == Some(self.name)
     }
 }
 
@@ -81,7 +107,6 @@ pub struct Case<'a> {
     index: &'a Index<'a>,
     pub pod: Doc<'a>,
     events: OnceCell<Vec<Doc<'a>>>,
-    containers: OnceCell<Vec<ContainerView<'a>>>,
     owners: OnceCell<Vec<Doc<'a>>>,
 }
 
@@ -108,8 +133,44 @@ impl<'a> Case<'a> {
     }
 
     /// Init, regular and ephemeral containers, in that order.
-    pub fn containers(&self) -> &[ContainerView<'a>] {
-        self.containers.get_or_init(|| containers(&self.index.keys, self.pod))
+    pub fn containers(&self) -> Vec<Container<'a>> {
+        let mut out = Vec::new();
+        self.each_container(|c| out.push(c));
+        out
+    }
+
+    /// Calls `f` with each container, in the order of [`Case::containers`].
+    pub fn each_container(&self, mut f: impl FnMut(Container<'a>)) {
+        let keys = &self.index.keys;
+        let (spec, status) = (key(self.pod, keys.spec), key(self.pod, keys.status));
+        let name_of = |d: Doc<'a>| key(d, keys.own_name[0]).filter(|n| n.as_str().is_some());
+        for (kind, [spec_list, status_list]) in ContainerKind::ALL.into_iter().zip(keys.lists) {
+            let specs = spec.and_then(|s| key(s, spec_list)).into_iter().flat_map(Doc::items);
+            let statuses = status.and_then(|s| key(s, status_list)).into_iter().flat_map(Doc::items);
+            let mut matched = 0;
+            for (i, spec) in specs.clone().enumerate() {
+                let Some(name) = name_of(spec) else { continue };
+                let same = |s: &Doc<'a>| name_of(*s).is_some_and(|n| n.node() == name.node());
+                // a spec and its status are usually at the same index
+                let status = statuses.clone().nth(i).filter(same).or_else(|| statuses.clone().find(same));
+                matched += usize::from(status.is_some());
+                f(Container { name: name.as_str().unwrap_or(""), spec: Some(spec), status, kind });
+            }
+            // statuses without a spec (a pod dump without spec) still count
+            if matched < statuses.clone().count() {
+                for status in statuses {
+                    let Some(name) = name_of(status) else { continue };
+                    if !specs.clone().any(|s| name_of(s).is_some_and(|n| n.node() == name.node())) {
+                        f(Container { name: name.as_str().unwrap_or(""), spec: None, status: Some(status), kind });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The events of the pod whose `involvedObject.fieldPath` names container `c`.
+    pub fn container_events(&self, c: &Container<'a>) -> impl Iterator<Item = Doc<'a>> {
+        self.events().iter().copied().filter(move |e| c.named_by(*e))
     }
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.
@@ -119,7 +180,7 @@ impl<'a> Case<'a> {
 
     /// The kube-system control-plane pods.
     pub fn control_plane(&self) -> &'a [Doc<'a>] {
-        &self.index.control_plane
+        self.index.control_plane.get_or_init(|| self.index.find_control_plane())
     }
 
     /// Log lines of the pod's node.
@@ -135,7 +196,7 @@ pub struct Index<'a> {
     events_by_name: HashMap<(&'a str, &'a str), Vec<Doc<'a>>>,
     nodes: HashMap<&'a str, Doc<'a>>,
     logs: HashMap<&'a str, Vec<Doc<'a>>>,
-    control_plane: Vec<Doc<'a>>,
+    control_plane: OnceCell<Vec<Doc<'a>>>,
     keys: Keys,
 }
 
@@ -164,12 +225,19 @@ impl<'a> Index<'a> {
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(doc(l.value));
         }
+        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane: OnceCell::new(), keys }
+    }
+
+    fn find_control_plane(&self) -> Vec<Doc<'a>> {
+        let (snapshot, keys) = (self.snapshot, &self.keys);
+        let doc = |n| snapshot.get(n);
         let mut control_plane: Vec<Doc> = snapshot
             .pods
             .iter()
             .map(|n| doc(*n))
             .filter(|p| {
-                str_at(*p, &keys.namespace) == Some("kube-system")
+                keys.kube_system.is_some()
+                    && p.at_syms(&keys.namespace).and_then(Doc::sym) == keys.kube_system
                     && (p.path(&["metadata", "labels", "component"]).is_some()
                         || p.str_at(&["metadata", "labels", "tier"]) == Some("control-plane"))
             })
@@ -181,10 +249,10 @@ impl<'a> Index<'a> {
                 control_plane.push(p);
             }
         }
-        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane, keys }
+        control_plane
     }
 
-    pub fn cases(&self) -> Vec<Case<'_>> {
+    pub fn cases(&'a self) -> Vec<Case<'a>> {
         self.snapshot
             .pods
             .iter()
@@ -192,7 +260,6 @@ impl<'a> Index<'a> {
                 index: self,
                 pod: self.snapshot.get(*pod),
                 events: OnceCell::new(),
-                containers: OnceCell::new(),
                 owners: OnceCell::new(),
             })
             .collect()
@@ -236,45 +303,4 @@ impl<'a> Index<'a> {
 
 fn event_time(e: Doc<'_>) -> &str {
     e.str_at(&["lastTimestamp"]).or_else(|| e.str_at(&["eventTime"])).unwrap_or("")
-}
-
-fn containers<'a>(keys: &Keys, pod: Doc<'a>) -> Vec<ContainerView<'a>> {
-    let mut out = Vec::with_capacity(2);
-    let name_of = |v: &Doc<'a>| str_at(*v, &keys.own_name);
-    for (kind, list, [spec_path, status_path]) in
-        [("init", "initContainers"), ("regular", "containers"), ("ephemeral", "ephemeralContainers")]
-            .into_iter()
-            .zip(&keys.lists)
-            .map(|((kind, list), paths)| (kind, list, paths))
-    {
-        let items_at = |path: &[Option<Sym>]| pod.at_syms(path).map(Doc::items).into_iter().flatten();
-        let (specs, statuses) = (items_at(spec_path), items_at(status_path));
-        // a spec and its status are usually at the same index
-        let status_of = |i: usize, name: &str| {
-            statuses
-                .clone()
-                .nth(i)
-                .filter(|s| name_of(s) == Some(name))
-                .or_else(|| statuses.clone().find(|s| name_of(s) == Some(name)))
-        };
-        for (i, spec) in specs.clone().enumerate() {
-            let Some(name) = name_of(&spec) else { continue };
-            out.push(ContainerView {
-                name,
-                spec: Some(spec),
-                status: status_of(i, name),
-                kind,
-                list,
-                events: OnceCell::new(),
-            });
-        }
-        // statuses without a spec (a pod dump without spec) still count
-        for status in statuses {
-            let Some(name) = name_of(&status) else { continue };
-            if !specs.clone().any(|s| name_of(&s) == Some(name)) {
-                out.push(ContainerView { name, spec: None, status: Some(status), kind, list, events: OnceCell::new() });
-            }
-        }
-    }
-    out
 }

@@ -76,6 +76,11 @@ impl Store {
         self.strings.get_index_of(s).map(|i| i as Sym)
     }
 
+    /// The number of distinct strings: every [`Sym`] is below it.
+    pub fn strings(&self) -> usize {
+        self.strings.len()
+    }
+
     pub fn string(&self, sym: Sym) -> &str {
         self.strings.get_index(sym as usize).map_or("", |s| s)
     }

@@ -75,6 +75,10 @@ impl Sandbox {
         config.max_wasm_stack(512 << 10);
         // bound the address space each instance reserves
         config.memory_reservation(limits.memory_bytes as u64 + (64 << 20));
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_memories(64).total_tables(64).total_component_instances(64).total_core_instances(64);
+        pool.max_memory_size(limits.memory_bytes).linear_memory_keep_resident(1 << 20);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| PackError { pack: "<engine>".into(), message: e.to_string() })?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -299,7 +303,7 @@ impl Pack {
                         .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))?,
                 ),
             };
-            inputs.push(Input { collection, segments: split(&input.path), derive });
+            inputs.push(Input { collection, segments: split(&input.path), derive, shown_only: input.shown_only });
         }
         for (i, r) in info.rules.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.confidence) {

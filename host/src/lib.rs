@@ -351,8 +351,10 @@ impl Diagnoser {
         for (p, pack) in self.packs.iter().enumerate() {
             let mut pack_findings = Vec::new();
             let mut failed = None;
+            let mut projector =
+                project::Projector::new(&snapshot.store, &pack.collections, &pack.inputs, &pack.info.literals);
             for chunk in cases.chunks(BATCH_CASES) {
-                match self.run(p, pack, snapshot, chunk) {
+                match self.run(p, pack, &mut projector, snapshot.now, chunk) {
                     Ok(found) => pack_findings.extend(found),
                     Err(e) => {
                         failed = Some(e);
@@ -387,13 +389,14 @@ impl Diagnoser {
         &self,
         p: usize,
         pack: &'a Pack,
-        snapshot: &'a Snapshot,
+        projector: &mut project::Projector<'a>,
+        now: i64,
         cases: &[case::Case<'a>],
     ) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
-        let batch =
-            project::project(&snapshot.store, cases, snapshot.now, &pack.collections, &pack.inputs, &info.literals);
-        let raw = self.sandbox.evaluate(pack, &batch)?;
+        let projection = projector.project(cases, now);
+        let batch = &projection.batch;
+        let raw = self.sandbox.evaluate(pack, batch)?;
         let err = |message: String| PackError { pack: pack.name.clone(), message };
         let mut out = Vec::with_capacity(raw.len());
         for f in raw {
@@ -407,23 +410,26 @@ impl Diagnoser {
                 continue;
             }
             let container = match f.container {
-                Some(c) => Some(
-                    case.containers()
-                        .get(c as usize)
-                        .ok_or_else(|| {
-                            err(format!(
-                                "rule `{}` named container {} of a pod with {}",
-                                rule.id,
-                                c,
-                                case.containers().len()
-                            ))
-                        })?
-                        .name
-                        .to_string(),
-                ),
+                Some(c) => {
+                    let containers = case.containers();
+                    let named = containers.get(c as usize).ok_or_else(|| {
+                        err(format!("rule `{}` named container {c} of a pod with {}", rule.id, containers.len()))
+                    })?;
+                    Some(named.name.to_string())
+                }
                 None => None,
             };
-            let args: Vec<String> = f.args.iter().map(|v| render_value(v, &batch)).collect();
+            let values = f
+                .args
+                .into_iter()
+                .map(|v| match v {
+                    engine::types::Value::Input(at) => projector
+                        .shown(&projection, at.input, at.row)
+                        .map_err(|e| err(format!("rule `{}` {e}", rule.id))),
+                    v => Ok(v),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let args: Vec<String> = values.iter().map(|v| render_value(v, batch)).collect();
             let texts = |list: &[engine::types::Text]| {
                 list.iter().map(|t| render_template(pick(t, self.lang), &args)).collect()
             };
@@ -431,7 +437,7 @@ impl Diagnoser {
             let all_null = |t: &&engine::types::Text| {
                 let refs = report::placeholders(&t.en);
                 !refs.is_empty()
-                    && refs.iter().all(|i| matches!(f.args.get(*i), None | Some(engine::types::Value::Null)))
+                    && refs.iter().all(|i| matches!(values.get(*i), None | Some(engine::types::Value::Null)))
             };
             let evidence: Vec<engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).cloned().collect();
             out.push(Finding {

@@ -5,9 +5,9 @@ use rustc_hash::FxHashMap;
 use k8srule_dsl::pack::{encode_version, tag};
 use regex::Regex;
 
-use crate::case::{Case, ContainerView};
+use crate::case::{Case, Container};
 use crate::doc::{Doc, Store, Sym, View};
-use crate::engine::types::{Batch, Column};
+use crate::engine::types::{Batch, Column, Value};
 use crate::fields::{CONTAINER_LISTS, Fields};
 use crate::snapshot::parse_time;
 
@@ -30,6 +30,8 @@ pub struct Input {
     pub collection: Option<usize>,
     pub segments: Vec<String>,
     pub derive: Derive,
+    /// Read only for the findings that show it.
+    pub shown_only: bool,
 }
 
 #[derive(Debug)]
@@ -46,20 +48,48 @@ enum Val<'c, 'a> {
     Text(&'static str),
     Case(&'c Case<'a>),
     /// A container, with its pod.
-    Container(&'c Case<'a>, &'c ContainerView<'a>),
+    Container(&'c Case<'a>, Container<'a>),
+    /// The events of a container.
+    ContainerEvents(&'c Case<'a>, Container<'a>),
     Refs(&'c [Doc<'a>]),
     /// The containers of a pod.
     Containers(&'c Case<'a>),
 }
 
+/// The names a path segment gives meaning to, above the objects' own keys.
+#[derive(Clone, Copy, PartialEq)]
+enum Name {
+    Pod,
+    Node,
+    Containers,
+    Events,
+    Owners,
+    ControlPlane,
+    NodeLogs,
+    Kind,
+    Other,
+}
+
 /// A segment of a path, with its string id in the snapshot (none: no object has that key).
 struct Segment<'p> {
-    name: &'p str,
+    text: &'p str,
+    name: Name,
     sym: Option<Sym>,
 }
 
 fn segments<'p>(store: &Store, path: &'p [String]) -> Vec<Segment<'p>> {
-    path.iter().map(|s| Segment { name: s, sym: store.sym(s) }).collect()
+    let name = |s: &str| match s {
+        "pod" => Name::Pod,
+        "node" => Name::Node,
+        "containers" => Name::Containers,
+        "events" => Name::Events,
+        "owners" => Name::Owners,
+        "controlPlane" => Name::ControlPlane,
+        "nodeLogs" => Name::NodeLogs,
+        "kind" => Name::Kind,
+        _ => Name::Other,
+    };
+    path.iter().map(|s| Segment { text: s, name: name(s), sym: store.sym(s) }).collect()
 }
 
 fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
@@ -67,18 +97,18 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
     match v {
         Val::Json(d) => key(d).map_or(Val::Missing, Val::Json),
         Val::Case(c) => match seg.name {
-            "pod" => Val::Json(c.pod),
-            "node" => c.node().map_or(Val::Missing, Val::Json),
-            "containers" => Val::Containers(c),
-            "events" => Val::Refs(c.events()),
-            "owners" => Val::Refs(c.owners()),
-            "controlPlane" => Val::Refs(c.control_plane()),
-            "nodeLogs" => Val::Refs(c.node_logs()),
+            Name::Pod => Val::Json(c.pod),
+            Name::Node => c.node().map_or(Val::Missing, Val::Json),
+            Name::Containers => Val::Containers(c),
+            Name::Events => Val::Refs(c.events()),
+            Name::Owners => Val::Refs(c.owners()),
+            Name::ControlPlane => Val::Refs(c.control_plane()),
+            Name::NodeLogs => Val::Refs(c.node_logs()),
             _ => Val::Missing,
         },
         Val::Container(case, c) => match seg.name {
-            "kind" => Val::Text(c.kind),
-            "events" => Val::Refs(c.events(case.events())),
+            Name::Kind => Val::Text(c.kind.name()),
+            Name::Events => Val::ContainerEvents(case, c),
             _ => c.spec.and_then(key).or_else(|| c.status.and_then(key)).map_or(Val::Missing, Val::Json),
         },
         _ => Val::Missing,
@@ -96,16 +126,19 @@ fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
     match v {
         Val::Json(d) => out.extend(d.items().map(Val::Json)),
         Val::Refs(items) => out.extend(items.iter().copied().map(Val::Json)),
-        Val::Containers(case) => out.extend(case.containers().iter().map(|c| Val::Container(case, c))),
+        Val::Containers(case) => case.each_container(|c| out.push(Val::Container(case, c))),
+        Val::ContainerEvents(case, c) => out.extend(case.container_events(&c).map(Val::Json)),
         _ => {}
     }
 }
 
-/// Interns strings of one batch; the pack's literals come first.
+/// Interns the strings of one batch; the pack's literals come first.
 struct Strings<'s> {
     store: &'s Store,
-    /// Batch ids of the snapshot's strings.
-    ids: FxHashMap<Sym, u32>,
+    /// Batch id + 1 of each string of the snapshot, 0 for none; reset after each batch.
+    ids: &'s mut [u32],
+    /// Snapshot strings given a batch id.
+    used: Vec<Sym>,
     /// Batch ids of strings that are in no object (literals, container kinds).
     others: FxHashMap<&'s str, u32>,
     bytes: Vec<u8>,
@@ -113,14 +146,9 @@ struct Strings<'s> {
 }
 
 impl<'s> Strings<'s> {
-    fn new(store: &'s Store, literals: &'s [String]) -> Self {
-        let mut s = Strings {
-            store,
-            ids: FxHashMap::default(),
-            others: FxHashMap::default(),
-            bytes: Vec::new(),
-            offsets: vec![0],
-        };
+    fn new(store: &'s Store, ids: &'s mut [u32], literals: &'s [String]) -> Self {
+        let mut s =
+            Strings { store, ids, used: Vec::new(), others: FxHashMap::default(), bytes: Vec::new(), offsets: vec![0] };
         for l in literals {
             s.text(l);
         }
@@ -134,8 +162,12 @@ impl<'s> Strings<'s> {
     }
 
     fn sym(&mut self, sym: Sym) -> u32 {
-        let Strings { store, ids, bytes, offsets, .. } = self;
-        *ids.entry(sym).or_insert_with(|| Self::push(bytes, offsets, store.string(sym)))
+        let Some(slot) = self.ids.get_mut(sym as usize) else { return 0 };
+        if *slot == 0 {
+            *slot = Self::push(&mut self.bytes, &mut self.offsets, self.store.string(sym)) + 1;
+            self.used.push(sym);
+        }
+        *slot - 1
     }
 
     fn text(&mut self, s: &'s str) -> u32 {
@@ -145,11 +177,31 @@ impl<'s> Strings<'s> {
         let Strings { others, bytes, offsets, .. } = self;
         *others.entry(s).or_insert_with(|| Self::push(bytes, offsets, s))
     }
+
+    /// The batch's strings and offsets, leaving `ids` ready for the next batch.
+    fn finish(self) -> (Vec<u8>, Vec<u32>) {
+        for sym in self.used {
+            self.ids[sym as usize] = 0;
+        }
+        (self.bytes, self.offsets)
+    }
 }
 
-fn cell(v: Val<'_, '_>, derive: &Derive, strings: &mut Strings<'_>) -> (u8, i64) {
-    const NULL: (u8, i64) = (tag::NULL as u8, 0);
-    let truth = |b: bool| (tag::BOOL as u8, i64::from(b));
+/// What the host computed for one input at one row.
+enum Cell {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A string of the snapshot.
+    Sym(Sym),
+    /// A string of no object (a container's kind).
+    Text(&'static str),
+    /// An object or a list.
+    Present,
+}
+
+fn cell(v: Val<'_, '_>, derive: &Derive) -> Cell {
     let view = match v {
         Val::Json(d) => Some(d.view()),
         _ => None,
@@ -159,33 +211,68 @@ fn cell(v: Val<'_, '_>, derive: &Derive, strings: &mut Strings<'_>) -> (u8, i64)
         (Val::Text(s), _) => Some(s),
         _ => None,
     };
+    let int = |i: Option<i64>| i.map_or(Cell::Null, Cell::Int);
+    let truth = |b: Option<bool>| b.map_or(Cell::Null, Cell::Bool);
     match derive {
         Derive::Value => match (v, view) {
-            (_, Some(View::Bool(b))) => truth(b),
-            (_, Some(View::Int(i))) => (tag::INT as u8, i),
-            (_, Some(View::Float(f))) => (tag::FLOAT as u8, f.to_bits() as i64),
-            (Val::Missing, _) | (_, Some(View::Null)) => NULL,
-            (Val::Json(d), Some(View::Str(_))) => (tag::STRING as u8, i64::from(strings.sym(d.sym().unwrap_or(0)))),
-            (Val::Text(s), _) => (tag::STRING as u8, i64::from(strings.text(s))),
-            _ => (OBJECT_TAG, 0),
+            (_, Some(View::Bool(b))) => Cell::Bool(b),
+            (_, Some(View::Int(i))) => Cell::Int(i),
+            (_, Some(View::Float(f))) => Cell::Float(f),
+            (Val::Missing, _) | (_, Some(View::Null)) => Cell::Null,
+            (Val::Json(d), Some(View::Str(_))) => d.sym().map_or(Cell::Null, Cell::Sym),
+            (Val::Text(s), _) => Cell::Text(s),
+            _ => Cell::Present,
         },
         Derive::Length => match (v, view) {
-            (_, Some(View::List(n) | View::Object(n))) => (tag::INT as u8, n as i64),
-            (Val::Refs(r), _) => (tag::INT as u8, r.len() as i64),
-            (Val::Containers(case), _) => (tag::INT as u8, case.containers().len() as i64),
-            _ => text.map_or(NULL, |s| (tag::INT as u8, s.len() as i64)),
+            (_, Some(View::List(n) | View::Object(n))) => Cell::Int(n as i64),
+            (Val::Refs(r), _) => Cell::Int(r.len() as i64),
+            (Val::Containers(case), _) => {
+                let mut n = 0;
+                case.each_container(|_| n += 1);
+                Cell::Int(n)
+            }
+            (Val::ContainerEvents(case, c), _) => Cell::Int(case.container_events(&c).count() as i64),
+            _ => int(text.map(|s| s.len() as i64)),
         },
         Derive::Quantity => match view {
-            Some(View::Int(i)) => (tag::INT as u8, i.saturating_mul(1000)),
-            Some(View::Float(f)) => (tag::INT as u8, (f * 1000.0) as i64),
-            _ => text.and_then(parse_quantity).map_or(NULL, |q| (tag::INT as u8, q)),
+            Some(View::Int(i)) => Cell::Int(i.saturating_mul(1000)),
+            Some(View::Float(f)) => Cell::Int((f * 1000.0) as i64),
+            _ => int(text.and_then(parse_quantity)),
         },
-        Derive::Version => text.and_then(parse_version).map_or(NULL, |q| (tag::INT as u8, q)),
-        Derive::Timestamp => text.and_then(parse_time).map_or(NULL, |t| (tag::INT as u8, t)),
-        Derive::Matches(re) => text.map_or(NULL, |s| truth(re.is_match(s))),
-        Derive::Contains(p) => text.map_or(NULL, |s| truth(s.contains(p.as_str()))),
-        Derive::StartsWith(p) => text.map_or(NULL, |s| truth(s.starts_with(p.as_str()))),
-        Derive::EndsWith(p) => text.map_or(NULL, |s| truth(s.ends_with(p.as_str()))),
+        Derive::Version => int(text.and_then(parse_version)),
+        Derive::Timestamp => int(text.and_then(parse_time)),
+        Derive::Matches(re) => truth(text.map(|s| re.is_match(s))),
+        Derive::Contains(p) => truth(text.map(|s| s.contains(p.as_str()))),
+        Derive::StartsWith(p) => truth(text.map(|s| s.starts_with(p.as_str()))),
+        Derive::EndsWith(p) => truth(text.map(|s| s.ends_with(p.as_str()))),
+    }
+}
+
+impl Cell {
+    /// The column cell: a tag and a value.
+    fn encode(self, strings: &mut Strings<'_>) -> (u8, i64) {
+        match self {
+            Cell::Null => (tag::NULL as u8, 0),
+            Cell::Bool(b) => (tag::BOOL as u8, i64::from(b)),
+            Cell::Int(i) => (tag::INT as u8, i),
+            Cell::Float(f) => (tag::FLOAT as u8, f.to_bits() as i64),
+            Cell::Sym(sym) => (tag::STRING as u8, i64::from(strings.sym(sym))),
+            Cell::Text(s) => (tag::STRING as u8, i64::from(strings.text(s))),
+            Cell::Present => (OBJECT_TAG, 0),
+        }
+    }
+
+    /// The value shown in a finding: an object or list shows as null, as in
+    /// the findings of compiled packs.
+    fn show(self, store: &Store) -> Value {
+        match self {
+            Cell::Null | Cell::Present => Value::Null,
+            Cell::Bool(b) => Value::Boolean(b),
+            Cell::Int(i) => Value::Integer(i),
+            Cell::Float(f) => Value::Float(f),
+            Cell::Sym(sym) => Value::Text(store.string(sym).to_string()),
+            Cell::Text(s) => Value::Text(s.to_string()),
+        }
     }
 }
 
@@ -203,10 +290,10 @@ impl<'p> Trie<'p> {
             self.inputs.push(input);
             return;
         };
-        let at = match self.children.iter().position(|(s, _)| s.name == first.name) {
+        let at = match self.children.iter().position(|(s, _)| s.text == first.text) {
             Some(at) => at,
             None => {
-                self.children.push((Segment { name: first.name, sym: first.sym }, Trie::default()));
+                self.children.push((Segment { text: first.text, name: first.name, sym: first.sym }, Trie::default()));
                 self.children.len() - 1
             }
         };
@@ -216,7 +303,7 @@ impl<'p> Trie<'p> {
     /// Appends the cell of `row` to the column of every input below.
     fn fill(&self, row: Val<'_, '_>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
         for i in &self.inputs {
-            let (t, v) = cell(row, &inputs[*i].derive, strings);
+            let (t, v) = cell(row, &inputs[*i].derive).encode(strings);
             columns[*i].tags.push(t);
             columns[*i].values.push(v);
         }
@@ -229,51 +316,112 @@ impl<'p> Trie<'p> {
 /// Tag of an object or list: present, but equal to nothing.
 pub const OBJECT_TAG: u8 = 5;
 
-/// Builds the batch for `cases`: rows of every collection, then every column.
-pub fn project<'a>(
-    store: &'a Store,
-    cases: &[Case<'a>],
-    now: i64,
-    collections: &[CollectionPath],
-    inputs: &[Input],
-    literals: &'a [String],
-) -> Batch {
-    let mut strings = Strings::new(store, literals);
-    let case_rows: Vec<Val> = cases.iter().map(Val::Case).collect();
-    let mut rows: Vec<Vec<Val>> = Vec::with_capacity(collections.len());
-    let mut offsets: Vec<Vec<u32>> = Vec::with_capacity(collections.len());
-    for c in collections {
-        let parents = c.parent.map_or(&case_rows, |p| &rows[p]);
-        let path = segments(store, &c.segments);
-        let mut mine = Vec::new();
-        let mut offs = Vec::with_capacity(parents.len() + 1);
-        for parent in parents {
-            offs.push(mine.len() as u32);
-            elements(get_path(*parent, &path), &mut mine);
+/// Projects one pack's inputs from one snapshot, batch after batch.
+pub struct Projector<'p> {
+    store: &'p Store,
+    collections: Vec<(Option<usize>, Vec<Segment<'p>>)>,
+    inputs: &'p [Input],
+    /// The path of each input, for the values read only for findings.
+    paths: Vec<Vec<Segment<'p>>>,
+    /// Per source of rows (the cases or a collection), the paths of its
+    /// inputs that have a column.
+    tries: Vec<(Option<usize>, Trie<'p>)>,
+    literals: &'p [String],
+    /// See [`Strings::ids`].
+    string_ids: Vec<u32>,
+}
+
+/// A batch, with the rows it was read from.
+pub struct Projection<'c, 'a> {
+    pub batch: Batch,
+    cases: &'c [Case<'a>],
+    /// Per collection, its rows in the batch.
+    rows: Vec<Vec<Val<'c, 'a>>>,
+}
+
+impl<'p> Projector<'p> {
+    pub fn new(
+        store: &'p Store,
+        collections: &'p [CollectionPath],
+        inputs: &'p [Input],
+        literals: &'p [String],
+    ) -> Self {
+        let collections = collections.iter().map(|c| (c.parent, segments(store, &c.segments))).collect();
+        let paths: Vec<Vec<Segment>> = inputs.iter().map(|i| segments(store, &i.segments)).collect();
+        let mut tries: Vec<(Option<usize>, Trie)> = Vec::new();
+        for (i, input) in inputs.iter().enumerate().filter(|(_, input)| !input.shown_only) {
+            let at = match tries.iter().position(|(source, _)| *source == input.collection) {
+                Some(at) => at,
+                None => {
+                    tries.push((input.collection, Trie::default()));
+                    tries.len() - 1
+                }
+            };
+            tries[at].1.insert(&paths[i], i);
         }
-        offs.push(mine.len() as u32);
-        rows.push(mine);
-        offsets.push(offs);
+        Projector { store, collections, inputs, paths, tries, literals, string_ids: vec![0; store.strings()] }
     }
-    let mut columns: Vec<Column> = inputs
-        .iter()
-        .map(|i| {
-            let n = i.collection.map_or(case_rows.len(), |c| rows[c].len());
-            Column { tags: Vec::with_capacity(n), values: Vec::with_capacity(n) }
-        })
-        .collect();
-    // per source of rows, one walk per row down the paths of its inputs
-    let mut tries: std::collections::BTreeMap<Option<usize>, Trie> = std::collections::BTreeMap::new();
-    for (i, input) in inputs.iter().enumerate() {
-        tries.entry(input.collection).or_default().insert(&segments(store, &input.segments), i);
-    }
-    for (source, trie) in &tries {
-        for row in source.map_or(&case_rows, |c| &rows[c]) {
-            trie.fill(*row, inputs, &mut columns, &mut strings);
+
+    /// Builds the batch for `cases`. Each case is read in one go (its rows
+    /// of every collection, then its cells of every column), so its objects
+    /// are still in the CPU's caches when the columns read them.
+    pub fn project<'c, 'a>(&mut self, cases: &'c [Case<'a>], now: i64) -> Projection<'c, 'a>
+    where
+        'p: 'a,
+    {
+        let mut strings = Strings::new(self.store, &mut self.string_ids, self.literals);
+        let n = self.collections.len();
+        let mut offsets: Vec<Vec<u32>> = vec![Vec::with_capacity(cases.len() + 1); n];
+        let mut rows: Vec<Vec<Val>> = vec![Vec::new(); n];
+        // where the rows of the case being read start, per collection
+        let mut starts = vec![0; n];
+        let mut columns: Vec<Column> = self
+            .inputs
+            .iter()
+            .map(|i| {
+                let n = if i.shown_only { 0 } else { cases.len() };
+                Column { tags: Vec::with_capacity(n), values: Vec::with_capacity(n) }
+            })
+            .collect();
+        for case in cases {
+            let case_row = [Val::Case(case)];
+            for (c, (parent, path)) in self.collections.iter().enumerate() {
+                starts[c] = rows[c].len();
+                let (before, after) = rows.split_at_mut(c);
+                let mine = &mut after[0];
+                for parent in parent.map_or(&case_row[..], |p| &before[p][starts[p]..]) {
+                    offsets[c].push(mine.len() as u32);
+                    elements(get_path(*parent, path), mine);
+                }
+            }
+            for (source, trie) in &self.tries {
+                for row in source.map_or(&case_row[..], |c| &rows[c][starts[c]..]) {
+                    trie.fill(*row, self.inputs, &mut columns, &mut strings);
+                }
+            }
         }
+        for (offs, rows) in offsets.iter_mut().zip(&rows) {
+            offs.push(rows.len() as u32);
+        }
+        let (strings, string_offsets) = strings.finish();
+        let batch = Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings, string_offsets };
+        Projection { batch, cases, rows }
     }
-    let Strings { bytes, offsets: string_offsets, .. } = strings;
-    Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings: bytes, string_offsets }
+
+    /// The value of `input` at `row` of a projection, for a finding.
+    pub fn shown(&self, projection: &Projection, input: u32, row: u32) -> Result<Value, String> {
+        let (Some(path), Some(declared)) = (self.paths.get(input as usize), self.inputs.get(input as usize)) else {
+            return Err(format!("referred to input {input}; it declares {}", self.inputs.len()));
+        };
+        let at = match declared.collection {
+            None => projection.cases.get(row as usize).map(Val::Case),
+            Some(c) => projection.rows.get(c).and_then(|rows| rows.get(row as usize)).copied(),
+        };
+        let Some(at) = at else {
+            return Err(format!("referred to row {row} of input {input}, which is not in the batch"));
+        };
+        Ok(cell(get_path(at, path), &declared.derive).show(self.store))
+    }
 }
 
 /// String `id` of a batch.

@@ -145,10 +145,10 @@ pub fn placeholders(template: &str) -> Vec<usize> {
     out
 }
 
-/// Renders a finding's argument.
+/// Renders a finding's argument (the host reads `Value::Input`s before).
 pub fn render_value(v: &Value, batch: &types::Batch) -> String {
     match v {
-        Value::Null => "<none>".into(),
+        Value::Null | Value::Input(_) => "<none>".into(),
         Value::Boolean(b) => b.to_string(),
         Value::Integer(i) => i.to_string(),
         Value::Float(f) => f.to_string(),

@@ -44,7 +44,8 @@ pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<F
             c.rule(rule, &tables);
         }
     }
-    let pack = ir::Pack { info: c.info, rules: c.rules, row_slots: c.row_slots, value_slots: c.value_slots };
+    let mut pack = ir::Pack { info: c.info, rules: c.rules, row_slots: c.row_slots, value_slots: c.value_slots };
+    pack.mark_shown_only();
     (pack, c.diags)
 }
 
@@ -187,7 +188,7 @@ impl Checker {
             Base::Case => (None, Row::Case),
             Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
         };
-        let key = Input { collection, path: join_path(&p.segments), derive };
+        let key = Input { collection, path: join_path(&p.segments), derive, shown_only: false };
         let next = self.info.inputs.len() as u32;
         let id = *self.inputs.entry(key.clone()).or_insert(next);
         if id == next {

@@ -17,6 +17,8 @@ const STATIC_BASE: u32 = 16;
 /// Bytes of a `finding` and of a `value` in the canonical ABI.
 const FINDING_SIZE: i32 = 24;
 const VALUE_SIZE: i32 = 16;
+/// The case of `value::input` in the `value` variant.
+const VALUE_INPUT: i32 = 6;
 
 // function indices
 const F_REALLOC: u32 = 0;
@@ -528,8 +530,32 @@ impl<'p> Eval<'p> {
         let args = self.local(ValType::I32);
         self.emit([I::I32Const(n * VALUE_SIZE), I::I32Const(8), I::Call(F_ALLOC), I::LocalSet(args)]);
         for (j, a) in rule.args.iter().enumerate() {
-            let (t, v) = self.value(a);
             let at = j as u64 * VALUE_SIZE as u64;
+            if let Expr::Column(input, row) = a
+                && self.pack.info.inputs[*input as usize].shown_only
+            {
+                // the host reads it: `value::input`, or null for a `first` that found no row
+                let r = self.local(ValType::I32);
+                self.row_index(*row);
+                self.emit([
+                    I::LocalTee(r),
+                    I::I32Const(0),
+                    I::I32GeS,
+                    I::If(BlockType::Empty),
+                    I::LocalGet(args),
+                    I::I32Const(VALUE_INPUT),
+                    I::I32Store8(mem(at, 0)),
+                    I::LocalGet(args),
+                    I::I32Const(*input as i32),
+                    I::I32Store(mem(at + 8, 2)),
+                    I::LocalGet(args),
+                    I::LocalGet(r),
+                    I::I32Store(mem(at + 12, 2)),
+                    I::End,
+                ]);
+                continue;
+            }
+            let (t, v) = self.value(a);
             // the value's case: the tag itself, or null for an object or list
             self.emit([
                 I::LocalGet(args),
@@ -877,7 +903,7 @@ fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
         d.option_u32(p, c.parent);
         d.string(p + 8, &c.path);
     });
-    d.list(at + 32, &info.inputs, 28, 4, |d, p, input| {
+    d.list(at + 32, &info.inputs, 32, 4, |d, p, input| {
         d.option_u32(p, input.collection);
         d.string(p + 8, &input.path);
         let (disc, payload) = match &input.derive {
@@ -895,6 +921,7 @@ fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
         if let Some(s) = payload {
             d.string(p + 20, s);
         }
+        d.u8(p + 28, u8::from(input.shown_only));
     });
     d.list(at + 40, &info.literals, 8, 4, |d, p, s| d.string(p, s));
     at

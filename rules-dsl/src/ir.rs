@@ -96,3 +96,41 @@ pub struct Pack {
     pub row_slots: u32,
     pub value_slots: u32,
 }
+
+impl Expr {
+    /// Calls `f` with every input this expression reads.
+    fn each_input(&self, f: &mut impl FnMut(u32)) {
+        match self {
+            Expr::Column(input, _) => f(*input),
+            Expr::Const(..) | Expr::Now | Expr::Local(_) => {}
+            Expr::Not(a) | Expr::IsNull(a, _) | Expr::InRange(a, ..) | Expr::Lookup(a, _) => a.each_input(f),
+            Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) | Expr::Arith(_, a, b) => {
+                a.each_input(f);
+                b.each_input(f);
+            }
+            Expr::Coalesce(list) => list.iter().for_each(|e| e.each_input(f)),
+            Expr::Quantifier { cond, .. } => cond.each_input(f),
+        }
+    }
+}
+
+impl Pack {
+    /// Marks the inputs that rules only show (a bare `{c.name}` in a text)
+    /// and never test: the host projects those only for findings.
+    pub fn mark_shown_only(&mut self) {
+        let mut tested = vec![false; self.info.inputs.len()];
+        let mut test = |i: u32| tested[i as usize] = true;
+        for rule in &self.rules {
+            for l in &rule.lets {
+                match l {
+                    Let::Value(_, e) | Let::FirstRow { cond: e, .. } => e.each_input(&mut test),
+                }
+            }
+            rule.when.each_input(&mut test);
+            rule.args.iter().filter(|a| !matches!(a, Expr::Column(..))).for_each(|a| a.each_input(&mut test));
+        }
+        for (input, tested) in self.info.inputs.iter_mut().zip(tested) {
+            input.shown_only = !tested;
+        }
+    }
+}

@@ -63,6 +63,8 @@ pub struct Input {
     pub collection: Option<u32>,
     pub path: String,
     pub derive: Derive,
+    /// Only shown in findings, never tested: the host sends no column for it.
+    pub shown_only: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

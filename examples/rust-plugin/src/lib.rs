@@ -51,15 +51,16 @@ impl Guest for Plugin {
             }],
             collections: vec![Collection { parent: None, path: "containers".into() }],
             inputs: vec![
-                Input { collection: Some(0), path: "name".into(), derive: Derive::Value },
-                Input { collection: Some(0), path: "image".into(), derive: Derive::Value },
+                // only shown in findings: the host reads it for those findings alone
+                Input { collection: Some(0), path: "name".into(), derive: Derive::Value, shown_only: true },
+                Input { collection: Some(0), path: "image".into(), derive: Derive::Value, shown_only: false },
             ],
             literals: vec![],
         }
     }
 
     fn evaluate(batch: Batch) -> Vec<Finding> {
-        let (Some(offsets), [names, images]) = (batch.collections.first(), batch.columns.as_slice()) else {
+        let (Some(offsets), [_names, images]) = (batch.collections.first(), batch.columns.as_slice()) else {
             return Vec::new();
         };
         let mut findings = Vec::new();
@@ -78,7 +79,7 @@ impl Guest for Plugin {
                     case: case as u32,
                     rule: 0,
                     container: Some(row as u32 - start),
-                    args: vec![Value::Interned(names.values[row] as u32), Value::Interned(id as u32)],
+                    args: vec![Value::Input(InputRow { input: 0, row: row as u32 }), Value::Interned(id as u32)],
                 });
             }
         }

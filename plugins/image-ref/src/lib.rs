@@ -41,8 +41,13 @@ const NAMESPACE: usize = 5;
 
 impl Guest for Plugin {
     fn describe() -> PluginInfo {
-        let container = |path: &str| Input { collection: Some(0), path: path.into(), derive: Derive::Value };
-        let case = |path: &str| Input { collection: None, path: path.into(), derive: Derive::Value };
+        // what is only shown in findings the host reads for those findings alone
+        let input = |collection, path: &str, shown_only| Input {
+            collection,
+            path: path.into(),
+            derive: Derive::Value,
+            shown_only,
+        };
         PluginInfo {
             name: "image-ref".into(),
             version: env!("CARGO_PKG_VERSION").into(),
@@ -91,12 +96,12 @@ impl Guest for Plugin {
             }],
             collections: vec![Collection { parent: None, path: "containers".into() }],
             inputs: vec![
-                container("name"),
-                container("image"),
-                container("state.waiting.reason"),
-                container("state.waiting.message"),
-                case("pod.metadata.name"),
-                case("pod.metadata.namespace"),
+                input(Some(0), "name", true),
+                input(Some(0), "image", false),
+                input(Some(0), "state.waiting.reason", false),
+                input(Some(0), "state.waiting.message", true),
+                input(None, "pod.metadata.name", true),
+                input(None, "pod.metadata.namespace", true),
             ],
             literals: vec!["InvalidImageName".into()],
         }
@@ -122,6 +127,7 @@ impl Guest for Plugin {
             Some((id, _)) => Value::Interned(id),
             None => Value::Null,
         };
+        let shown = |input: usize, row: usize| Value::Input(InputRow { input: input as u32, row: row as u32 });
         let mut findings = Vec::new();
         for case in 0..batch.cases as usize {
             let (start, end) = (offsets[case] as usize, offsets[case + 1] as usize);
@@ -145,14 +151,14 @@ impl Guest for Plugin {
                     rule: 0,
                     container: Some((row - start) as u32),
                     args: vec![
-                        value(NAME, row),
+                        shown(NAME, row),
                         value(IMAGE, row),
                         Value::Text(problem.what),
                         Value::Text(problem.fix),
                         value(REASON, row),
-                        value(MESSAGE, row),
-                        value(POD, case),
-                        value(NAMESPACE, case),
+                        shown(MESSAGE, row),
+                        shown(POD, case),
+                        shown(NAMESPACE, case),
                     ],
                 });
             }

@@ -56,7 +56,7 @@ fn manifest(k8srule: &str, wit: &str) -> String {
 fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
     let dir = tmp.join("demo");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, "0.1.0")).unwrap();
+    std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, packs::wit_version())).unwrap();
     std::fs::write(dir.join("boom.k8srule"), RULES).unwrap();
     std::fs::write(dir.join("boom.test.yaml"), FIXTURE).unwrap();
     std::fs::write(tmp.join("pods.json"), PODS).unwrap();
@@ -119,8 +119,8 @@ fn packs_for_another_k8srule_or_wit_version_are_refused() {
     let pods = tmp.path().join("pods.json");
     std::fs::write(&pods, PODS).unwrap();
     for (k8srule_req, wit, message) in [
-        (">=99.0.0", "0.1.0", "pack `demo 1.2.0` requires k8srule >=99.0.0; this is k8srule 0.1.0"),
-        ("*", "0.2.0", "pack `demo 1.2.0` is built for the WIT world k8srule:plugin@0.2.0"),
+        (">=99.0.0", packs::wit_version(), "pack `demo 1.2.0` requires k8srule >=99.0.0; this is k8srule 0.1.0"),
+        ("*", "0.0.9", "pack `demo 1.2.0` is built for the WIT world k8srule:plugin@0.0.9"),
     ] {
         let mut wasm =
             k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("boom.k8srule", RULES)], "demo", "1.2.0").unwrap();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use k8srule_host::packs::wit_version;
 use k8srule_host::{Diagnoser, Limits, Report, Snapshot};
 use k8srule_tests::{component_from_wat, component_with_wit, hostile_wat};
 
@@ -111,16 +112,17 @@ fn a_trap_is_reported() {
     assert_eq!(evaluate("unreachable"), "trapped: wasm `unreachable` instruction executed");
 }
 
+/// The contract with `extra` in its world, at `version`.
 fn contract_with(extra: &str, version: &str) -> String {
     k8srule_dsl::component::WIT
-        .replace("package k8srule:plugin@0.1.0;", &format!("package k8srule:plugin@{version};"))
+        .replace(&format!("package k8srule:plugin@{};", wit_version()), &format!("package k8srule:plugin@{version};"))
         .replace("world plugin {", &format!("world plugin {{\n  {extra}"))
 }
 
 #[test]
 fn a_component_importing_wasi_filesystem_is_refused() {
     let wasi = "package wasi:filesystem@0.2.0;\ninterface types { read: func(path: string) -> string; }";
-    let wit = contract_with("import wasi:filesystem/types@0.2.0;", "0.1.0");
+    let wit = contract_with("import wasi:filesystem/types@0.2.0;", wit_version());
     let wat = hostile_wat("(i32.const 0)", 2).replacen(
         "(module",
         r#"(module (import "wasi:filesystem/types@0.2.0" "read" (func (param i32 i32 i32)))"#,
@@ -132,7 +134,7 @@ fn a_component_importing_wasi_filesystem_is_refused() {
 
 #[test]
 fn a_component_with_an_unknown_import_is_refused() {
-    let wit = contract_with("import phone-home: func();", "0.1.0");
+    let wit = contract_with("import phone-home: func();", wit_version());
     let wat = hostile_wat("(i32.const 0)", 2).replacen("(module", r#"(module (import "$root" "phone-home" (func))"#, 1);
     let message = hostile_error(&run_with(component_with_wit(&wat, &[&wit], "plugin")));
     assert_eq!(message, "imports `phone-home`; packs must be pure and import nothing");
@@ -140,12 +142,15 @@ fn a_component_with_an_unknown_import_is_refused() {
 
 #[test]
 fn a_component_for_another_contract_version_is_refused() {
-    let wit = contract_with("", "0.2.0");
-    let wat = hostile_wat("(i32.const 0)", 2).replace("@0.1.0#", "@0.2.0#");
+    let wit = contract_with("", "0.0.9");
+    let wat = hostile_wat("(i32.const 0)", 2).replace(&format!("@{}#", wit_version()), "@0.0.9#");
     let message = hostile_error(&run_with(component_with_wit(&wat, &[&wit], "plugin")));
     assert_eq!(
         message,
-        "is built for `k8srule:plugin/rule-pack@0.2.0`; this k8srule runs packs for `k8srule:plugin/rule-pack@0.1.0`"
+        format!(
+            "is built for `k8srule:plugin/rule-pack@0.0.9`; this k8srule runs packs for `k8srule:plugin/rule-pack@{}`",
+            wit_version()
+        )
     );
 }
 
