@@ -4,8 +4,9 @@
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
-use crate::doc::{Doc, Store, Sym};
+use crate::doc::{Doc, Node, Store, Sym};
 use crate::snapshot::Snapshot;
 
 /// The keys the host reads on every pod, resolved once to string ids.
@@ -21,10 +22,11 @@ struct Keys {
     own_kind: [Option<Sym>; 1],
     own_namespace: [Option<Sym>; 1],
     involved_object: [Option<Sym>; 1],
-    spec: Option<Sym>,
-    status: Option<Sym>,
-    /// Per kind of container: the keys of its lists under `spec` and `status`.
-    lists: [[Option<Sym>; 2]; 3],
+    /// `spec` and `status`.
+    spec_status: [Option<Sym>; 2],
+    /// The keys of the lists of each kind of container under `spec`, and under `status`.
+    spec_lists: [Option<Sym>; 3],
+    status_lists: [Option<Sym>; 3],
     kube_system: Option<Sym>,
 }
 
@@ -42,9 +44,9 @@ impl Keys {
             own_kind: [store.sym("kind")],
             own_namespace: [store.sym("namespace")],
             involved_object: [store.sym("involvedObject")],
-            spec: store.sym("spec"),
-            status: store.sym("status"),
-            lists: ContainerKind::ALL.map(|kind| [store.sym(kind.spec_list()), store.sym(kind.status_list())]),
+            spec_status: [store.sym("spec"), store.sym("status")],
+            spec_lists: ContainerKind::ALL.map(|kind| store.sym(kind.spec_list())),
+            status_lists: ContainerKind::ALL.map(|kind| store.sym(kind.status_list())),
             kube_system: store.sym("kube-system"),
         }
     }
@@ -113,9 +115,8 @@ pub struct Case<'a> {
 impl<'a> Case<'a> {
     /// `namespace/name` of the pod.
     pub fn pod_name(&self) -> String {
-        let keys = &self.index.keys;
-        let (ns, name) = (str_at(self.pod, &keys.namespace), str_at(self.pod, &keys.name));
-        format!("{}/{}", ns.unwrap_or("default"), name.unwrap_or(""))
+        let name = str_at(self.pod, &self.index.keys.name).unwrap_or("");
+        format!("{}/{name}", self.index.namespace(self.pod))
     }
 
     /// The node the pod is bound to, when the snapshot has it.
@@ -132,21 +133,28 @@ impl<'a> Case<'a> {
         self.events.get_or_init(|| self.index.events_of(self.pod))
     }
 
-    /// Init, regular and ephemeral containers, in that order.
-    pub fn containers(&self) -> Vec<Container<'a>> {
-        let mut out = Vec::new();
-        self.each_container(|c| out.push(c));
-        out
+    /// Container `i` of [`Case::each_container`], or how many there are.
+    pub fn container(&self, i: usize) -> Result<Container<'a>, usize> {
+        let (mut n, mut found) = (0, None);
+        self.each_container(|c| {
+            if n == i {
+                found = Some(c);
+            }
+            n += 1;
+        });
+        found.ok_or(n)
     }
 
-    /// Calls `f` with each container, in the order of [`Case::containers`].
+    /// Calls `f` with each container: init, regular and ephemeral ones, in that order.
     pub fn each_container(&self, mut f: impl FnMut(Container<'a>)) {
         let keys = &self.index.keys;
-        let (spec, status) = (key(self.pod, keys.spec), key(self.pod, keys.status));
+        let [spec, status] = self.pod.get_syms(&keys.spec_status);
+        let spec_lists = spec.map_or([None; 3], |s| s.get_syms(&keys.spec_lists));
+        let status_lists = status.map_or([None; 3], |s| s.get_syms(&keys.status_lists));
         let name_of = |d: Doc<'a>| key(d, keys.own_name[0]).filter(|n| n.as_str().is_some());
-        for (kind, [spec_list, status_list]) in ContainerKind::ALL.into_iter().zip(keys.lists) {
-            let specs = spec.and_then(|s| key(s, spec_list)).into_iter().flat_map(Doc::items);
-            let statuses = status.and_then(|s| key(s, status_list)).into_iter().flat_map(Doc::items);
+        for (k, kind) in ContainerKind::ALL.into_iter().enumerate() {
+            let specs = spec_lists[k].into_iter().flat_map(Doc::items);
+            let statuses = status_lists[k].into_iter().flat_map(Doc::items);
             let mut matched = 0;
             for (i, spec) in specs.clone().enumerate() {
                 let Some(name) = name_of(spec) else { continue };
@@ -196,7 +204,7 @@ pub struct Index<'a> {
     events_by_name: HashMap<(&'a str, &'a str), Vec<Doc<'a>>>,
     nodes: HashMap<&'a str, Doc<'a>>,
     logs: HashMap<&'a str, Vec<Doc<'a>>>,
-    control_plane: OnceCell<Vec<Doc<'a>>>,
+    control_plane: OnceLock<Vec<Doc<'a>>>,
     keys: Keys,
 }
 
@@ -225,7 +233,7 @@ impl<'a> Index<'a> {
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(doc(l.value));
         }
-        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane: OnceCell::new(), keys }
+        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane: OnceLock::new(), keys }
     }
 
     fn find_control_plane(&self) -> Vec<Doc<'a>> {
@@ -252,10 +260,13 @@ impl<'a> Index<'a> {
         control_plane
     }
 
-    pub fn cases(&'a self) -> Vec<Case<'a>> {
+    pub fn snapshot(&self) -> &'a Snapshot {
         self.snapshot
-            .pods
-            .iter()
+    }
+
+    /// The cases of `pods`.
+    pub fn cases(&'a self, pods: &[Node]) -> Vec<Case<'a>> {
+        pods.iter()
             .map(|pod| Case {
                 index: self,
                 pod: self.snapshot.get(*pod),
@@ -263,6 +274,11 @@ impl<'a> Index<'a> {
                 owners: OnceCell::new(),
             })
             .collect()
+    }
+
+    /// The namespace of a pod.
+    pub fn namespace(&self, pod: Doc<'a>) -> &'a str {
+        str_at(pod, &self.keys.namespace).unwrap_or("default")
     }
 
     fn events_of(&self, pod: Doc<'a>) -> Vec<Doc<'a>> {

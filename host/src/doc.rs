@@ -322,6 +322,17 @@ impl<'a> Doc<'a> {
         self.words().chunks_exact(2).find(|kv| kv[0] == u64::from(key)).map(|kv| self.word(kv[1]))
     }
 
+    /// The values of several keys of an object, found in one pass over its keys.
+    pub fn get_syms<const N: usize>(self, keys: &[Option<Sym>; N]) -> [Option<Doc<'a>>; N] {
+        let mut out = [None; N];
+        for kv in self.words().chunks_exact(2).filter(|_| self.node.tag() == OBJECT) {
+            if let Some(at) = keys.iter().position(|k| k.map(u64::from) == Some(kv[0])) {
+                out[at] = Some(self.word(kv[1]));
+            }
+        }
+        out
+    }
+
     /// The value at a path of keys.
     pub fn path(self, keys: &[&str]) -> Option<Doc<'a>> {
         keys.iter().try_fold(self, |v, k| v.get(k))

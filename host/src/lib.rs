@@ -104,9 +104,16 @@ pub struct DiagnoserBuilder {
     disable: Vec<String>,
     severities: Vec<(String, Severity)>,
     skip_namespaces: Vec<String>,
+    threads: usize,
 }
 
 impl DiagnoserBuilder {
+    /// Threads that evaluate the pods of one snapshot (default: one per CPU).
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -206,7 +213,15 @@ impl DiagnoserBuilder {
                 }
             }
         }
-        Ok(Diagnoser { sandbox, packs, refused, lang: self.lang, disabled, skip_namespaces: self.skip_namespaces })
+        Ok(Diagnoser {
+            sandbox,
+            packs,
+            refused,
+            lang: self.lang,
+            disabled,
+            skip_namespaces: self.skip_namespaces,
+            threads: self.threads,
+        })
     }
 }
 
@@ -275,6 +290,7 @@ pub struct Diagnoser {
     /// (pack, rule) indexes of the disabled rules.
     disabled: HashSet<(usize, usize)>,
     skip_namespaces: Vec<String>,
+    threads: usize,
 }
 
 impl Diagnoser {
@@ -288,6 +304,7 @@ impl Diagnoser {
             disable: Vec::new(),
             severities: Vec::new(),
             skip_namespaces: Vec::new(),
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -335,41 +352,40 @@ impl Diagnoser {
     /// becomes an entry of `errors`; the others' findings are kept.
     pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
         let index = case::Index::new(snapshot);
-        let mut cases = index.cases();
+        let mut pods = snapshot.pods.clone();
         let mut report = Report { errors: self.refused.clone(), ..Report::default() };
-        let before = cases.len();
-        cases.retain(|c| {
-            !self.skip_namespaces.iter().any(|ns| c.pod_name().split_once('/').is_some_and(|(n, _)| n == ns))
-        });
-        if cases.len() < before {
+        pods.retain(|pod| !self.skip_namespaces.iter().any(|ns| ns == index.namespace(snapshot.get(*pod))));
+        if pods.len() < snapshot.pods.len() {
             report.notes.push(format!(
                 "skipped {} pod(s) in namespaces {}: configured not to be diagnosed",
-                before - cases.len(),
+                snapshot.pods.len() - pods.len(),
                 self.skip_namespaces.join(", ")
             ));
         }
-        for (p, pack) in self.packs.iter().enumerate() {
-            let mut pack_findings = Vec::new();
-            let mut failed = None;
-            let mut projector =
-                project::Projector::new(&snapshot.store, &pack.collections, &pack.inputs, &pack.info.literals);
-            for chunk in cases.chunks(BATCH_CASES) {
-                match self.run(p, pack, &mut projector, snapshot.now, chunk) {
-                    Ok(found) => pack_findings.extend(found),
-                    Err(e) => {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-            }
-            match failed {
-                // a pack that failed part-way reports nothing, so no half answer is shown
-                Some(e) => report.errors.push(ReportError { pack: e.pack, message: e.message }),
-                None => report.findings.extend(pack_findings),
+        // the pods in one part per thread; each part's findings in pod order
+        let threads = self.threads.clamp(1, pods.len().div_ceil(BATCH_CASES).max(1));
+        let parts: Vec<&[doc::Node]> = pods.chunks(pods.len().div_ceil(threads).max(1)).collect();
+        let index = &index;
+        let mut results: Vec<Vec<Result<Vec<Finding>, PackError>>> = std::thread::scope(|scope| {
+            let others: Vec<_> =
+                parts.iter().skip(1).map(|part| scope.spawn(move || self.evaluate_part(index, part))).collect();
+            let first = parts.first().map(|part| self.evaluate_part(index, part));
+            first
+                .into_iter()
+                .chain(others.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
+                .collect()
+        });
+        for p in 0..self.packs.len() {
+            let mut found = Vec::new();
+            let mut taken = results.iter_mut().map(|part| std::mem::replace(&mut part[p], Ok(Vec::new())));
+            // a pack that failed part-way reports nothing, so no half answer is shown
+            match taken.try_for_each(|r| r.map(|f| found.extend(f))) {
+                Ok(()) => report.findings.extend(found),
+                Err(e) => report.errors.push(ReportError { pack: e.pack, message: e.message }),
             }
         }
         rank(&mut report.findings);
-        report.summary.pods = cases.len();
+        report.summary.pods = pods.len();
         let mut unhealthy: Vec<&str> = report.findings.iter().map(|f| f.pod.as_str()).collect();
         unhealthy.dedup();
         report.summary.unhealthy = unhealthy.len();
@@ -383,6 +399,33 @@ impl Diagnoser {
                 .push(format!("skipped {n} file(s) {pattern}: not JSON, YAML or node-logs/<node>/<source>.log"));
         }
         report
+    }
+
+    /// Runs every pack over `pods`, batch after batch: per pack, its findings or its error.
+    fn evaluate_part<'a>(
+        &'a self,
+        index: &'a case::Index<'a>,
+        pods: &[doc::Node],
+    ) -> Vec<Result<Vec<Finding>, PackError>> {
+        let store = &index.snapshot().store;
+        let mut projectors: Vec<_> = self
+            .packs
+            .iter()
+            .map(|pack| project::Projector::new(store, &pack.collections, &pack.inputs, &pack.info.literals))
+            .collect();
+        let mut out: Vec<Result<Vec<Finding>, PackError>> = self.packs.iter().map(|_| Ok(Vec::new())).collect();
+        for chunk in pods.chunks(BATCH_CASES) {
+            let cases = index.cases(chunk);
+            for ((p, pack), projector) in self.packs.iter().enumerate().zip(&mut projectors) {
+                if let Ok(found) = &mut out[p] {
+                    match self.run(p, pack, projector, index.snapshot().now, &cases) {
+                        Ok(f) => found.extend(f),
+                        Err(e) => out[p] = Err(e),
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn run<'a>(
@@ -411,10 +454,9 @@ impl Diagnoser {
             }
             let container = match f.container {
                 Some(c) => {
-                    let containers = case.containers();
-                    let named = containers.get(c as usize).ok_or_else(|| {
-                        err(format!("rule `{}` named container {c} of a pod with {}", rule.id, containers.len()))
-                    })?;
+                    let named = case
+                        .container(c as usize)
+                        .map_err(|n| err(format!("rule `{}` named container {c} of a pod with {n}", rule.id)))?;
                     Some(named.name.to_string())
                 }
                 None => None,

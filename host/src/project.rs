@@ -302,6 +302,11 @@ impl<'p> Trie<'p> {
 
     /// Appends the cell of `row` to the column of every input below.
     fn fill(&self, row: Val<'_, '_>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
+        match row {
+            Val::Json(d) => return self.fill_json(Some(d), inputs, columns, strings),
+            Val::Missing => return self.fill_json(None, inputs, columns, strings),
+            _ => {}
+        }
         for i in &self.inputs {
             let (t, v) = cell(row, &inputs[*i].derive).encode(strings);
             columns[*i].tags.push(t);
@@ -309,6 +314,22 @@ impl<'p> Trie<'p> {
         }
         for (segment, below) in &self.children {
             below.fill(get(row, segment), inputs, columns, strings);
+        }
+    }
+
+    /// [`Trie::fill`] below an object of the snapshot, or below nothing.
+    fn fill_json(&self, doc: Option<Doc<'_>>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
+        for i in &self.inputs {
+            let (t, v) = match doc {
+                Some(d) => cell(Val::Json(d), &inputs[*i].derive).encode(strings),
+                None => (tag::NULL as u8, 0),
+            };
+            columns[*i].tags.push(t);
+            columns[*i].values.push(v);
+        }
+        for (segment, below) in &self.children {
+            let value = doc.and_then(|d| d.get_sym(segment.sym?));
+            below.fill_json(value, inputs, columns, strings);
         }
     }
 }
@@ -557,6 +578,41 @@ pub fn parse_version(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::case::Index;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn shown_inputs_have_no_column_and_are_read_for_findings() {
+        let mut snapshot = Snapshot::new(0);
+        let pod = serde_json::json!({"kind": "Pod", "metadata": {"name": "web", "namespace": "ns", "uid": "u"},
+            "spec": {"containers": [{"name": "app"}, {"name": "side"}]},
+            "status": {"containerStatuses": [{"name": "side", "restartCount": 0}, {"name": "app", "restartCount": 4}]}});
+        snapshot.add_value("pod.json", &pod).unwrap();
+        let index = Index::new(&snapshot);
+        let cases = index.cases(&snapshot.pods);
+        let path = |p: &str| p.split('.').map(String::from).collect();
+        let input = |collection, p: &str, shown_only| Input {
+            collection,
+            segments: path(p),
+            derive: Derive::Value,
+            shown_only,
+        };
+        let collections = [CollectionPath { parent: None, segments: path("containers") }];
+        let inputs = [
+            input(Some(0), "restartCount", false),
+            input(Some(0), "name", true),
+            input(None, "pod.metadata.name", true),
+        ];
+        let mut projector = Projector::new(&snapshot.store, &collections, &inputs, &[]);
+        let projection = projector.project(&cases, 0);
+        let columns: Vec<&[i64]> = projection.batch.columns.iter().map(|c| c.values.as_slice()).collect();
+        assert_eq!(columns, [&[4, 0][..], &[], &[]]);
+        let shown = |input, row| projector.shown(&projection, input, row);
+        assert!(matches!(shown(1, 1), Ok(Value::Text(s)) if s == "side"));
+        assert!(matches!(shown(2, 0), Ok(Value::Text(s)) if s == "web"));
+        assert_eq!(shown(1, 2).unwrap_err(), "referred to row 2 of input 1, which is not in the batch");
+        assert_eq!(shown(3, 0).unwrap_err(), "referred to input 3; it declares 3");
+    }
 
     #[test]
     fn quantities_in_thousandths() {

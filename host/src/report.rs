@@ -167,23 +167,23 @@ pub fn pick(text: &types::Text, lang: Lang) -> &str {
 /// Marks symptoms with the root cause that explains them and orders the
 /// findings: by pod, each root cause followed by its symptoms.
 pub fn rank(findings: &mut Vec<Finding>) {
-    let mut by_pod: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
-    for f in findings.drain(..) {
-        by_pod.entry(f.pod.clone()).or_default().push(f);
-    }
-    for (_, mut list) in by_pod {
-        list.sort_by(|a, b| {
-            b.severity
-                .cmp(&a.severity)
-                .then(b.confidence.total_cmp(&a.confidence))
-                .then(a.rule.cmp(&b.rule))
-                .then(a.container.cmp(&b.container))
-        });
-        let direct: Vec<Option<usize>> = list
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                list.iter().enumerate().position(|(j, root)| {
+    let mut sorted: Vec<usize> = (0..findings.len()).collect();
+    sorted.sort_by(|&a, &b| {
+        let (a, b) = (&findings[a], &findings[b]);
+        a.pod
+            .cmp(&b.pod)
+            .then(b.severity.cmp(&a.severity))
+            .then(b.confidence.total_cmp(&a.confidence))
+            .then(a.rule.cmp(&b.rule))
+            .then(a.container.cmp(&b.container))
+    });
+    let mut order = Vec::with_capacity(findings.len());
+    for list in sorted.chunk_by(|&a, &b| findings[a].pod == findings[b].pod) {
+        let f = |i: usize| &findings[list[i]];
+        let direct: Vec<Option<usize>> = (0..list.len())
+            .map(|i| {
+                (0..list.len()).position(|j| {
+                    let (root, f) = (f(j), f(i));
                     j != i
                         && root.explains.contains(&f.cause)
                         && !f.explains.contains(&root.cause)
@@ -203,18 +203,21 @@ pub fn rank(findings: &mut Vec<Finding>) {
             i
         };
         let roots: Vec<usize> = (0..list.len()).map(root_of).collect();
-        let mut order = Vec::new();
         for (i, root) in roots.iter().enumerate() {
             if *root == i {
-                order.push(i);
-                order.extend((0..list.len()).filter(|&s| s != i && roots[s] == i));
+                order.push((list[i], None));
+                order.extend((0..list.len()).filter(|&s| s != i && roots[s] == i).map(|s| (list[s], Some(list[i]))));
             }
         }
-        for (i, root) in roots.iter().enumerate() {
-            list[i].explained_by = (*root != i).then(|| list[*root].rule.clone());
+    }
+    let explained_by: Vec<Option<String>> =
+        order.iter().map(|(_, root)| root.map(|r| findings[r].rule.clone())).collect();
+    let mut slots: Vec<Option<Finding>> = findings.drain(..).map(Some).collect();
+    for ((i, _), by) in order.into_iter().zip(explained_by) {
+        if let Some(mut f) = slots[i].take() {
+            f.explained_by = by;
+            findings.push(f);
         }
-        let mut slots: Vec<Option<Finding>> = list.into_iter().map(Some).collect();
-        findings.extend(order.into_iter().filter_map(|i| slots[i].take()));
     }
 }
 

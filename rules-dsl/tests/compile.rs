@@ -35,3 +35,20 @@ rule bad.one {
     let err = compile(&[SourceFile::new("bad.k8srule", src)], "demo", "0.1.0").unwrap_err();
     insta::assert_snapshot!(err.rendered.join("\n"));
 }
+
+#[test]
+fn inputs_only_shown_in_texts_are_marked_shown_only() {
+    let (pack, diags) = k8srule_dsl::check_files(&[SourceFile::new("oom.k8srule", OOM)], "demo", "0.1.0");
+    assert!(diags.is_empty(), "{diags:?}");
+    let shown: Vec<(&str, bool)> = pack.info.inputs.iter().map(|i| (i.path.as_str(), i.shown_only)).collect();
+    // the reason and the events are tested; the name and the exit code are only shown
+    assert_eq!(
+        shown,
+        [
+            ("lastState.terminated.reason", false),
+            ("reason", false),
+            ("name", true),
+            ("lastState.terminated.exitCode", true)
+        ]
+    );
+}

@@ -2,8 +2,9 @@
 //! same run (machines here are shared and noisy):
 //!
 //! 1. one rule (a container whose last exit code is 137 and whose reason is
-//!    not OOMKilled) over 10,000 generated pods: k8srule against hand-written
-//!    Rust over the same parsed snapshot, regorus (Rego) and the `cel` crate;
+//!    not OOMKilled) over 10,000 generated pods: k8srule (on its default
+//!    threads, one per CPU, and on one thread) against hand-written Rust over
+//!    the same parsed snapshot, regorus (Rego) and the `cel` crate;
 //! 2. all built-in rules over 150,000 pods with 3 events each: time against
 //!    serde_json alone parsing the file, peak memory against the file's size;
 //! 3. cold start of `k8srule diagnose` on 10 pods with a warm cache;
@@ -150,6 +151,11 @@ fn hand_written_json(items: &[Value]) -> usize {
         .count()
 }
 
+/// The threads a `Diagnoser` uses by default.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -160,13 +166,17 @@ fn one_rule(runs: usize) {
     for p in &items {
         snapshot.add_value("generated", p).unwrap();
     }
-    let diagnoser = Diagnoser::builder().builtin(false).rules_source("bench.k8srule", RULE).build().unwrap();
+    let diagnoser = |threads| {
+        Diagnoser::builder().builtin(false).threads(threads).rules_source("bench.k8srule", RULE).build().unwrap()
+    };
+    let (one_thread, diagnoser) = (diagnoser(1), diagnoser(cpus()));
 
     let (t_rust, rust) = time(runs, || hand_written(&snapshot));
     let (t_json, found) = time(runs, || hand_written_json(&items));
     assert_eq!(found, rust.len());
-    let (t_cases, _) = time(runs, || k8srule_host::case::Index::new(&snapshot).cases().len());
+    let (t_cases, _) = time(runs, || k8srule_host::case::Index::new(&snapshot).cases(&snapshot.pods).len());
     let (t_ours, report) = time(runs, || diagnoser.diagnose(&snapshot));
+    let (t_one, _) = time(runs, || one_thread.diagnose(&snapshot));
     assert_eq!(report.findings.len(), rust.len(), "same findings");
     let mut ours: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
     let mut theirs: Vec<&str> = rust.iter().map(|r| r.2.as_str()).collect();
@@ -194,10 +204,12 @@ fn one_rule(runs: usize) {
     println!("   hand-written Rust   {:>9.2} ms   (baseline: over the snapshot k8srule parsed)", ms(t_rust));
     println!("     over serde_json   {:>9.2} ms   (for reference: over serde_json::Value)", ms(t_json));
     println!(
-        "   k8srule (Wasm)      {:>9.2} ms   {:.2}x the baseline   target <= 1.5x",
+        "   k8srule (Wasm)      {:>9.2} ms   {:.2}x the baseline   target <= 1.5x   ({} threads, the default here)",
         ms(t_ours),
-        ms(t_ours) / ms(t_rust)
+        ms(t_ours) / ms(t_rust),
+        cpus()
     );
+    println!("     on one thread     {:>9.2} ms   {:.2}x the baseline", ms(t_one), ms(t_one) / ms(t_rust));
     println!("     of which cases    {:>9.2} ms", ms(t_cases));
     println!(
         "   regorus             {:>9.2} ms   k8srule is {:.1}x faster   target >= 2.5x",

@@ -129,3 +129,29 @@ fn parsing_only_the_fields_rules_read_changes_no_finding() {
     let size = |s: &Snapshot| s.pods.iter().map(|p| s.get(*p).to_value().to_string().len()).sum::<usize>();
     assert!(size(&kept) < size(&whole), "{} of {} bytes of pods kept", size(&kept), size(&whole));
 }
+
+/// Pods are diagnosed in parts on several threads; the report is the one a
+/// single thread gives, a failing pack's one error included.
+#[test]
+fn threads_give_the_report_of_one_thread() {
+    let text = std::fs::read_to_string(k8srule_tests::root().join("examples/snapshots/mixed.json")).unwrap();
+    // 150 copies of the cluster (3,000 pods), renamed so each pod and its events stay apart
+    let mut snapshot = Snapshot::new(1_714_564_800);
+    for copy in 0..150 {
+        let renamed = text
+            .replace("\"uid\": \"", &format!("\"uid\": \"{copy}-"))
+            .replace("\"namespace\": \"", &format!("\"namespace\": \"c{copy}-"));
+        snapshot.add_text(&format!("copy-{copy}.json"), &renamed).unwrap();
+    }
+    assert_eq!(snapshot.pods.len(), 3_000);
+    let trapping = k8srule_tests::component_from_wat(&k8srule_tests::hostile_wat("unreachable", 2));
+    let report = |threads| {
+        let d = Diagnoser::builder().threads(threads).pack_bytes("trapping", trapping.clone()).build().unwrap();
+        d.diagnose(&snapshot)
+    };
+    let one = report(1);
+    assert_eq!((one.summary.pods, one.summary.unhealthy), (3_000, 150 * 16));
+    assert_eq!(one.errors.len(), 1, "{:?}", one.errors);
+    let json = |r: &k8srule_host::Report| serde_json::to_string_pretty(r).unwrap();
+    assert_eq!(json(&report(3)), json(&one));
+}
