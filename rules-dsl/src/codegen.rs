@@ -513,6 +513,15 @@ impl<'p> Eval<'p> {
         ]);
     }
 
+    /// Emits `if` on the row being found (a `first` that found none is -1);
+    /// returns the local holding the row.
+    fn if_row(&mut self, row: Row) -> u32 {
+        let r = self.local(ValType::I32);
+        self.row_index(row);
+        self.emit([I::LocalTee(r), I::I32Const(0), I::I32GeS, I::If(BlockType::Empty)]);
+        r
+    }
+
     fn row_index(&mut self, row: Row) {
         match row {
             Row::Case => self.emit([I::LocalGet(self.case)]),
@@ -535,13 +544,8 @@ impl<'p> Eval<'p> {
                 && self.pack.info.inputs[*input as usize].shown_only
             {
                 // the host reads it: `value::input`, or null for a `first` that found no row
-                let r = self.local(ValType::I32);
-                self.row_index(*row);
+                let r = self.if_row(*row);
                 self.emit([
-                    I::LocalTee(r),
-                    I::I32Const(0),
-                    I::I32GeS,
-                    I::If(BlockType::Empty),
                     I::LocalGet(args),
                     I::I32Const(VALUE_INPUT),
                     I::I32Store8(mem(at, 0)),
@@ -711,13 +715,8 @@ impl<'p> Eval<'p> {
             Expr::Now => self.emit([I::I32Const(tag::INT), I::LocalSet(t), I::LocalGet(P_NOW), I::LocalSet(v)]),
             Expr::Column(input, row) => {
                 let (tags, values) = self.columns[*input as usize];
-                let r = self.local(ValType::I32);
-                self.row_index(*row);
+                let r = self.if_row(*row);
                 self.emit([
-                    I::LocalTee(r),
-                    I::I32Const(0),
-                    I::I32GeS,
-                    I::If(BlockType::Empty),
                     I::LocalGet(tags),
                     I::LocalGet(r),
                     I::I32Add,
