@@ -57,6 +57,10 @@ pub struct PackError {
 
 const TICK: Duration = Duration::from_millis(10);
 
+/// Pack instances that may run at once in one sandbox: one per thread of
+/// every `diagnose` call in flight.
+const POOL_SLOTS: u32 = 256;
+
 /// A wasmtime engine with an epoch ticker that ends with it.
 pub struct Sandbox {
     engine: Engine,
@@ -75,8 +79,12 @@ impl Sandbox {
         config.max_wasm_stack(512 << 10);
         // bound the address space each instance reserves
         config.memory_reservation(limits.memory_bytes as u64 + (64 << 20));
+        // instances come from a pool of slots whose memory stays mapped, so a
+        // fresh instance per batch costs no mmap and few page faults; a slot
+        // is taken for the length of one `evaluate` call
         let mut pool = wasmtime::PoolingAllocationConfig::new();
-        pool.total_memories(64).total_tables(64).total_component_instances(64).total_core_instances(64);
+        pool.total_memories(POOL_SLOTS).total_tables(POOL_SLOTS);
+        pool.total_component_instances(POOL_SLOTS).total_core_instances(POOL_SLOTS);
         pool.max_memory_size(limits.memory_bytes).linear_memory_keep_resident(1 << 20);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| PackError { pack: "<engine>".into(), message: e.to_string() })?;
