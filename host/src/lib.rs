@@ -449,7 +449,7 @@ impl Diagnoser {
             let rule = info.rules.get(f.rule as usize).ok_or_else(|| {
                 err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len()))
             })?;
-            if self.disabled.contains(&(p, f.rule as usize)) {
+            if !self.disabled.is_empty() && self.disabled.contains(&(p, f.rule as usize)) {
                 continue;
             }
             let container = match f.container {
@@ -471,17 +471,17 @@ impl Diagnoser {
                     v => Ok(v),
                 })
                 .collect::<Result<Vec<_>, _>>()?;
-            let args: Vec<String> = values.iter().map(|v| render_value(v, batch)).collect();
-            let texts = |list: &[engine::types::Text]| {
-                list.iter().map(|t| render_template(pick(t, self.lang), &args)).collect()
-            };
             // an evidence line whose every placeholder is null shows nothing: leave it out
             let all_null = |t: &&engine::types::Text| {
                 let refs = report::placeholders(&t.en);
                 !refs.is_empty()
                     && refs.iter().all(|i| matches!(values.get(*i), None | Some(engine::types::Value::Null)))
             };
-            let evidence: Vec<engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).cloned().collect();
+            let evidence: Vec<&engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).collect();
+            let args: Vec<String> = values.into_iter().map(|v| render_value(v, batch)).collect();
+            let texts = |list: &mut dyn Iterator<Item = &engine::types::Text>| {
+                list.map(|t| render_template(pick(t, self.lang), &args)).collect()
+            };
             out.push(Finding {
                 rule: rule.id.clone(),
                 cause: render_template(&rule.cause, &args),
@@ -490,9 +490,9 @@ impl Diagnoser {
                 pod: case.pod_name(),
                 container,
                 title: render_template(pick(&rule.title, self.lang), &args),
-                evidence: texts(&evidence),
-                confirm: texts(&rule.confirm),
-                fix: texts(&rule.fix),
+                evidence: texts(&mut evidence.into_iter()),
+                confirm: texts(&mut rule.confirm.iter()),
+                fix: texts(&mut rule.fix.iter()),
                 explained_by: None,
                 pack: pack.name.clone(),
                 explains: rule.explains.clone(),

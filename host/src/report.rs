@@ -146,14 +146,14 @@ pub fn placeholders(template: &str) -> Vec<usize> {
 }
 
 /// Renders a finding's argument (the host reads `Value::Input`s before).
-pub fn render_value(v: &Value, batch: &types::Batch) -> String {
+pub fn render_value(v: Value, batch: &types::Batch) -> String {
     match v {
         Value::Null | Value::Input(_) => "<none>".into(),
         Value::Boolean(b) => b.to_string(),
         Value::Integer(i) => i.to_string(),
         Value::Float(f) => f.to_string(),
-        Value::Interned(id) => crate::project::batch_string(batch, *id).unwrap_or("<none>").to_string(),
-        Value::Text(s) => s.clone(),
+        Value::Interned(id) => crate::project::batch_string(batch, id).unwrap_or("<none>").to_string(),
+        Value::Text(s) => s,
     }
 }
 
@@ -179,6 +179,10 @@ pub fn rank(findings: &mut Vec<Finding>) {
     });
     let mut order = Vec::with_capacity(findings.len());
     for list in sorted.chunk_by(|&a, &b| findings[a].pod == findings[b].pod) {
+        if let [only] = list {
+            order.push((*only, None));
+            continue;
+        }
         let f = |i: usize| &findings[list[i]];
         let direct: Vec<Option<usize>> = (0..list.len())
             .map(|i| {
