@@ -22,6 +22,8 @@ struct Keys {
     own_kind: [Option<Sym>; 1],
     own_namespace: [Option<Sym>; 1],
     involved_object: [Option<Sym>; 1],
+    /// An event's `involvedObject.fieldPath`.
+    field_path: [Option<Sym>; 2],
     /// `spec` and `status`.
     spec_status: [Option<Sym>; 2],
     /// The keys of the lists of each kind of container under `spec`, and under `status`.
@@ -44,6 +46,7 @@ impl Keys {
             own_kind: [store.sym("kind")],
             own_namespace: [store.sym("namespace")],
             involved_object: [store.sym("involvedObject")],
+            field_path: k(["involvedObject", "fieldPath"]),
             spec_status: [store.sym("spec"), store.sym("status")],
             spec_lists: ContainerKind::ALL.map(|kind| store.sym(kind.spec_list())),
             status_lists: ContainerKind::ALL.map(|kind| store.sym(kind.status_list())),
@@ -98,8 +101,7 @@ pub struct Container<'a> {
 
 impl<'a> Container<'a> {
     /// Whether an event's `involvedObject.fieldPath` (`spec.containers{app}`) names this container.
-    fn named_by(&self, event: Doc<'a>) -> bool {
-        let field_path = event.str_at(&["involvedObject", "fieldPath"]).unwrap_or("");
+    fn named_by(&self, field_path: &str) -> bool {
         let inner = field_path.strip_prefix("spec.").and_then(|p| p.strip_prefix(self.kind.spec_list()));
         inner.and_then(|p| p.strip_prefix('{')).and_then(|p| p.strip_suffix('}')) == Some(self.name)
     }
@@ -178,7 +180,8 @@ impl<'a> Case<'a> {
 
     /// The events of the pod whose `involvedObject.fieldPath` names container `c`.
     pub fn container_events(&self, c: &Container<'a>) -> impl Iterator<Item = Doc<'a>> {
-        self.events().iter().copied().filter(move |e| c.named_by(*e))
+        let field_path = &self.index.keys.field_path;
+        self.events().iter().copied().filter(move |e| c.named_by(str_at(*e, field_path).unwrap_or("")))
     }
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.

@@ -71,6 +71,7 @@ enum Name {
 }
 
 /// A segment of a path, with its string id in the snapshot (none: no object has that key).
+#[derive(Clone, Copy)]
 struct Segment<'p> {
     text: &'p str,
     name: Name,
@@ -293,7 +294,7 @@ impl<'p> Trie<'p> {
         let at = match self.children.iter().position(|(s, _)| s.text == first.text) {
             Some(at) => at,
             None => {
-                self.children.push((Segment { text: first.text, name: first.name, sym: first.sym }, Trie::default()));
+                self.children.push((*first, Trie::default()));
                 self.children.len() - 1
             }
         };
