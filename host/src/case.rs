@@ -153,25 +153,28 @@ impl<'a> Case<'a> {
         let [spec, status] = self.pod.get_syms(&keys.spec_status);
         let spec_lists = spec.map_or([None; 3], |s| s.get_syms(&keys.spec_lists));
         let status_lists = status.map_or([None; 3], |s| s.get_syms(&keys.status_lists));
-        let name_of = |d: Doc<'a>| key(d, keys.own_name[0]).filter(|n| n.as_str().is_some());
+        let store = &self.index.snapshot.store;
+        // a container's name, as a string id
+        let name_of = |d: Doc<'a>| key(d, keys.own_name[0]).and_then(Doc::sym);
+        let container = |name, spec, status, kind| Container { name: store.string(name), spec, status, kind };
         for (k, kind) in ContainerKind::ALL.into_iter().enumerate() {
             let specs = spec_lists[k].into_iter().flat_map(Doc::items);
             let statuses = status_lists[k].into_iter().flat_map(Doc::items);
             let mut matched = 0;
             for (i, spec) in specs.clone().enumerate() {
                 let Some(name) = name_of(spec) else { continue };
-                let same = |s: &Doc<'a>| name_of(*s).is_some_and(|n| n.node() == name.node());
+                let same = |s: &Doc<'a>| name_of(*s) == Some(name);
                 // a spec and its status are usually at the same index
                 let status = statuses.clone().nth(i).filter(same).or_else(|| statuses.clone().find(same));
                 matched += usize::from(status.is_some());
-                f(Container { name: name.as_str().unwrap_or(""), spec: Some(spec), status, kind });
+                f(container(name, Some(spec), status, kind));
             }
             // statuses without a spec (a pod dump without spec) still count
-            if matched < statuses.clone().count() {
+            if matched < status_lists[k].map_or(0, |l| l.items().len()) {
                 for status in statuses {
                     let Some(name) = name_of(status) else { continue };
-                    if !specs.clone().any(|s| name_of(s).is_some_and(|n| n.node() == name.node())) {
-                        f(Container { name: name.as_str().unwrap_or(""), spec: None, status: Some(status), kind });
+                    if !specs.clone().any(|s| name_of(s) == Some(name)) {
+                        f(container(name, None, Some(status), kind));
                     }
                 }
             }

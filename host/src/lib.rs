@@ -438,7 +438,7 @@ impl Diagnoser {
     ) -> Result<Vec<Finding>, PackError> {
         let info = &pack.info;
         let projection = projector.project(cases, now);
-        let batch = &projection.batch;
+        let batch = projection.batch();
         let raw = self.sandbox.evaluate(pack, batch)?;
         let err = |message: String| PackError { pack: pack.name.clone(), message };
         let mut out = Vec::with_capacity(raw.len());
@@ -465,9 +465,9 @@ impl Diagnoser {
                 .args
                 .into_iter()
                 .map(|v| match v {
-                    engine::types::Value::Input(at) => projector
-                        .shown(&projection, at.input, at.row)
-                        .map_err(|e| err(format!("rule `{}` {e}", rule.id))),
+                    engine::types::Value::Input(at) => {
+                        projection.shown(at.input, at.row).map_err(|e| err(format!("rule `{}` {e}", rule.id)))
+                    }
                     v => Ok(v),
                 })
                 .collect::<Result<Vec<_>, _>>()?;

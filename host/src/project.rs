@@ -123,12 +123,13 @@ fn get_path<'c, 'a>(mut v: Val<'c, 'a>, segments: &[Segment]) -> Val<'c, 'a> {
     v
 }
 
-fn elements<'c, 'a>(v: Val<'c, 'a>, out: &mut Vec<Val<'c, 'a>>) {
+/// Adds the elements of `v`, a list of case `case`, to `out`.
+fn elements<'a>(v: Val<'_, 'a>, case: u32, out: &mut Vec<Row<'a>>) {
     match v {
-        Val::Json(d) => out.extend(d.items().map(Val::Json)),
-        Val::Refs(items) => out.extend(items.iter().copied().map(Val::Json)),
-        Val::Containers(case) => case.each_container(|c| out.push(Val::Container(case, c))),
-        Val::ContainerEvents(case, c) => out.extend(case.container_events(&c).map(Val::Json)),
+        Val::Json(d) => out.extend(d.items().map(Row::Json)),
+        Val::Refs(items) => out.extend(items.iter().copied().map(Row::Json)),
+        Val::Containers(c) => c.each_container(|c| out.push(Row::Container(case, c))),
+        Val::ContainerEvents(c, container) => out.extend(c.container_events(&container).map(Row::Json)),
         _ => {}
     }
 }
@@ -147,9 +148,18 @@ struct Strings<'s> {
 }
 
 impl<'s> Strings<'s> {
-    fn new(store: &'s Store, ids: &'s mut [u32], literals: &'s [String]) -> Self {
-        let mut s =
-            Strings { store, ids, used: Vec::new(), others: FxHashMap::default(), bytes: Vec::new(), offsets: vec![0] };
+    /// Starts in `bytes` and `offsets`, buffers of an earlier batch.
+    fn new(
+        store: &'s Store,
+        ids: &'s mut [u32],
+        literals: &'s [String],
+        mut bytes: Vec<u8>,
+        mut offsets: Vec<u32>,
+    ) -> Self {
+        bytes.clear();
+        offsets.clear();
+        offsets.push(0);
+        let mut s = Strings { store, ids, used: Vec::new(), others: FxHashMap::default(), bytes, offsets };
         for l in literals {
             s.text(l);
         }
@@ -335,10 +345,28 @@ impl<'p> Trie<'p> {
     }
 }
 
+/// A row of a collection: an object of the snapshot, or a container of the
+/// batch's case at that index.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Json(Doc<'a>),
+    Container(u32, Container<'a>),
+}
+
+impl<'a> Row<'a> {
+    fn val<'c>(self, cases: &'c [Case<'a>]) -> Val<'c, 'a> {
+        match self {
+            Row::Json(d) => Val::Json(d),
+            Row::Container(case, c) => cases.get(case as usize).map_or(Val::Missing, |case| Val::Container(case, c)),
+        }
+    }
+}
+
 /// Tag of an object or list: present, but equal to nothing.
 pub const OBJECT_TAG: u8 = 5;
 
-/// Projects one pack's inputs from one snapshot, batch after batch.
+/// Projects one pack's inputs from one snapshot, batch after batch, into
+/// buffers it keeps from one batch to the next.
 pub struct Projector<'p> {
     store: &'p Store,
     collections: Vec<(Option<usize>, Vec<Segment<'p>>)>,
@@ -351,14 +379,15 @@ pub struct Projector<'p> {
     literals: &'p [String],
     /// See [`Strings::ids`].
     string_ids: Vec<u32>,
+    batch: Batch,
+    /// Per collection, its rows in the batch.
+    rows: Vec<Vec<Row<'p>>>,
 }
 
 /// A batch, with the rows it was read from.
-pub struct Projection<'c, 'a> {
-    pub batch: Batch,
+pub struct Projection<'x, 'c, 'a> {
+    projector: &'x Projector<'a>,
     cases: &'c [Case<'a>],
-    /// Per collection, its rows in the batch.
-    rows: Vec<Vec<Val<'c, 'a>>>,
 }
 
 impl<'p> Projector<'p> {
@@ -368,7 +397,7 @@ impl<'p> Projector<'p> {
         inputs: &'p [Input],
         literals: &'p [String],
     ) -> Self {
-        let collections = collections.iter().map(|c| (c.parent, segments(store, &c.segments))).collect();
+        let collections: Vec<_> = collections.iter().map(|c| (c.parent, segments(store, &c.segments))).collect();
         let paths: Vec<Vec<Segment>> = inputs.iter().map(|i| segments(store, &i.segments)).collect();
         let mut tries: Vec<(Option<usize>, Trie)> = Vec::new();
         for (i, input) in inputs.iter().enumerate().filter(|(_, input)| !input.shown_only) {
@@ -381,68 +410,106 @@ impl<'p> Projector<'p> {
             };
             tries[at].1.insert(&paths[i], i);
         }
-        Projector { store, collections, inputs, paths, tries, literals, string_ids: vec![0; store.strings()] }
+        let batch = Batch {
+            cases: 0,
+            now: 0,
+            collections: vec![Vec::new(); collections.len()],
+            columns: inputs.iter().map(|_| Column { tags: Vec::new(), values: Vec::new() }).collect(),
+            strings: Vec::new(),
+            string_offsets: Vec::new(),
+        };
+        let rows = vec![Vec::new(); collections.len()];
+        Projector {
+            store,
+            collections,
+            inputs,
+            paths,
+            tries,
+            literals,
+            string_ids: vec![0; store.strings()],
+            batch,
+            rows,
+        }
     }
 
     /// Builds the batch for `cases`. Each case is read in one go (its rows
     /// of every collection, then its cells of every column), so its objects
     /// are still in the CPU's caches when the columns read them.
-    pub fn project<'c, 'a>(&mut self, cases: &'c [Case<'a>], now: i64) -> Projection<'c, 'a>
-    where
-        'p: 'a,
-    {
-        let mut strings = Strings::new(self.store, &mut self.string_ids, self.literals);
-        let n = self.collections.len();
-        let mut offsets: Vec<Vec<u32>> = vec![Vec::with_capacity(cases.len() + 1); n];
-        let mut rows: Vec<Vec<Val>> = vec![Vec::new(); n];
+    pub fn project<'x, 'c>(&'x mut self, cases: &'c [Case<'p>], now: i64) -> Projection<'x, 'c, 'p> {
+        let Projector { store, collections, inputs, tries, literals, string_ids, batch, rows, .. } = self;
+        let mut strings = Strings::new(
+            store,
+            string_ids,
+            literals,
+            std::mem::take(&mut batch.strings),
+            std::mem::take(&mut batch.string_offsets),
+        );
+        for (offsets, rows) in batch.collections.iter_mut().zip(rows.iter_mut()) {
+            offsets.clear();
+            rows.clear();
+        }
+        for column in &mut batch.columns {
+            column.tags.clear();
+            column.values.clear();
+        }
         // where the rows of the case being read start, per collection
-        let mut starts = vec![0; n];
-        let mut columns: Vec<Column> = self
-            .inputs
-            .iter()
-            .map(|i| {
-                let n = if i.shown_only { 0 } else { cases.len() };
-                Column { tags: Vec::with_capacity(n), values: Vec::with_capacity(n) }
-            })
-            .collect();
-        for case in cases {
-            let case_row = [Val::Case(case)];
-            for (c, (parent, path)) in self.collections.iter().enumerate() {
+        let mut starts = vec![0; collections.len()];
+        for (i, case) in cases.iter().enumerate() {
+            let case_val = Val::Case(case);
+            for (c, (parent, path)) in collections.iter().enumerate() {
                 starts[c] = rows[c].len();
                 let (before, after) = rows.split_at_mut(c);
                 let mine = &mut after[0];
-                for parent in parent.map_or(&case_row[..], |p| &before[p][starts[p]..]) {
-                    offsets[c].push(mine.len() as u32);
-                    elements(get_path(*parent, path), mine);
+                let mut add = |parent: Val<'_, 'p>| {
+                    batch.collections[c].push(mine.len() as u32);
+                    elements(get_path(parent, path), i as u32, mine);
+                };
+                match parent {
+                    None => add(case_val),
+                    Some(p) => before[*p][starts[*p]..].iter().for_each(|row| add(row.val(cases))),
                 }
             }
-            for (source, trie) in &self.tries {
-                for row in source.map_or(&case_row[..], |c| &rows[c][starts[c]..]) {
-                    trie.fill(*row, self.inputs, &mut columns, &mut strings);
+            for (source, trie) in tries.iter() {
+                match source {
+                    None => trie.fill(case_val, inputs, &mut batch.columns, &mut strings),
+                    Some(c) => {
+                        for row in &rows[*c][starts[*c]..] {
+                            trie.fill(row.val(cases), inputs, &mut batch.columns, &mut strings);
+                        }
+                    }
                 }
             }
         }
-        for (offs, rows) in offsets.iter_mut().zip(&rows) {
-            offs.push(rows.len() as u32);
+        for (offsets, rows) in batch.collections.iter_mut().zip(rows.iter()) {
+            offsets.push(rows.len() as u32);
         }
-        let (strings, string_offsets) = strings.finish();
-        let batch = Batch { cases: cases.len() as u32, now, collections: offsets, columns, strings, string_offsets };
-        Projection { batch, cases, rows }
+        (batch.strings, batch.string_offsets) = strings.finish();
+        batch.cases = cases.len() as u32;
+        batch.now = now;
+        Projection { projector: self, cases }
+    }
+}
+
+impl Projection<'_, '_, '_> {
+    pub fn batch(&self) -> &Batch {
+        &self.projector.batch
     }
 
-    /// The value of `input` at `row` of a projection, for a finding.
-    pub fn shown(&self, projection: &Projection, input: u32, row: u32) -> Result<Value, String> {
-        let (Some(path), Some(declared)) = (self.paths.get(input as usize), self.inputs.get(input as usize)) else {
-            return Err(format!("referred to input {input}; it declares {}", self.inputs.len()));
+    /// The value of `input` at `row`, for a finding.
+    pub fn shown(&self, input: u32, row: u32) -> Result<Value, String> {
+        let projector = self.projector;
+        let (Some(path), Some(declared)) = (projector.paths.get(input as usize), projector.inputs.get(input as usize))
+        else {
+            return Err(format!("referred to input {input}; it declares {}", projector.inputs.len()));
         };
         let at = match declared.collection {
-            None => projection.cases.get(row as usize).map(Val::Case),
-            Some(c) => projection.rows.get(c).and_then(|rows| rows.get(row as usize)).copied(),
+            None => self.cases.get(row as usize).map(Val::Case),
+            Some(c) => projector.rows.get(c).and_then(|rows| rows.get(row as usize)).map(|r| r.val(self.cases)),
         };
         let Some(at) = at else {
             return Err(format!("referred to row {row} of input {input}, which is not in the batch"));
         };
-        Ok(cell(get_path(at, path), &declared.derive).show(self.store))
+        Ok(cell(get_path(at, path), &declared.derive).show(projector.store))
     }
 }
 
@@ -606,9 +673,9 @@ mod tests {
         ];
         let mut projector = Projector::new(&snapshot.store, &collections, &inputs, &[]);
         let projection = projector.project(&cases, 0);
-        let columns: Vec<&[i64]> = projection.batch.columns.iter().map(|c| c.values.as_slice()).collect();
+        let columns: Vec<&[i64]> = projection.batch().columns.iter().map(|c| c.values.as_slice()).collect();
         assert_eq!(columns, [&[4, 0][..], &[], &[]]);
-        let shown = |input, row| projector.shown(&projection, input, row);
+        let shown = |input, row| projection.shown(input, row);
         assert!(matches!(shown(1, 1), Ok(Value::Text(s)) if s == "side"));
         assert!(matches!(shown(2, 0), Ok(Value::Text(s)) if s == "web"));
         assert_eq!(shown(1, 2).unwrap_err(), "referred to row 2 of input 1, which is not in the batch");
