@@ -473,9 +473,8 @@ impl Diagnoser {
                 .collect::<Result<Vec<_>, _>>()?;
             // an evidence line whose every placeholder is null shows nothing: leave it out
             let all_null = |t: &&engine::types::Text| {
-                let refs = report::placeholders(&t.en);
-                !refs.is_empty()
-                    && refs.iter().all(|i| matches!(values.get(*i), None | Some(engine::types::Value::Null)))
+                let mut refs = report::placeholders(&t.en).peekable();
+                refs.peek().is_some() && refs.all(|i| matches!(values.get(i), None | Some(engine::types::Value::Null)))
             };
             let evidence: Vec<&engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).collect();
             let args: Vec<String> = values.into_iter().map(|v| render_value(v, batch)).collect();

@@ -67,6 +67,8 @@ enum Name {
     ControlPlane,
     NodeLogs,
     Kind,
+    /// A key only a container's status has.
+    StatusOnly,
     Other,
 }
 
@@ -88,6 +90,7 @@ fn segments<'p>(store: &Store, path: &'p [String]) -> Vec<Segment<'p>> {
         "controlPlane" => Name::ControlPlane,
         "nodeLogs" => Name::NodeLogs,
         "kind" => Name::Kind,
+        "state" | "lastState" | "ready" | "started" | "restartCount" | "containerID" | "imageID" => Name::StatusOnly,
         _ => Name::Other,
     };
     path.iter().map(|s| Segment { text: s, name: name(s), sym: store.sym(s) }).collect()
@@ -110,6 +113,7 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
         Val::Container(case, c) => match seg.name {
             Name::Kind => Val::Text(c.kind.name()),
             Name::Events => Val::ContainerEvents(case, c),
+            Name::StatusOnly => c.status.and_then(key).map_or(Val::Missing, Val::Json),
             _ => c.spec.and_then(key).or_else(|| c.status.and_then(key)).map_or(Val::Missing, Val::Json),
         },
         _ => Val::Missing,
@@ -455,6 +459,10 @@ impl<'p> Projector<'p> {
         // where the rows of the case being read start, per collection
         let mut starts = vec![0; collections.len()];
         for (i, case) in cases.iter().enumerate() {
+            // the next pod's words load from memory while this one is read
+            if let Some(next) = cases.get(i + 1) {
+                case.pod.prefetch_to(next.pod);
+            }
             let case_val = Val::Case(case);
             for (c, (parent, path)) in collections.iter().enumerate() {
                 starts[c] = rows[c].len();
