@@ -157,9 +157,10 @@ impl<'a> Case<'a> {
         // a container's name, as a string id
         let name_of = |d: Doc<'a>| key(d, keys.own_name[0]).and_then(Doc::sym);
         let container = |name, spec, status, kind| Container { name: store.string(name), spec, status, kind };
+        // the items of a list that may be missing
+        let items = |list: Option<Doc<'a>>| list.unwrap_or(store.get(Node::NULL)).items();
         for (k, kind) in ContainerKind::ALL.into_iter().enumerate() {
-            let specs = spec_lists[k].into_iter().flat_map(Doc::items);
-            let statuses = status_lists[k].into_iter().flat_map(Doc::items);
+            let (specs, statuses) = (items(spec_lists[k]), items(status_lists[k]));
             let mut matched = 0;
             for (i, spec) in specs.clone().enumerate() {
                 let Some(name) = name_of(spec) else { continue };
@@ -170,7 +171,7 @@ impl<'a> Case<'a> {
                 f(container(name, Some(spec), status, kind));
             }
             // statuses without a spec (a pod dump without spec) still count
-            if matched < status_lists[k].map_or(0, |l| l.items().len()) {
+            if matched < statuses.len() {
                 for status in statuses {
                     let Some(name) = name_of(status) else { continue };
                     if !specs.clone().any(|s| name_of(s) == Some(name)) {

@@ -296,11 +296,14 @@ impl Cell {
 struct Trie<'p> {
     /// Inputs whose path ends here.
     inputs: Vec<usize>,
+    /// Inputs whose path ends here or below.
+    all: Vec<usize>,
     children: Vec<(Segment<'p>, Trie<'p>)>,
 }
 
 impl<'p> Trie<'p> {
     fn insert(&mut self, path: &[Segment<'p>], input: usize) {
+        self.all.push(input);
         let Some((first, rest)) = path.split_first() else {
             self.inputs.push(input);
             return;
@@ -334,17 +337,20 @@ impl<'p> Trie<'p> {
 
     /// [`Trie::fill`] below an object of the snapshot, or below nothing.
     fn fill_json(&self, doc: Option<Doc<'_>>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
+        let Some(doc) = doc else {
+            for i in &self.all {
+                columns[*i].tags.push(tag::NULL as u8);
+                columns[*i].values.push(0);
+            }
+            return;
+        };
         for i in &self.inputs {
-            let (t, v) = match doc {
-                Some(d) => cell(Val::Json(d), &inputs[*i].derive).encode(strings),
-                None => (tag::NULL as u8, 0),
-            };
+            let (t, v) = cell(Val::Json(doc), &inputs[*i].derive).encode(strings);
             columns[*i].tags.push(t);
             columns[*i].values.push(v);
         }
         for (segment, below) in &self.children {
-            let value = doc.and_then(|d| d.get_sym(segment.sym?));
-            below.fill_json(value, inputs, columns, strings);
+            below.fill_json(segment.sym.and_then(|k| doc.get_sym(k)), inputs, columns, strings);
         }
     }
 }
