@@ -160,6 +160,9 @@ impl<'a> Case<'a> {
         // the items of a list that may be missing
         let items = |list: Option<Doc<'a>>| list.unwrap_or(store.get(Node::NULL)).items();
         for (k, kind) in ContainerKind::ALL.into_iter().enumerate() {
+            if spec_lists[k].is_none() && status_lists[k].is_none() {
+                continue;
+            }
             let (specs, statuses) = (items(spec_lists[k]), items(status_lists[k]));
             let mut matched = 0;
             for (i, spec) in specs.clone().enumerate() {

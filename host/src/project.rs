@@ -454,13 +454,17 @@ impl<'p> Projector<'p> {
             std::mem::take(&mut batch.strings),
             std::mem::take(&mut batch.string_offsets),
         );
+        // a first batch starts its buffers at one row per case, not at nothing
         for (offsets, rows) in batch.collections.iter_mut().zip(rows.iter_mut()) {
             offsets.clear();
             rows.clear();
+            rows.reserve(cases.len());
         }
         for column in &mut batch.columns {
             column.tags.clear();
             column.values.clear();
+            column.tags.reserve(cases.len());
+            column.values.reserve(cases.len());
         }
         // where the rows of the case being read start, per collection
         let mut starts = vec![0; collections.len()];
