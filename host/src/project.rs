@@ -291,6 +291,12 @@ impl Cell {
     }
 }
 
+/// Appends a cell, as [`Cell::encode`] gives it, to a column.
+fn push_cell(column: &mut Column, (tag, value): (u8, i64)) {
+    column.tags.push(tag);
+    column.values.push(value);
+}
+
 /// The paths of the inputs over one kind of row, sharing their prefixes.
 #[derive(Default)]
 struct Trie<'p> {
@@ -326,9 +332,7 @@ impl<'p> Trie<'p> {
             _ => {}
         }
         for i in &self.inputs {
-            let (t, v) = cell(row, &inputs[*i].derive).encode(strings);
-            columns[*i].tags.push(t);
-            columns[*i].values.push(v);
+            push_cell(&mut columns[*i], cell(row, &inputs[*i].derive).encode(strings));
         }
         for (segment, below) in &self.children {
             below.fill(get(row, segment), inputs, columns, strings);
@@ -339,15 +343,12 @@ impl<'p> Trie<'p> {
     fn fill_json(&self, doc: Option<Doc<'_>>, inputs: &[Input], columns: &mut [Column], strings: &mut Strings<'_>) {
         let Some(doc) = doc else {
             for i in &self.all {
-                columns[*i].tags.push(tag::NULL as u8);
-                columns[*i].values.push(0);
+                push_cell(&mut columns[*i], (tag::NULL as u8, 0));
             }
             return;
         };
         for i in &self.inputs {
-            let (t, v) = cell(Val::Json(doc), &inputs[*i].derive).encode(strings);
-            columns[*i].tags.push(t);
-            columns[*i].values.push(v);
+            push_cell(&mut columns[*i], cell(Val::Json(doc), &inputs[*i].derive).encode(strings));
         }
         for (segment, below) in &self.children {
             below.fill_json(segment.sym.and_then(|k| doc.get_sym(k)), inputs, columns, strings);
@@ -460,11 +461,14 @@ impl<'p> Projector<'p> {
             rows.clear();
             rows.reserve(cases.len());
         }
-        for column in &mut batch.columns {
+        for (column, input) in batch.columns.iter_mut().zip(inputs.iter()) {
             column.tags.clear();
             column.values.clear();
-            column.tags.reserve(cases.len());
-            column.values.reserve(cases.len());
+            // a shown-only input's column stays empty
+            if !input.shown_only {
+                column.tags.reserve(cases.len());
+                column.values.reserve(cases.len());
+            }
         }
         // where the rows of the case being read start, per collection
         let mut starts = vec![0; collections.len()];
