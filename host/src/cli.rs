@@ -98,6 +98,14 @@ enum Command {
     ///
     /// Example: k8srule pack build my-pack/ -o my-pack-1.0.0.wasm
     Pack(crate::cli_pack::PackArgs),
+    /// Serve `diagnose`, `explain` and `rules` to AI agents: a Model Context Protocol server on stdin/stdout.
+    ///
+    /// Example: k8srule mcp --rules team-pack.wasm
+    Mcp {
+        /// Added to every call the agent makes.
+        #[command(flatten)]
+        packs: PackArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -357,7 +365,7 @@ where
     if invoked_as.as_deref() == Some("kubectl-diagnose") {
         args.insert(1, "diagnose".into());
     }
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let shown = e.render().ansi().to_string();
@@ -371,7 +379,7 @@ where
         }
     };
     let mut io = Io { out, err };
-    match command(cli, &mut io) {
+    match command(cli, &args, &mut io) {
         Ok(code) => code,
         Err(e) => {
             let _ = writeln!(io.err, "{}", e.to_string().trim_end());
@@ -401,7 +409,7 @@ fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
     b.build()
 }
 
-fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
+fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Error> {
     match cli.command {
         Command::Diagnose(args) => diagnose(args, io),
         Command::Watch(args) => watch(args, io),
@@ -442,6 +450,13 @@ fn command(cli: Cli, io: &mut Io) -> Result<u8, Error> {
         }
         Command::Test { paths } => test(&paths, io),
         Command::Pack(args) => crate::cli_pack::run(args, io.out, io.err),
+        Command::Mcp { packs } => {
+            diagnoser(&packs, Lang::En)?; // the packs load before the first call
+            // every call runs the command line again, with these same options
+            let options = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
+            crate::mcp::serve(options).map_err(|message| LoadError::Invalid { path: "mcp".into(), message })?;
+            Ok(0)
+        }
         Command::Rules { output, packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             let rules: Vec<serde_json::Value> = d

@@ -40,6 +40,7 @@ pub mod engine;
 pub mod fields;
 pub mod fixture;
 pub mod live;
+mod mcp;
 pub mod oci;
 pub mod packs;
 pub mod project;
