@@ -45,6 +45,7 @@ pub mod packs;
 pub mod project;
 pub mod render;
 pub mod report;
+pub mod sanitize;
 pub mod snapshot;
 pub mod watch;
 
