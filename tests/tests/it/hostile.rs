@@ -277,3 +277,34 @@ fn numeric_flags_out_of_range_are_usage_errors() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("\"findings\""), "{out}");
 }
+
+#[test]
+fn a_packs_texts_are_shown_escaped_by_inspect_rules_and_explain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("evil");
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = format!(
+        "name: evil\nversion: 1.0.0\ndescription: \"clears \\e[2J the screen\"\nauthors: [\"\\u202eAda\"]\nk8srule: \">=0.1.0\"\nwit: {}\n",
+        k8srule_host::packs::wit_version()
+    );
+    std::fs::write(dir.join("pack.yaml"), manifest).unwrap();
+    let rule = format!(
+        "rule evil.title {{\n  cause \"evil\"\n  severity info\n  when pod.status.phase == \"Running\"\n  title \"shown {BIDI} reversed\"\n}}\n"
+    );
+    std::fs::write(dir.join("evil.k8srule"), rule).unwrap();
+    let wasm = tmp.path().join("evil.wasm").display().to_string();
+    let (code, _, err) = k8srule(&["pack", "build", &dir.display().to_string(), "-o", &wasm]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = k8srule(&["pack", "inspect", &wasm]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(raw_controls(&out), Vec::<char>::new(), "{out}");
+    for shown in [r"clears \x1b[2J the screen", r"\u202eAda", r"shown \u202egnp.exe reversed"] {
+        assert!(out.contains(shown), "{shown} in\n{out}");
+    }
+    for args in [&["rules", "--no-builtin", "--rules", &wasm][..], &["explain", "evil.title", "--rules", &wasm]] {
+        let (code, out, err) = k8srule(args);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(raw_controls(&out), Vec::<char>::new(), "{out}");
+        assert!(out.contains(r"shown \u202egnp.exe reversed"), "{out}");
+    }
+}
