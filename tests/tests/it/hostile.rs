@@ -139,7 +139,9 @@ fn hostile_texts_reach_no_terminal_raw_in_any_format_and_json_keeps_them() {
 fn watch_lines_show_hostile_texts_escaped_and_json_lines_keep_them() {
     let data = tempfile::tempdir().unwrap();
     let objects = hostile_objects();
-    write_list(data.path(), "pods.json", objects[..2].to_vec());
+    let malformed = json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "bad", "namespace": "shop", "uid": "u-bad"},
+        "spec": {"containers": [{"name": "app", "image": "x"}]}, "status": {"containerStatuses": "app"}});
+    write_list(data.path(), "pods.json", [&objects[..2], &[malformed]].concat());
     write_list(data.path(), "events.json", objects[2..].to_vec());
     let rules = data.path().join("team.k8srule");
     std::fs::write(&rules, SHOW_RULES).unwrap();
@@ -154,6 +156,9 @@ fn watch_lines_show_hostile_texts_escaped_and_json_lines_keep_them() {
     };
     let (out, err) = watch("table");
     assert_eq!(raw_controls(&err), Vec::<char>::new(), "{err}");
+    // a malformed pod is a note, once
+    let note = "note: shop/bad: status.containerStatuses is a string, not a list; ignored\n";
+    assert_eq!(err.matches(note).count(), 1, "{err}");
     // a line per finding: the titles name the hostile label and the scheduler's message
     assert!(out.contains(r"belongs to team pay\u009b31m"), "{out}");
     assert!(
