@@ -304,7 +304,7 @@ impl<'a> Index<'a> {
             events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
         }
         if events.len() > 1 {
-            events.sort_by(|a, b| event_time(*a).cmp(event_time(*b)));
+            events.sort_by_cached_key(|e| event_time(*e));
         }
         events
     }
@@ -327,6 +327,38 @@ impl<'a> Index<'a> {
     }
 }
 
-fn event_time(e: Doc<'_>) -> &str {
-    e.str_at(&["lastTimestamp"]).or_else(|| e.str_at(&["eventTime"])).unwrap_or("")
+/// When an event last happened, compared as a time (RFC 3339 with any
+/// fraction and offset); none, first, for an event without a valid one.
+fn event_time(e: Doc<'_>) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    ["lastTimestamp", "eventTime"]
+        .into_iter()
+        .find_map(|key| chrono::DateTime::parse_from_rfc3339(e.str_at(&[key])?).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_ordered_by_time_not_by_text() {
+        let mut s = Snapshot::new(0);
+        s.add_text("p.yaml", "kind: Pod\nmetadata: {name: web, namespace: shop, uid: u1}\n").unwrap();
+        // as text, "12:00:00.5Z" < "12:00:00Z" and "13:30:00+02:00" > "12:00:00Z"
+        let times = [
+            ("half", "lastTimestamp: '2024-05-01T12:00:00.5Z'"),
+            ("noon", "lastTimestamp: '2024-05-01T12:00:00Z'"),
+            ("offset", "lastTimestamp: '2024-05-01T13:30:00+02:00'"),
+            ("micro", "eventTime: '2024-05-01T12:00:00.250000+00:00'"),
+            ("none", "reason: BackOff"),
+            ("invalid", "lastTimestamp: yesterday"),
+        ];
+        for (name, time) in times {
+            let event = format!("kind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{uid: u1}}\n{time}\n");
+            s.add_text("e.yaml", &event).unwrap();
+        }
+        let index = Index::new(&s);
+        let cases = index.cases(&s.pods);
+        let names: Vec<&str> = cases[0].events().iter().filter_map(|e| e.str_at(&["metadata", "name"])).collect();
+        assert_eq!(names, ["none", "invalid", "offset", "noon", "micro", "half"]);
+    }
 }

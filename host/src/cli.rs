@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::sanitize::text as shown;
 use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Severity, Snapshot, fixture};
 
 /// Tells why a Kubernetes pod is unhealthy: the root cause, its evidence, and the fix.
@@ -127,15 +128,15 @@ struct PackArgs {
     /// Compile every pack, without the cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
-    /// Memory of one pack instance, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
-    pack_memory: usize,
-    /// Time one pack may run on a batch of pods, in seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+    /// Memory of one pack instance, in MiB (1 to 4096).
+    #[arg(long, value_name = "MIB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pack_memory: u64,
+    /// Time one pack may run on a batch of pods, in seconds (more than 0, at most 3600).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = pack_timeout)]
     pack_timeout: f64,
-    /// Findings one pack may return for a batch of pods.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_findings: usize,
+    /// Findings one pack may return for a batch of pods (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_findings: u64,
     /// A rule not to run: its id, or a prefix ending in `*` (`states.*`); repeatable, adds to the configuration's.
     #[arg(long, value_name = "RULE")]
     disable: Vec<String>,
@@ -145,6 +146,11 @@ struct PackArgs {
     /// A namespace whose pods are not diagnosed; repeatable, adds to the configuration's.
     #[arg(long, value_name = "NAMESPACE")]
     skip_namespace: Vec<String>,
+}
+
+fn pack_timeout(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if seconds > 0.0 && seconds <= 3600.0 { Ok(seconds) } else { Err(format!("{text} is not in (0, 3600] seconds")) }
 }
 
 fn rule_severity(text: &str) -> Result<(String, Severity), String> {
@@ -165,20 +171,14 @@ impl PackArgs {
             .or_else(|| env("HOME").map(|d| d.join(".cache/k8srule")))
     }
 
-    fn limits(&self) -> Result<Limits, Error> {
-        let timeout = std::time::Duration::try_from_secs_f64(self.pack_timeout)
-            .ok()
-            .filter(|t| !t.is_zero())
-            .ok_or_else(|| LoadError::Invalid {
-                path: "--pack-timeout".into(),
-                message: "expected a positive number of seconds".into(),
-            })?;
-        Ok(Limits {
-            memory_bytes: self.pack_memory << 20,
-            timeout,
-            max_findings: self.max_findings,
+    /// The flags' parsers bound each value, so none overflows here.
+    fn limits(&self) -> Limits {
+        Limits {
+            memory_bytes: (self.pack_memory << 20) as usize,
+            timeout: std::time::Duration::from_secs_f64(self.pack_timeout),
+            max_findings: self.max_findings as usize,
             ..Limits::default()
-        })
+        }
     }
 }
 
@@ -310,8 +310,8 @@ struct WatchArgs {
     /// Write a Kubernetes Event on the pod for each new finding (needs `create` on events).
     #[arg(long)]
     emit_events: bool,
-    /// Diagnose every pod again this often, for findings that depend on age.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    /// Diagnose every pod again this often, for findings that depend on age (at least 1).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     resync: u64,
     /// Stop after this long [default: run until interrupted].
     #[arg(long, value_name = "SECONDS")]
@@ -382,7 +382,7 @@ where
     match command(cli, &args, &mut io) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(io.err, "{}", e.to_string().trim_end());
+            let _ = writeln!(io.err, "{}", shown(e.to_string().trim_end()));
             EXIT_USAGE
         }
     }
@@ -395,7 +395,7 @@ struct Io<'w> {
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
     let config = crate::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
-    let mut b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits()?);
+    let mut b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits());
     b = config.apply(b, &packs.rules, packs.no_builtin);
     for pattern in &packs.disable {
         b = b.disable_rule(pattern);
@@ -478,14 +478,14 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             } else {
                 let _ = writeln!(io.out, "{:<40} {:<32} {:<9} TITLE", "RULE", "CAUSE", "SEVERITY");
                 for r in &rules {
-                    let _ = writeln!(
-                        io.out,
+                    let line = format!(
                         "{:<40} {:<32} {:<9} {}",
                         r["id"].as_str().unwrap_or(""),
                         r["cause"].as_str().unwrap_or(""),
                         r["severity"].as_str().unwrap_or(""),
                         r["title"].as_str().unwrap_or("")
                     );
+                    let _ = writeln!(io.out, "{}", shown(&line));
                 }
             }
             Ok(0)
@@ -500,7 +500,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
                 }
                 .into());
             };
-            let _ = write!(io.out, "{}", crate::report::explain(r, lang.into()));
+            let _ = write!(io.out, "{}", shown(&crate::report::explain(r, lang.into())));
             Ok(0)
         }
     }
@@ -660,7 +660,7 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         snapshot.owners.len()
     );
     for n in &snapshot.notes {
-        let _ = writeln!(io.err, "note: {n}");
+        let _ = writeln!(io.err, "note: {}", shown(n));
     }
     let _ = writeln!(
         io.out,
@@ -676,7 +676,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     let diagnoser = diagnoser(&args.packs, args.lang.into())?;
     let options = crate::watch::Options {
         emit_events: args.emit_events,
-        resync: std::time::Duration::from_secs(args.resync.max(1)),
+        resync: std::time::Duration::from_secs(args.resync),
         duration: args.duration.map(std::time::Duration::from_secs),
         ..crate::watch::Options::default()
     };
@@ -705,23 +705,23 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
                 "{time}  {what:<8}  {:<8} {}{container}: {} ({}{symptom}){extra}",
                 f.severity.as_str().to_uppercase(),
                 f.pod,
-                f.title,
+                f.title.trim_end().replace('\n', " "),
                 f.rule
             )
         };
         match &change {
             Change::Synced { pods, scope } => {
-                let _ = writeln!(io.err, "watching {pods} pods in {scope}");
+                let _ = writeln!(io.err, "watching {pods} pods in {}", shown(scope));
             }
             Change::New(f) => {
-                let _ = writeln!(io.out, "{}", line("NEW", f, ""));
+                let _ = writeln!(io.out, "{}", shown(&line("NEW", f, "")));
             }
             Change::Resolved { finding, pod_deleted } => {
                 let extra = if *pod_deleted { " (pod deleted)" } else { "" };
-                let _ = writeln!(io.out, "{}", line("RESOLVED", finding, extra));
+                let _ = writeln!(io.out, "{}", shown(&line("RESOLVED", finding, extra)));
             }
             Change::Note(m) => {
-                let _ = writeln!(io.err, "note: {m}");
+                let _ = writeln!(io.err, "note: {}", shown(m));
             }
         }
         let _ = io.out.flush();

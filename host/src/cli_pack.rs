@@ -1,6 +1,7 @@
 //! `k8srule pack`: build, inspect and test shareable packs, and push them to
 //! and pull them from OCI registries.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -182,34 +183,36 @@ fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
         let _ = writeln!(out, "{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
         return Ok(0);
     }
-    let _ = writeln!(out, "file:        {} ({} bytes)", file.display(), bytes.len());
-    let _ = writeln!(out, "digest:      {digest}");
+    // the manifest and the rules' texts are the pack author's: shown escaped
+    let mut text = String::new();
+    let _ = writeln!(text, "file:        {} ({} bytes)", file.display(), bytes.len());
+    let _ = writeln!(text, "digest:      {digest}");
     match &manifest {
         Some(m) => {
-            let _ = writeln!(out, "pack:        {} {}", m.name, m.version);
+            let _ = writeln!(text, "pack:        {} {}", m.name, m.version);
             if !m.description.is_empty() {
-                let _ = writeln!(out, "description: {}", m.description);
+                let _ = writeln!(text, "description: {}", m.description);
             }
             if !m.authors.is_empty() {
-                let _ = writeln!(out, "authors:     {}", m.authors.join(", "));
+                let _ = writeln!(text, "authors:     {}", m.authors.join(", "));
             }
-            let _ = writeln!(out, "requires:    k8srule {}, WIT k8srule:plugin@{}", m.k8srule, m.wit);
+            let _ = writeln!(text, "requires:    k8srule {}, WIT k8srule:plugin@{}", m.k8srule, m.wit);
         }
         None => {
-            let _ = writeln!(out, "pack:        no manifest (a bare component, not built by `k8srule pack build`)");
+            let _ = writeln!(text, "pack:        no manifest (a bare component, not built by `k8srule pack build`)");
         }
     }
     if let Some(Err(why)) = &compatible {
-        let _ = writeln!(out, "compatible:  no: {why}");
+        let _ = writeln!(text, "compatible:  no: {why}");
     }
     if !sources.is_empty() {
         let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
-        let _ = writeln!(out, "sources:     {}", names.join(", "));
+        let _ = writeln!(text, "sources:     {}", names.join(", "));
     }
-    let _ = writeln!(out, "rules:       {}", rules.len());
+    let _ = writeln!(text, "rules:       {}", rules.len());
     for r in &rules {
         let _ = writeln!(
-            out,
+            text,
             "  {:<36} {:<28} {:<9} {}",
             r["id"].as_str().unwrap_or(""),
             r["cause"].as_str().unwrap_or(""),
@@ -217,5 +220,6 @@ fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
             r["title"].as_str().unwrap_or("")
         );
     }
+    let _ = write!(out, "{}", crate::sanitize::text(&text));
     Ok(0)
 }

@@ -46,6 +46,7 @@ pub mod packs;
 pub mod project;
 pub mod render;
 pub mod report;
+pub mod sanitize;
 pub mod snapshot;
 pub mod watch;
 

@@ -1,11 +1,15 @@
 //! Report formats: the terminal table (plain or in ANSI colors) and its wide
 //! variant, YAML, Markdown for tickets, JUnit XML for CI gates and a
-//! self-contained HTML page. All are pure functions of the report.
+//! self-contained HTML page. All are pure functions of the report. Every
+//! format for people (all but YAML) renders the report's texts through
+//! [`sanitize::report`], so no control character from a cluster or a pack
+//! reaches a terminal or a viewer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use crate::report::{Finding, Report, Severity};
+use crate::sanitize;
 
 /// Findings grouped by pod, root causes first with their symptoms indented
 /// under them; severities in ANSI colors when `color`.
@@ -25,6 +29,7 @@ pub fn yaml(report: &Report) -> String {
 
 /// Markdown to paste into tickets and pull requests.
 pub fn markdown(report: &Report) -> String {
+    let report = &sanitize::report(report);
     let mut out = format!("**{}**\n", md(&report.summary_line()));
     for pod in by_pod(report) {
         let _ = writeln!(out, "\n### Pod {}\n", code(pod.name));
@@ -59,6 +64,7 @@ pub fn markdown(report: &Report) -> String {
 /// JUnit XML: one failing test case per root cause, its symptoms folded into
 /// the failure text, and one erroring test case per pack that failed.
 pub fn junit(report: &Report) -> String {
+    let report = &sanitize::report(report);
     let pods = by_pod(report);
     let failures = pods.iter().map(|p| p.groups.len()).sum::<usize>();
     let errors = report.errors.len();
@@ -137,6 +143,7 @@ h3,h4{margin:.5rem 0}
 /// A self-contained HTML page (inline CSS, no scripts): counts per namespace
 /// and per cause, then a card per pod.
 pub fn html(report: &Report) -> String {
+    let report = &sanitize::report(report);
     let mut out = format!(
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>k8srule report</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<h1>k8srule report</h1>\n<p class=\"summary\">{}</p>\n",
         esc(&report.summary_line())
@@ -215,6 +222,7 @@ pub fn html(report: &Report) -> String {
 }
 
 fn text(report: &Report, color: bool, wide: bool) -> String {
+    let report = &sanitize::report(report);
     let mut out = String::new();
     let mut current = "";
     for f in &report.findings {

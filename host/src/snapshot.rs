@@ -1,13 +1,14 @@
 //! Snapshots: Kubernetes objects read from files, indexed once.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::doc::{Doc, Node, Store, View};
-use crate::fields::Fields;
+use crate::fields::{CONTAINER_LISTS, Fields};
 
 /// A problem with the input the user gave; the CLI exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -143,12 +144,11 @@ impl Snapshot {
     }
 
     fn push(&mut self, part: Part, node: Node, kind: &str) {
+        let node = if part == Part::Event { self.normalize_event(node) } else { node };
+        self.note_wrong_types(part, node, kind);
         match part {
             Part::Pod => self.pods.push(node),
-            Part::Event => {
-                let node = self.normalize_event(node);
-                self.events.push(node)
-            }
+            Part::Event => self.events.push(node),
             Part::Node => self.nodes.push(node),
             Part::ControlPlane => self.control_plane.push(node),
             Part::Owner => match self.get(node).str_at(&["metadata", "uid"]) {
@@ -385,6 +385,147 @@ impl Snapshot {
             }
         }
         self.store.add_value(&e, &self.fields)
+    }
+}
+
+/// A JSON type the host expects of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Json {
+    Str,
+    List,
+    Object,
+}
+
+impl Json {
+    fn name(self) -> &'static str {
+        ["a string", "a list", "an object"][self as usize]
+    }
+}
+
+/// Fields the host reads (see [`crate::case`]), besides the container lists
+/// of pods, with the type it reads them as; `*` is each item of a list.
+const POD_FIELDS: &[(&[&str], Json)] = &[
+    (&["metadata", "name"], Json::Str),
+    (&["metadata", "namespace"], Json::Str),
+    (&["metadata", "uid"], Json::Str),
+    (&["metadata", "labels"], Json::Object),
+    (&["metadata", "ownerReferences"], Json::List),
+    (&["metadata", "ownerReferences", "*"], Json::Object),
+    (&["metadata", "ownerReferences", "*", "uid"], Json::Str),
+    (&["spec"], Json::Object),
+    (&["spec", "nodeName"], Json::Str),
+    (&["status"], Json::Object),
+];
+const EVENT_FIELDS: &[(&[&str], Json)] = &[
+    (&["metadata", "namespace"], Json::Str),
+    (&["involvedObject"], Json::Object),
+    (&["involvedObject", "kind"], Json::Str),
+    (&["involvedObject", "uid"], Json::Str),
+    (&["involvedObject", "name"], Json::Str),
+    (&["involvedObject", "namespace"], Json::Str),
+    (&["involvedObject", "fieldPath"], Json::Str),
+    (&["lastTimestamp"], Json::Str),
+    (&["eventTime"], Json::Str),
+];
+const NODE_FIELDS: &[(&[&str], Json)] = &[(&["metadata", "name"], Json::Str)];
+const OWNER_FIELDS: &[(&[&str], Json)] = &[
+    (&["metadata", "ownerReferences"], Json::List),
+    (&["metadata", "ownerReferences", "*"], Json::Object),
+    (&["metadata", "ownerReferences", "*", "uid"], Json::Str),
+];
+
+/// Problems listed in the note about one object; the rest are counted.
+const LISTED_PROBLEMS: usize = 5;
+
+impl Snapshot {
+    /// Notes the fields the host reads of an object that are neither
+    /// missing, null nor of the JSON type it expects: it reads them as
+    /// missing, and the report says so (`shop/web: status.containerStatuses
+    /// is a string, not a list; ignored`).
+    fn note_wrong_types(&mut self, part: Part, node: Node, kind: &str) {
+        let doc = self.get(node);
+        let mut problems = Vec::new();
+        let mut check = |path: &[&str], want: Json| wrong_types(doc, path, path, &mut Vec::new(), want, &mut problems);
+        let fields = match part {
+            Part::Pod | Part::ControlPlane => POD_FIELDS,
+            Part::Event => EVENT_FIELDS,
+            Part::Node => NODE_FIELDS,
+            Part::Owner => OWNER_FIELDS,
+        };
+        for (path, want) in fields {
+            check(path, *want);
+        }
+        if matches!(part, Part::Pod | Part::ControlPlane) {
+            for [place, list] in CONTAINER_LISTS {
+                check(&[place, list], Json::List);
+                check(&[place, list, "*"], Json::Object);
+                check(&[place, list, "*", "name"], Json::Str);
+            }
+        }
+        if problems.is_empty() {
+            return;
+        }
+        let name = doc.str_at(&["metadata", "name"]).unwrap_or("<no name>");
+        let namespace = doc.str_at(&["metadata", "namespace"]);
+        let kind = match part {
+            Part::Event => "Event",
+            Part::Node => "Node",
+            _ if kind.is_empty() => "object",
+            _ => kind,
+        };
+        let object = match (part, namespace) {
+            (Part::Pod | Part::ControlPlane, ns) => format!("{}/{name}", ns.unwrap_or("default")),
+            (_, Some(ns)) => format!("{kind} {ns}/{name}"),
+            (_, None) => format!("{kind} {name}"),
+        };
+        let more = problems.len().saturating_sub(LISTED_PROBLEMS);
+        problems.truncate(LISTED_PROBLEMS);
+        if more > 0 {
+            problems.push(format!("{more} more"));
+        }
+        self.notes.push(format!("{object}: {}; ignored", problems.join("; ")));
+    }
+}
+
+/// Adds `spec.containers[1].name is a number, not a string` to `out` for
+/// each value at `path` (`*`: each item of a list) that is neither null nor
+/// `want`; `full` is the whole path, `items` the indexes of the `*`s so far.
+fn wrong_types(d: Doc, path: &[&str], full: &[&str], items: &mut Vec<usize>, want: Json, out: &mut Vec<String>) {
+    match path.split_first() {
+        None => {
+            let found = d.view();
+            let fits = match found {
+                View::Null => true,
+                View::Str(_) => want == Json::Str,
+                View::List(_) => want == Json::List,
+                View::Object(_) => want == Json::Object,
+                _ => false,
+            };
+            if !fits {
+                let mut at = String::new();
+                let mut index = items.iter();
+                for key in full {
+                    let _ = match *key {
+                        "*" => write!(at, "[{}]", index.next().copied().unwrap_or_default()),
+                        key if at.is_empty() => write!(at, "{key}"),
+                        key => write!(at, ".{key}"),
+                    };
+                }
+                out.push(format!("{at} is {}, not {}", json_kind(&found), want.name()));
+            }
+        }
+        Some((&"*", rest)) => {
+            for (i, item) in d.items().enumerate() {
+                items.push(i);
+                wrong_types(item, rest, full, items, want, out);
+                items.pop();
+            }
+        }
+        Some((key, rest)) => {
+            if let Some(value) = d.get(key) {
+                wrong_types(value, rest, full, items, want, out);
+            }
+        }
     }
 }
 

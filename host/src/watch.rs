@@ -127,6 +127,8 @@ struct Watch<'a> {
     events_api: Api<Event>,
     /// New findings an Event was written for, until they resolve.
     emitted: HashSet<(String, String, Option<String>)>,
+    /// Notes on malformed objects already reported, each reported once.
+    noted: HashSet<String>,
 }
 
 /// Watches the cluster until `options` says stop, calling `sink` with each
@@ -202,6 +204,7 @@ pub async fn watch(
         synced: false,
         events_api,
         emitted: HashSet::new(),
+        noted: HashSet::new(),
     };
     let mut all = futures::stream::select_all(streams);
     let mut tick = tokio::time::interval(options.debounce.max(Duration::from_millis(10)));
@@ -478,6 +481,11 @@ impl Watch<'_> {
         }
         for p in &pods {
             snapshot.add_part(Part::Pod, p);
+        }
+        for n in &snapshot.notes {
+            if self.noted.insert(n.clone()) {
+                sink(Change::Note(n.clone()));
+            }
         }
         let report = self.diagnoser.diagnose(&snapshot);
         for e in &report.errors {
