@@ -28,7 +28,8 @@ use types::PluginInfo;
 /// Limits every pack runs under.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Linear memory of one pack instance, in bytes.
+    /// Linear memory of one pack instance, in bytes; also the bytes of
+    /// the texts that the findings of one call render to.
     pub memory_bytes: usize,
     /// Wall time of one `evaluate` call.
     pub timeout: Duration,
@@ -75,6 +76,10 @@ pub const MAX_INPUTS: usize = 4096;
 pub const MAX_REGEXES: usize = 256;
 pub const MAX_LITERALS: usize = 65536;
 pub const MAX_LITERAL_BYTES: usize = 1 << 20;
+/// What one rule may declare: the host renders its texts (and copies its id
+/// and `explains`) for every finding, each placeholder with its argument.
+pub const MAX_RULE_BYTES: usize = 64 << 10;
+pub const MAX_PLACEHOLDERS: usize = 256;
 
 /// Pack instances that may run at once in one sandbox: one per thread of
 /// every `diagnose` call in flight.
@@ -332,6 +337,20 @@ impl Pack {
         for (i, r) in info.rules.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.confidence) {
                 return Err(err(format!("rule {i} (`{}`) has confidence {} outside 0..1", r.id, r.confidence)));
+            }
+            let texts = [&r.title].into_iter().chain(&r.evidence).chain(&r.confirm).chain(&r.fix);
+            let templates: Vec<&str> = std::iter::once(r.cause.as_str())
+                .chain(texts.flat_map(|t| std::iter::once(t.en.as_str()).chain(t.zh.as_deref())))
+                .collect();
+            let bytes: usize = templates.iter().chain(&[r.id.as_str()]).map(|t| t.len()).sum::<usize>()
+                + r.explains.iter().map(String::len).sum::<usize>();
+            let uses: usize = templates.iter().map(|t| crate::report::placeholders(t).count()).sum();
+            for (what, declared, max) in
+                [("bytes of texts", bytes, MAX_RULE_BYTES), ("placeholders", uses, MAX_PLACEHOLDERS)]
+            {
+                if declared > max {
+                    return Err(err(format!("rule {i} (`{}`) declares {declared} {what}; the limit is {max}", r.id)));
+                }
             }
         }
         Ok(Pack { name: name.to_string(), info, collections, inputs, pre })

@@ -445,6 +445,8 @@ impl Diagnoser {
         let mut out = Vec::with_capacity(raw.len());
         let mut per_case = vec![0usize; cases.len()];
         let mut distinct = HashSet::with_capacity(raw.len());
+        // the texts of a call's findings, as rendered, within the pack's memory
+        let mut rendered = 0;
         for f in raw {
             let case = cases
                 .get(f.case as usize)
@@ -510,7 +512,7 @@ impl Diagnoser {
             let texts = |list: &mut dyn Iterator<Item = &engine::types::Text>| {
                 list.map(|t| render_template(pick(t, self.lang), &args)).collect()
             };
-            out.push(Finding {
+            let finding = Finding {
                 rule: rule.id.clone(),
                 cause: render_template(&rule.cause, &args),
                 severity: rule.severity.into(),
@@ -524,7 +526,21 @@ impl Diagnoser {
                 explained_by: None,
                 pack: pack.name.clone(),
                 explains: rule.explains.clone(),
-            });
+            };
+            rendered += [&finding.cause, &finding.title]
+                .into_iter()
+                .chain(&finding.evidence)
+                .chain(&finding.confirm)
+                .chain(&finding.fix)
+                .map(String::len)
+                .sum::<usize>();
+            if rendered > limits.memory_bytes {
+                return Err(err(format!(
+                    "returned findings whose texts are more than {max} bytes; the limit is {max} per call (the memory limit)",
+                    max = limits.memory_bytes
+                )));
+            }
+            out.push(finding);
         }
         Ok(out)
     }

@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use k8srule_host::engine::{MAX_COLLECTIONS, MAX_INPUTS, MAX_LITERAL_BYTES, MAX_LITERALS, MAX_REGEXES, MAX_RULES};
+use k8srule_host::engine::{
+    MAX_COLLECTIONS, MAX_INPUTS, MAX_LITERAL_BYTES, MAX_LITERALS, MAX_PLACEHOLDERS, MAX_REGEXES, MAX_RULE_BYTES,
+    MAX_RULES,
+};
 use k8srule_host::packs::wit_version;
 use k8srule_host::{Diagnoser, Limits, Report, Snapshot};
 use k8srule_tests::{
@@ -43,13 +46,13 @@ fn limits() -> Limits {
 
 /// Diagnoses with a good pack and the hostile one; returns the report.
 fn run_with(hostile: Vec<u8>) -> Report {
-    run_on(hostile, &snapshot())
+    run_on(hostile, &snapshot(), limits())
 }
 
-fn run_on(hostile: Vec<u8>, snapshot: &Snapshot) -> Report {
+fn run_on(hostile: Vec<u8>, snapshot: &Snapshot, limits: Limits) -> Report {
     let d = Diagnoser::builder()
         .builtin(false)
-        .limits(limits())
+        .limits(limits)
         .rules_source("good.k8srule", GOOD_RULE)
         .pack_bytes("hostile", hostile)
         .build()
@@ -178,10 +181,10 @@ fn the_arguments_of_one_finding_are_capped_together_with_the_values_the_host_rea
         }
         body + "(i32.const 2048)"
     };
-    let report = run_on(component_from_wat(&hostile_pack_wat(&describe, &evaluate(1), 2)), &big);
+    let report = run_on(component_from_wat(&hostile_pack_wat(&describe, &evaluate(1), 2)), &big, limits());
     assert!(report.errors.is_empty(), "{:?}", report.errors);
     assert_eq!(report.findings.len(), 2);
-    let report = run_on(component_from_wat(&hostile_pack_wat(&describe, &evaluate(2), 2)), &big);
+    let report = run_on(component_from_wat(&hostile_pack_wat(&describe, &evaluate(2), 2)), &big, limits());
     assert_eq!(report.errors.len(), 1);
     assert_eq!(
         report.errors[0].message,
@@ -335,6 +338,68 @@ fn compiled_packs_are_cached_and_a_tampered_entry_is_rebuilt() {
     std::fs::write(&entries[0], &tampered).unwrap();
     assert_eq!(titles(&build()), first);
     assert_eq!(std::fs::read(&entries[0]).unwrap(), written[0]);
+}
+
+/// A `describe` body declaring `n` rules, each with `title` as its title
+/// (stored at 20000), `cause_bytes` zero bytes as its cause.
+fn describe_titled(n: u32, title: &str, cause_bytes: usize) -> String {
+    let mut body =
+        describe_rules(n).trim_end().trim_end_matches("(i32.const 1024)").to_string() + &wat_bytes(20000, title);
+    for i in 0..n {
+        let rule = 8192 + 136 * i;
+        body += &format!(
+            "(i32.store (i32.const {}) (i32.const 20000)) (i32.store (i32.const {}) (i32.const {}))
+            (i32.store (i32.const {}) (i32.const 65536)) (i32.store (i32.const {}) (i32.const {cause_bytes}))",
+            rule + 28,
+            rule + 32,
+            title.len(),
+            rule + 8,
+            rule + 12
+        );
+    }
+    body + "(i32.const 1024)"
+}
+
+#[test]
+fn a_rule_whose_texts_would_multiply_its_arguments_is_refused() {
+    let title = "{0}".repeat(MAX_PLACEHOLDERS + 1);
+    let hostile = component_from_wat(&hostile_pack_wat(&describe_titled(1, &title, 0), "(i32.const 0)", 2));
+    assert_eq!(
+        hostile_error(&run_with(hostile)),
+        format!("rule 0 (`r`) declares {} placeholders; the limit is {MAX_PLACEHOLDERS}", MAX_PLACEHOLDERS + 1)
+    );
+    // texts, id and `explains` together
+    let hostile = component_from_wat(&hostile_pack_wat(&describe_titled(1, "", MAX_RULE_BYTES), "(i32.const 0)", 4));
+    assert_eq!(
+        hostile_error(&run_with(hostile)),
+        format!("rule 0 (`r`) declares {} bytes of texts; the limit is {MAX_RULE_BYTES}", MAX_RULE_BYTES + 1)
+    );
+}
+
+#[test]
+fn the_texts_of_one_calls_findings_are_capped_by_the_memory_limit() {
+    // 5 rules titled `{0}` 256 times, each finding's argument a text of 60,000 bytes:
+    // every finding is within its caps, and renders to 15 MB
+    let title = "{0}".repeat(MAX_PLACEHOLDERS);
+    let findings: Vec<_> = (0..5).map(|rule| (0, rule, None)).collect();
+    let mut evaluate = evaluate_findings(&findings);
+    for i in 0..5 {
+        evaluate = format!(
+            "(i32.store (i32.const {}) (i32.const 70000)) (i32.store (i32.const {}) (i32.const 1))",
+            65552 + 24 * i,
+            65556 + 24 * i
+        ) + &evaluate;
+    }
+    let evaluate = "(i32.store8 (i32.const 70000) (i32.const 5)) (i32.store (i32.const 70008) (i32.const 131072))
+        (i32.store (i32.const 70012) (i32.const 60000))"
+        .to_string()
+        + &evaluate;
+    let hostile = component_from_wat(&hostile_pack_wat(&describe_titled(5, &title, 0), &evaluate, 4));
+    let report = run_on(hostile, &snapshot(), Limits { max_findings_per_case: 10, ..limits() });
+    assert_eq!(
+        hostile_error(&report),
+        "returned findings whose texts are more than 67108864 bytes; the limit is 67108864 per call (the memory limit)"
+    );
 }
 
 #[test]
