@@ -13,6 +13,8 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::project::{CollectionPath, Derive, Input};
 
+mod cache;
+
 mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
 }
@@ -26,14 +28,20 @@ use types::PluginInfo;
 /// Limits every pack runs under.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Linear memory of one pack instance, in bytes.
+    /// Linear memory of one pack instance, in bytes; also the bytes of
+    /// the texts that the findings of one call render to.
     pub memory_bytes: usize,
     /// Wall time of one `evaluate` call.
     pub timeout: Duration,
     /// Findings one `evaluate` call may return.
     pub max_findings: usize,
-    /// Bytes of one string a pack returns.
+    /// Findings of one pod in one `evaluate` call.
+    pub max_findings_per_case: usize,
+    /// Bytes of the arguments of one finding, as shown: texts, strings of
+    /// the batch and the values the host reads for it (`value::input`).
     pub max_text_bytes: usize,
+    /// Bytes the cache of compiled packs may hold.
+    pub max_cache_bytes: u64,
 }
 
 impl Default for Limits {
@@ -42,7 +50,9 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(10),
             max_findings: 100_000,
+            max_findings_per_case: 1000,
             max_text_bytes: 64 << 10,
+            max_cache_bytes: 256 << 20,
         }
     }
 }
@@ -57,6 +67,20 @@ pub struct PackError {
 
 const TICK: Duration = Duration::from_millis(10);
 
+/// What one pack may declare in `describe`: the host compiles a regular
+/// expression per regex input, projects a column per input, and copies every
+/// literal into every batch.
+pub const MAX_RULES: usize = 4096;
+pub const MAX_COLLECTIONS: usize = 256;
+pub const MAX_INPUTS: usize = 4096;
+pub const MAX_REGEXES: usize = 256;
+pub const MAX_LITERALS: usize = 65536;
+pub const MAX_LITERAL_BYTES: usize = 1 << 20;
+/// What one rule may declare: the host renders its texts (and copies its id
+/// and `explains`) for every finding, each placeholder with its argument.
+pub const MAX_RULE_BYTES: usize = 64 << 10;
+pub const MAX_PLACEHOLDERS: usize = 256;
+
 /// Pack instances that may run at once in one sandbox: one per thread of
 /// every `diagnose` call in flight.
 const POOL_SLOTS: u32 = 256;
@@ -65,13 +89,15 @@ const POOL_SLOTS: u32 = 256;
 pub struct Sandbox {
     engine: Engine,
     limits: Limits,
-    cache: Option<PathBuf>,
+    cache: Option<cache::Cache>,
     stop: Arc<AtomicBool>,
     ticker: Option<JoinHandle<()>>,
 }
 
 impl Sandbox {
-    /// `cache`: a directory for compiled packs, or none to compile every time.
+    /// `cache`: a directory for compiled packs, or none to compile every
+    /// time; one that is not the current user's own, or that others may
+    /// write, is not used.
     pub fn new(limits: Limits, cache: Option<PathBuf>) -> Result<Self, PackError> {
         let mut config = Config::new();
         config.wasm_component_model(true);
@@ -101,6 +127,7 @@ impl Sandbox {
                 })
                 .ok()
         };
+        let cache = cache.and_then(|dir| cache::Cache::open(dir, limits.max_cache_bytes));
         Ok(Sandbox { engine, limits, cache, stop, ticker })
     }
 
@@ -160,11 +187,11 @@ impl Sandbox {
         Pack::new(name, info, pre)
     }
 
-    /// Compiles a component, or loads it from the cache. An entry is keyed by
-    /// the component's SHA-256 and the engine's compatibility hash, and stores
-    /// the SHA-256 of its own content: a corrupt entry is compiled again.
+    /// Compiles a component, or loads it from the cache (see `cache`). An
+    /// entry is keyed by the component's SHA-256 and the engine's
+    /// compatibility hash.
     fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        let Some(dir) = &self.cache else {
+        let Some(cache) = &self.cache else {
             return Component::new(&self.engine, bytes);
         };
         let mut key = Sha256::new();
@@ -172,33 +199,21 @@ impl Sandbox {
         let mut compat = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut compat);
         key.update(compat.finish().to_le_bytes());
-        let path = dir.join(format!("{:x}.cwasm", key.finalize()));
-        if let Ok(entry) = std::fs::read(&path)
-            && entry.len() > 32
-            && Sha256::digest(&entry[32..])[..] == entry[..32]
-        {
-            // SAFETY: `deserialize` trusts its input to be a compiled component from a compatible
-            // engine. The entry is one this process wrote (checked by its digest above) into the
-            // user's own cache directory, keyed by the engine's compatibility hash.
+        let key = format!("{:x}.cwasm", key.finalize());
+        if let Some(compiled) = cache.get(&key) {
+            // SAFETY: `deserialize` runs its input as native code and trusts it to be a compiled
+            // component from a compatible engine. `cache.get` returns only a file of the current
+            // user's own, in a directory of the user's own, neither writable by anyone else (so
+            // written by this user, as this function does, or by someone who could already run
+            // code as this user), whose SHA-256 matches (not torn); the key holds this engine's
+            // compatibility hash, and wasmtime checks the entry's engine settings again.
             #[allow(unsafe_code)]
-            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &entry[32..]) } {
+            if let Ok(c) = unsafe { Component::deserialize(&self.engine, &compiled) } {
                 return Ok(c);
             }
         }
         let compiled = self.engine.precompile_component(bytes)?;
-        let mut entry = Sha256::digest(&compiled).to_vec();
-        entry.extend_from_slice(&compiled);
-        // best effort: a cache that cannot be written only costs time
-        // unique per process and thread, so concurrent writers never share a file
-        let thread = format!("{:?}", std::thread::current().id()).replace(|c: char| !c.is_ascii_digit(), "");
-        let tmp = path.with_extension(format!("tmp{}-{thread}", std::process::id()));
-        if std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&tmp, &entry))
-            .and_then(|_| std::fs::rename(&tmp, &path))
-            .is_err()
-        {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        cache.put(&key, &compiled);
         // SAFETY: `compiled` was produced by this engine just above.
         #[allow(unsafe_code)]
         unsafe {
@@ -217,19 +232,11 @@ impl Sandbox {
             .map_err(|e| err(trap_message(&e, &self.limits)))?;
         if findings.len() > self.limits.max_findings {
             return Err(err(format!(
-                "returned {} findings for {} pods; the limit is {}",
+                "returned {} findings for {} pods; the limit is {} per call",
                 findings.len(),
                 batch.cases,
                 self.limits.max_findings
             )));
-        }
-        let max = self.limits.max_text_bytes;
-        let long = findings.iter().flat_map(|f| &f.args).find_map(|a| match a {
-            types::Value::Text(s) if s.len() > max => Some(s.len()),
-            _ => None,
-        });
-        if let Some(len) = long {
-            return Err(err(format!("returned a text of {len} bytes; the limit is {max}")));
         }
         Ok(findings)
     }
@@ -273,6 +280,20 @@ pub struct Pack {
 impl Pack {
     fn new(name: &str, info: PluginInfo, pre: PluginPre<StoreLimits>) -> Result<Self, PackError> {
         let err = |message: String| PackError { pack: name.to_string(), message };
+        let regexes = info.inputs.iter().filter(|i| matches!(i.derive, types::Derive::Matches(_))).count();
+        let literal_bytes: usize = info.literals.iter().map(String::len).sum();
+        for (what, declared, max) in [
+            ("rules", info.rules.len(), MAX_RULES),
+            ("collections", info.collections.len(), MAX_COLLECTIONS),
+            ("inputs", info.inputs.len(), MAX_INPUTS),
+            ("regular expressions", regexes, MAX_REGEXES),
+            ("literals", info.literals.len(), MAX_LITERALS),
+            ("bytes of literals", literal_bytes, MAX_LITERAL_BYTES),
+        ] {
+            if declared > max {
+                return Err(err(format!("declares {declared} {what}; the limit is {max}")));
+            }
+        }
         let split = k8srule_dsl::pack::split_path;
         let mut collections = Vec::new();
         for (i, c) in info.collections.iter().enumerate() {
@@ -316,6 +337,20 @@ impl Pack {
         for (i, r) in info.rules.iter().enumerate() {
             if !(0.0..=1.0).contains(&r.confidence) {
                 return Err(err(format!("rule {i} (`{}`) has confidence {} outside 0..1", r.id, r.confidence)));
+            }
+            let texts = [&r.title].into_iter().chain(&r.evidence).chain(&r.confirm).chain(&r.fix);
+            let templates: Vec<&str> = std::iter::once(r.cause.as_str())
+                .chain(texts.flat_map(|t| std::iter::once(t.en.as_str()).chain(t.zh.as_deref())))
+                .collect();
+            let bytes: usize = templates.iter().chain(&[r.id.as_str()]).map(|t| t.len()).sum::<usize>()
+                + r.explains.iter().map(String::len).sum::<usize>();
+            let uses: usize = templates.iter().map(|t| crate::report::placeholders(t).count()).sum();
+            for (what, declared, max) in
+                [("bytes of texts", bytes, MAX_RULE_BYTES), ("placeholders", uses, MAX_PLACEHOLDERS)]
+            {
+                if declared > max {
+                    return Err(err(format!("rule {i} (`{}`) declares {declared} {what}; the limit is {max}", r.id)));
+                }
             }
         }
         Ok(Pack { name: name.to_string(), info, collections, inputs, pre })

@@ -443,7 +443,12 @@ impl Diagnoser {
         let batch = projection.batch();
         let raw = self.sandbox.evaluate(pack, batch)?;
         let err = |message: String| PackError { pack: pack.name.clone(), message };
+        let limits = self.sandbox.limits();
         let mut out = Vec::with_capacity(raw.len());
+        let mut per_case = vec![0usize; cases.len()];
+        let mut distinct = HashSet::with_capacity(raw.len());
+        // the texts of a call's findings, as rendered, within the pack's memory
+        let mut rendered = 0;
         for f in raw {
             let case = cases
                 .get(f.case as usize)
@@ -451,9 +456,6 @@ impl Diagnoser {
             let rule = info.rules.get(f.rule as usize).ok_or_else(|| {
                 err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len()))
             })?;
-            if !self.disabled.is_empty() && self.disabled.contains(&(p, f.rule as usize)) {
-                continue;
-            }
             let container = match f.container {
                 Some(c) => {
                     let named = case
@@ -463,27 +465,56 @@ impl Diagnoser {
                 }
                 None => None,
             };
-            let values = f
-                .args
-                .into_iter()
-                .map(|v| match v {
+            if !distinct.insert((f.case, f.rule, f.container)) {
+                let of = container.as_ref().map(|c| format!(" container {c}")).unwrap_or_default();
+                return Err(err(format!(
+                    "returned rule `{}` twice for pod {}{of}; a finding is one per pod, rule and container",
+                    rule.id,
+                    case.pod_name()
+                )));
+            }
+            per_case[f.case as usize] += 1;
+            if per_case[f.case as usize] > limits.max_findings_per_case {
+                return Err(err(format!(
+                    "returned more than {max} findings for pod {}; the limit is {max} per pod",
+                    case.pod_name(),
+                    max = limits.max_findings_per_case
+                )));
+            }
+            if !self.disabled.is_empty() && self.disabled.contains(&(p, f.rule as usize)) {
+                continue;
+            }
+            // the arguments as shown, the values the host reads included, within max_text_bytes
+            let (mut args, mut nulls, mut bytes) = (Vec::with_capacity(f.args.len()), Vec::new(), 0);
+            for v in f.args {
+                let v = match v {
                     engine::types::Value::Input(at) => {
-                        projection.shown(at.input, at.row).map_err(|e| err(format!("rule `{}` {e}", rule.id)))
+                        projection.shown(at.input, at.row).map_err(|e| err(format!("rule `{}` {e}", rule.id)))?
                     }
-                    v => Ok(v),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+                    v => v,
+                };
+                nulls.push(matches!(v, engine::types::Value::Null));
+                let shown = render_value(v, batch);
+                bytes += shown.len();
+                if bytes > limits.max_text_bytes {
+                    return Err(err(format!(
+                        "rule `{}` returned a finding with more than {max} bytes of arguments; the limit is {max}",
+                        rule.id,
+                        max = limits.max_text_bytes
+                    )));
+                }
+                args.push(shown);
+            }
             // an evidence line whose every placeholder is null shows nothing: leave it out
             let all_null = |t: &&engine::types::Text| {
                 let mut refs = report::placeholders(&t.en).peekable();
-                refs.peek().is_some() && refs.all(|i| matches!(values.get(i), None | Some(engine::types::Value::Null)))
+                refs.peek().is_some() && refs.all(|i| nulls.get(i).is_none_or(|null| *null))
             };
             let evidence: Vec<&engine::types::Text> = rule.evidence.iter().filter(|t| !all_null(t)).collect();
-            let args: Vec<String> = values.into_iter().map(|v| render_value(v, batch)).collect();
             let texts = |list: &mut dyn Iterator<Item = &engine::types::Text>| {
                 list.map(|t| render_template(pick(t, self.lang), &args)).collect()
             };
-            out.push(Finding {
+            let finding = Finding {
                 rule: rule.id.clone(),
                 cause: render_template(&rule.cause, &args),
                 severity: rule.severity.into(),
@@ -497,7 +528,21 @@ impl Diagnoser {
                 explained_by: None,
                 pack: pack.name.clone(),
                 explains: rule.explains.clone(),
-            });
+            };
+            rendered += [&finding.cause, &finding.title]
+                .into_iter()
+                .chain(&finding.evidence)
+                .chain(&finding.confirm)
+                .chain(&finding.fix)
+                .map(String::len)
+                .sum::<usize>();
+            if rendered > limits.memory_bytes {
+                return Err(err(format!(
+                    "returned findings whose texts are more than {max} bytes; the limit is {max} per call (the memory limit)",
+                    max = limits.memory_bytes
+                )));
+            }
+            out.push(finding);
         }
         Ok(out)
     }

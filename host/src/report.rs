@@ -1,7 +1,7 @@
 //! Findings, their ranking (root causes above the symptoms they explain), and
 //! the report renderers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 
 use serde::Serialize;
@@ -178,7 +178,8 @@ pub fn pick(text: &types::Text, lang: Lang) -> &str {
 }
 
 /// Marks symptoms with the root cause that explains them and orders the
-/// findings: by pod, each root cause followed by its symptoms.
+/// findings: by pod, each root cause followed by its symptoms. O(n log n) in
+/// the findings (the sort) plus linear work in their `explains` lists.
 pub fn rank(findings: &mut Vec<Finding>) {
     let mut sorted: Vec<usize> = (0..findings.len()).collect();
     sorted.sort_by(|&a, &b| {
@@ -196,34 +197,18 @@ pub fn rank(findings: &mut Vec<Finding>) {
             order.push((*only, None));
             continue;
         }
-        let f = |i: usize| &findings[list[i]];
-        let direct: Vec<Option<usize>> = (0..list.len())
-            .map(|i| {
-                (0..list.len()).position(|j| {
-                    let (root, f) = (f(j), f(i));
-                    j != i
-                        && root.explains.contains(&f.cause)
-                        && !f.explains.contains(&root.cause)
-                        && (root.container == f.container || root.container.is_none() || f.container.is_none())
-                })
-            })
-            .collect();
-        // follow symptom -> cause links to the root; a cycle makes its start a root
-        let root_of = |i: usize| {
-            let mut at = i;
-            for _ in 0..list.len() {
-                match direct[at] {
-                    Some(next) => at = next,
-                    None => return at,
-                }
+        let pod: Vec<&Finding> = list.iter().map(|&i| &findings[i]).collect();
+        let roots = roots(&direct_causes(&pod));
+        let mut symptoms: Vec<Vec<usize>> = vec![Vec::new(); list.len()];
+        for (i, &root) in roots.iter().enumerate() {
+            if root != i {
+                symptoms[root].push(i);
             }
-            i
-        };
-        let roots: Vec<usize> = (0..list.len()).map(root_of).collect();
-        for (i, root) in roots.iter().enumerate() {
-            if *root == i {
+        }
+        for (i, symptoms) in symptoms.iter().enumerate() {
+            if roots[i] == i {
                 order.push((list[i], None));
-                order.extend((0..list.len()).filter(|&s| s != i && roots[s] == i).map(|s| (list[s], Some(list[i]))));
+                order.extend(symptoms.iter().map(|&s| (list[s], Some(list[i]))));
             }
         }
     }
@@ -238,16 +223,101 @@ pub fn rank(findings: &mut Vec<Finding>) {
     }
 }
 
+/// For each finding of one pod, in rank order, the first finding that
+/// explains it: one whose `explains` has its cause, whose cause it does not
+/// explain back, of the same container or of the whole pod.
+///
+/// The candidates for a cause are listed per container (and for the pod),
+/// keeping the first finding per cause of the candidate: a finding skips at
+/// most one candidate per cause it explains itself, so the work is linear in
+/// the findings and their `explains` lists.
+fn direct_causes(pod: &[&Finding]) -> Vec<Option<usize>> {
+    // (explained cause, container: `None` for any, `Some(None)` for the pod's)
+    type Key<'a> = (&'a str, Option<Option<&'a str>>);
+    let mut candidates: HashMap<Key<'_>, Vec<usize>> = HashMap::new();
+    let mut listed: HashSet<(Key<'_>, &str)> = HashSet::new();
+    for (j, root) in pod.iter().enumerate() {
+        for explained in &root.explains {
+            for key in [(explained.as_str(), Some(root.container.as_deref())), (explained.as_str(), None)] {
+                if listed.insert((key, root.cause.as_str())) {
+                    candidates.entry(key).or_default().push(j);
+                }
+            }
+        }
+    }
+    pod.iter()
+        .map(|f| {
+            let explains: HashSet<&str> = f.explains.iter().map(String::as_str).collect();
+            let keys = match f.container.as_deref() {
+                Some(c) => vec![(f.cause.as_str(), Some(Some(c))), (f.cause.as_str(), Some(None))],
+                None => vec![(f.cause.as_str(), None)],
+            };
+            keys.iter()
+                .filter_map(|key| {
+                    candidates.get(key)?.iter().copied().find(|&j| !explains.contains(pod[j].cause.as_str()))
+                })
+                .min()
+        })
+        .collect()
+}
+
+/// The root of each finding: following its causes to one that has none; a
+/// finding whose chain runs into a cycle is a root itself. Each finding is
+/// visited once.
+fn roots(direct: &[Option<usize>]) -> Vec<usize> {
+    #[derive(Clone, Copy)]
+    enum State {
+        Unvisited,
+        OnPath,
+        Ends(usize),
+        Cycles,
+    }
+    let mut state = vec![State::Unvisited; direct.len()];
+    let mut path = Vec::new();
+    for start in 0..direct.len() {
+        let mut at = start;
+        let end = loop {
+            match state[at] {
+                State::Ends(root) => break Some(root),
+                State::OnPath | State::Cycles => break None,
+                State::Unvisited => {
+                    state[at] = State::OnPath;
+                    path.push(at);
+                    match direct[at] {
+                        Some(next) => at = next,
+                        None => break Some(at),
+                    }
+                }
+            }
+        };
+        for i in path.drain(..) {
+            state[i] = end.map_or(State::Cycles, State::Ends);
+        }
+    }
+    state
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match s {
+            State::Ends(root) => *root,
+            _ => i,
+        })
+        .collect()
+}
+
 impl Report {
     /// Leaves out findings below `min`; a symptom whose root cause is left
     /// out becomes a root itself. The summary counts what remains.
     pub fn retain_severity(&mut self, min: Severity) {
         self.findings.retain(|f| f.severity >= min);
-        let kept: Vec<(String, String)> = self.findings.iter().map(|f| (f.pod.clone(), f.rule.clone())).collect();
-        for f in &mut self.findings {
-            if f.explained_by.as_ref().is_some_and(|r| !kept.contains(&(f.pod.clone(), r.clone()))) {
-                f.explained_by = None;
-            }
+        let kept: HashSet<(&str, &str)> = self.findings.iter().map(|f| (f.pod.as_str(), f.rule.as_str())).collect();
+        let orphans: Vec<usize> = (0..self.findings.len())
+            .filter(|&i| {
+                let f = &self.findings[i];
+                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(f.pod.as_str(), root)))
+            })
+            .collect();
+        for i in orphans {
+            self.findings[i].explained_by = None;
         }
         let mut unhealthy: Vec<&str> = self.findings.iter().map(|f| f.pod.as_str()).collect();
         unhealthy.dedup();
@@ -327,5 +397,80 @@ mod tests {
         assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
         assert_eq!(render_template("a } {x}", &args), "a } <none>");
         assert_eq!(placeholders("{1} {{2}} {x} {0}").collect::<Vec<_>>(), [1, 0]);
+    }
+
+    fn finding(rule: &str, severity: Severity, container: Option<&str>, explains: &[&str]) -> Finding {
+        Finding {
+            rule: rule.into(),
+            cause: rule.into(),
+            severity,
+            confidence: 1.0,
+            pod: "ns/p".into(),
+            container: container.map(Into::into),
+            title: String::new(),
+            evidence: Vec::new(),
+            confirm: Vec::new(),
+            fix: Vec::new(),
+            explained_by: None,
+            pack: String::new(),
+            explains: explains.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    fn ranked(mut findings: Vec<Finding>) -> Vec<(String, Option<String>)> {
+        rank(&mut findings);
+        findings.into_iter().map(|f| (f.rule, f.explained_by)).collect()
+    }
+
+    fn by(rule: &str, root: Option<&str>) -> (String, Option<String>) {
+        (rule.into(), root.map(Into::into))
+    }
+
+    #[test]
+    fn symptoms_follow_chains_to_their_root_and_a_cycle_starts_at_each_member() {
+        use Severity::*;
+        // node -> oom -> crash: both symptoms under `node`, each in rank order
+        let chain = vec![
+            finding("crash", Error, Some("app"), &[]),
+            finding("oom", Warning, Some("app"), &["crash"]),
+            finding("node", Info, None, &["oom"]),
+        ];
+        assert_eq!(ranked(chain), [by("node", None), by("crash", Some("node")), by("oom", Some("node"))]);
+        // a root of another container explains nothing here; mutual explanations are no link
+        let apart = vec![
+            finding("crash", Error, Some("app"), &[]),
+            finding("oom", Warning, Some("side"), &["crash"]),
+            finding("a", Info, None, &["b"]),
+            finding("b", Info, None, &["a"]),
+        ];
+        assert_eq!(ranked(apart), [by("crash", None), by("oom", None), by("a", None), by("b", None)]);
+        // a -> b -> c -> a, and d explained by a: each cycle member is its own root
+        let cycle = vec![
+            finding("a", Error, None, &["c"]),
+            finding("b", Error, None, &["a"]),
+            finding("c", Error, None, &["b"]),
+            finding("d", Error, None, &[]),
+            finding("e", Warning, None, &["d"]),
+        ];
+        assert_eq!(ranked(cycle), [by("a", None), by("b", None), by("c", None), by("e", None), by("d", Some("e"))]);
+    }
+
+    #[test]
+    fn severity_filtering_frees_symptoms_whose_root_is_left_out() {
+        use Severity::*;
+        let mut report = Report {
+            findings: vec![
+                finding("low", Info, None, &["high"]),
+                finding("high", Error, None, &[]),
+                finding("root", Critical, None, &["mid"]),
+                finding("mid", Warning, None, &[]),
+            ],
+            ..Report::default()
+        };
+        rank(&mut report.findings);
+        report.retain_severity(Warning);
+        let kept: Vec<_> = report.findings.into_iter().map(|f| (f.rule, f.explained_by)).collect();
+        assert_eq!(kept, [by("root", None), by("mid", Some("root")), by("high", None)]);
+        assert_eq!(report.summary.unhealthy, 1);
     }
 }

@@ -749,18 +749,26 @@ impl<'p> Eval<'p> {
                     I::I32Eq,
                     I::I32And,
                 ]);
-                if matches!(op, Arith::Div | Arith::Rem) {
-                    // no division by zero, and no i64::MIN / -1 trap
-                    self.emit([
+                // integer arithmetic is checked: an overflow (or a division by
+                // zero) makes the result null, never a wrapped number or a trap
+                match op {
+                    Arith::Div => self.emit([
                         I::LocalGet(vb),
                         I::I64Const(0),
                         I::I64Ne,
                         I::I32And,
+                        I::LocalGet(va),
+                        I::I64Const(i64::MIN),
+                        I::I64Ne,
                         I::LocalGet(vb),
                         I::I64Const(-1),
                         I::I64Ne,
+                        I::I32Or,
                         I::I32And,
-                    ]);
+                    ]),
+                    // i64.rem_s of i64::MIN by -1 is 0, no trap
+                    Arith::Rem => self.emit([I::LocalGet(vb), I::I64Const(0), I::I64Ne, I::I32And]),
+                    Arith::Add | Arith::Sub | Arith::Mul => {}
                 }
                 let ins = match op {
                     Arith::Add => I::I64Add,
@@ -769,16 +777,59 @@ impl<'p> Eval<'p> {
                     Arith::Div => I::I64DivS,
                     Arith::Rem => I::I64RemS,
                 };
-                self.emit([
-                    I::If(BlockType::Empty),
-                    I::I32Const(tag::INT),
-                    I::LocalSet(t),
-                    I::LocalGet(va),
-                    I::LocalGet(vb),
-                    ins,
-                    I::LocalSet(v),
-                    I::End,
-                ]);
+                self.emit([I::If(BlockType::Empty), I::LocalGet(va), I::LocalGet(vb), ins, I::LocalSet(v)]);
+                // leaves whether `v` is the exact result
+                match op {
+                    // the sum's sign differs from both operands' signs
+                    Arith::Add => self.emit([
+                        I::LocalGet(va),
+                        I::LocalGet(v),
+                        I::I64Xor,
+                        I::LocalGet(vb),
+                        I::LocalGet(v),
+                        I::I64Xor,
+                        I::I64And,
+                        I::I64Const(0),
+                        I::I64GeS,
+                    ]),
+                    // the operands' signs differ and the difference's differs from the first's
+                    Arith::Sub => self.emit([
+                        I::LocalGet(va),
+                        I::LocalGet(vb),
+                        I::I64Xor,
+                        I::LocalGet(va),
+                        I::LocalGet(v),
+                        I::I64Xor,
+                        I::I64And,
+                        I::I64Const(0),
+                        I::I64GeS,
+                    ]),
+                    // a == 0, or (a == -1 ? b != MIN : v / a == b)
+                    Arith::Mul => self.emit([
+                        I::LocalGet(va),
+                        I::I64Eqz,
+                        I::If(BlockType::Result(ValType::I32)),
+                        I::I32Const(1),
+                        I::Else,
+                        I::LocalGet(va),
+                        I::I64Const(-1),
+                        I::I64Eq,
+                        I::If(BlockType::Result(ValType::I32)),
+                        I::LocalGet(vb),
+                        I::I64Const(i64::MIN),
+                        I::I64Ne,
+                        I::Else,
+                        I::LocalGet(v),
+                        I::LocalGet(va),
+                        I::I64DivS,
+                        I::LocalGet(vb),
+                        I::I64Eq,
+                        I::End,
+                        I::End,
+                    ]),
+                    Arith::Div | Arith::Rem => self.emit([I::I32Const(1)]),
+                }
+                self.emit([I::If(BlockType::Empty), I::I32Const(tag::INT), I::LocalSet(t), I::End, I::End]);
             }
             Expr::Coalesce(items) => {
                 self.emit([I::I32Const(tag::NULL), I::LocalSet(t)]);

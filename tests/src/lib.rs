@@ -26,6 +26,14 @@ pub fn component_from_wat(wat: &str) -> Vec<u8> {
 /// with `evaluate_body` as the body of `evaluate`; its `describe` declares
 /// nothing (an all-zero `plugin-info`). For hostile-pack tests.
 pub fn hostile_wat(evaluate_body: &str, memory_pages: u32) -> String {
+    hostile_pack_wat("(i32.const 1024)", evaluate_body, memory_pages)
+}
+
+/// As [`hostile_wat`], with `describe_body` as the body of `describe` (which
+/// has an i32 local `$i`): it returns the address of a `plugin-info`, whose
+/// lists are (address, length) pairs at 1024 + 16 (rules), + 24
+/// (collections), + 32 (inputs) and + 40 (literals).
+pub fn hostile_pack_wat(describe_body: &str, evaluate_body: &str, memory_pages: u32) -> String {
     let iface = k8srule_dsl::component::INTERFACE;
     format!(
         r#"(module
@@ -40,7 +48,8 @@ pub fn hostile_wat(evaluate_body: &str, memory_pages: u32) -> String {
       (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable))
       (br $grow)))
     (local.get $p))
-  (func (export "{iface}#describe") (result i32) (i32.const 1024))
+  (func (export "{iface}#describe") (result i32) (local $i i32)
+    {describe_body})
   (func $recurse (param i32) (result i32) (call $recurse (i32.add (local.get 0) (i32.const 1))))
   (func (export "{iface}#evaluate") (param i32 i64 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)
     {evaluate_body})
@@ -48,6 +57,51 @@ pub fn hostile_wat(evaluate_body: &str, memory_pages: u32) -> String {
     )
 }
 
+/// WebAssembly text storing the bytes of `text` at `address`.
+pub fn wat_bytes(address: u32, text: &str) -> String {
+    text.bytes()
+        .enumerate()
+        .map(|(i, b)| format!("(i32.store8 (i32.const {}) (i32.const {b}))", address as usize + i))
+        .collect()
+}
+
+/// A `describe` body declaring `n` rules, all with id `r` and every other
+/// field zero, at 8192 (a `rule-info` is 136 bytes).
+pub fn describe_rules(n: u32) -> String {
+    format!(
+        "{} (i32.store (i32.const 1040) (i32.const 8192)) (i32.store (i32.const 1044) (i32.const {n}))
+        (block $done (loop $l (br_if $done (i32.ge_u (local.get $i) (i32.const {n})))
+          (i32.store (i32.add (i32.const 8192) (i32.mul (local.get $i) (i32.const 136))) (i32.const 512))
+          (i32.store (i32.add (i32.const 8196) (i32.mul (local.get $i) (i32.const 136))) (i32.const 1))
+          (local.set $i (i32.add (local.get $i) (i32.const 1))) (br $l)))
+        (i32.const 1024)",
+        wat_bytes(512, "r")
+    )
+}
+
+/// An `evaluate` body returning `findings`, each (case, rule, container)
+/// with no arguments, written at 65536 (a `finding` is 24 bytes).
+pub fn evaluate_findings(findings: &[(u32, u32, Option<u32>)]) -> String {
+    let mut body = String::new();
+    for (i, (case, rule, container)) in findings.iter().enumerate() {
+        let at = 65536 + 24 * i;
+        body += &format!(
+            "(i32.store (i32.const {at}) (i32.const {case})) (i32.store (i32.const {}) (i32.const {rule}))",
+            at + 4
+        );
+        if let Some(c) = container {
+            body += &format!(
+                "(i32.store8 (i32.const {}) (i32.const 1)) (i32.store (i32.const {}) (i32.const {c}))",
+                at + 8,
+                at + 12
+            );
+        }
+    }
+    body + &format!(
+        "(i32.store (i32.const 2048) (i32.const 65536)) (i32.store (i32.const 2052) (i32.const {})) (i32.const 2048)",
+        findings.len()
+    )
+}
 /// A component of `world` in `wit` (which may add imports or change the
 /// version) from a core module in WebAssembly text.
 pub fn component_with_wit(wat: &str, wit: &[&str], world: &str) -> Vec<u8> {
