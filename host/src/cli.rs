@@ -552,7 +552,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             }
             .into());
         }
-        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
+        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
         for f in &args.files {
             snapshot.add_path(f)?;
         }

@@ -44,10 +44,12 @@ pub struct Needs {
     pub owners: bool,
     /// kube-system control-plane pods, when the read pods may not include them.
     pub control_plane: bool,
+    /// Container logs: a pack reads `c.logs`.
+    pub logs: bool,
 }
 
 impl Needs {
-    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true };
+    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true, logs: true };
 }
 
 /// A cluster that cannot be used; the CLI exits with code 2.

@@ -177,6 +177,12 @@ pub fn pick(text: &types::Text, lang: Lang) -> &str {
     }
 }
 
+/// Whether cause `key` is selected by `selector`: the same key, or a
+/// refinement of it (`app-exit.crash` is an `app-exit` too).
+pub fn cause_matches(key: &str, selector: &str) -> bool {
+    key.strip_prefix(selector).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Marks symptoms with the root cause that explains them and orders the
 /// findings: by pod, each root cause followed by its symptoms.
 pub fn rank(findings: &mut Vec<Finding>) {
@@ -202,8 +208,8 @@ pub fn rank(findings: &mut Vec<Finding>) {
                 (0..list.len()).position(|j| {
                     let (root, f) = (f(j), f(i));
                     j != i
-                        && root.explains.contains(&f.cause)
-                        && !f.explains.contains(&root.cause)
+                        && root.explains.iter().any(|e| cause_matches(&f.cause, e))
+                        && !f.explains.iter().any(|e| cause_matches(&root.cause, e))
                         && (root.container == f.container || root.container.is_none() || f.container.is_none())
                 })
             })
@@ -320,6 +326,14 @@ pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refined_cause_matches_its_parent() {
+        assert!(cause_matches("app-exit.crash", "app-exit"));
+        assert!(cause_matches("app-exit", "app-exit"));
+        assert!(!cause_matches("app-exit", "app-exit.crash"));
+        assert!(!cause_matches("app-exits", "app-exit"));
+    }
 
     #[test]
     fn templates_fill_arguments_and_keep_escaped_braces() {
