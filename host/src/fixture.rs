@@ -133,7 +133,8 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
             .into());
         };
         let key = crate::snapshot::LogKey { namespace: namespace.into(), pod: pod.into(), container: log.container };
-        let source = format!("{shown} (logs of {}/{})", log.pod, key.container);
+        let run = if log.previous { ".previous" } else { "" };
+        let source = format!("logs/{}/{}{run}.log", log.pod, key.container);
         snapshot
             .add_container_log(key, log.previous, &source, log.text.as_bytes())
             .map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;

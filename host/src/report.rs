@@ -264,12 +264,28 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
+    /// `N pods diagnosed, M unhealthy: ` and the root causes counted, a
+    /// refinement under its parent: `app-exit 3 (crash 1, tls 1)`.
     pub fn summary_line(&self) -> String {
-        let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut causes: BTreeMap<&str, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
         for f in self.findings.iter().filter(|f| f.explained_by.is_none()) {
-            *causes.entry(&f.cause).or_default() += 1;
+            let (parent, refined) = f.cause.split_once('.').map_or((f.cause.as_str(), None), |(p, r)| (p, Some(r)));
+            let entry = causes.entry(parent).or_default();
+            entry.0 += 1;
+            if let Some(r) = refined {
+                *entry.1.entry(r).or_default() += 1;
+            }
         }
-        let by_cause: Vec<String> = causes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let by_cause: Vec<String> = causes
+            .iter()
+            .map(|(c, (n, refined))| match refined.is_empty() {
+                true => format!("{c} {n}"),
+                false => {
+                    let refined: Vec<String> = refined.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    format!("{c} {n} ({})", refined.join(", "))
+                }
+            })
+            .collect();
         let mut line = format!("{} pods diagnosed, {} unhealthy", self.summary.pods, self.summary.unhealthy);
         if !by_cause.is_empty() {
             line.push_str(&format!(": {}", by_cause.join(", ")));
