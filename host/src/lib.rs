@@ -368,6 +368,14 @@ impl Diagnoser {
         for pack in &self.packs {
             project::fields_read(&pack.collections, &pack.inputs, &mut fields);
         }
+        if self.needs().logs {
+            // what a live read decides whose logs to ask for by
+            for list in ["initContainerStatuses", "containerStatuses"] {
+                for key in ["state", "lastState", "restartCount", "ready"] {
+                    fields.keep(&["status", list, key]);
+                }
+            }
+        }
         fields
     }
 

@@ -175,3 +175,71 @@ fn a_snapshot_bundle_writes_its_logs_and_reads_them_back() {
     };
     assert_eq!(lines(&back), lines(&first));
 }
+
+/// A cluster (the API emulator) with the bundle's pods and logs.
+fn cluster_with_logs(args: &[&str]) -> (tempfile::TempDir, k8srule_tests::KubeApi) {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("tests/fixtures/logs/bundle/pods.json"), data.path().join("pods.json")).unwrap();
+    let logs = data.path().join("logs/shop/api-7c9f");
+    std::fs::create_dir_all(&logs).unwrap();
+    let bundle_log = root().join("tests/fixtures/logs/bundle/logs/shop/api-7c9f/api.previous.log");
+    std::fs::copy(bundle_log, logs.join("api.previous.log")).unwrap();
+    let api = k8srule_tests::KubeApi::start(data.path(), args);
+    (data, api)
+}
+
+#[test]
+fn a_live_read_asks_pods_log_for_the_previous_run_with_bounds() {
+    let (_data, api) = cluster_with_logs(&[]);
+    let kc = api.kubeconfig();
+    let r = diagnose(&["--kubeconfig", &kc, "-n", "shop", "--log-tail-lines", "50", "--log-limit-bytes", "4096"]);
+    let crash = findings(&r, "shop/api-7c9f");
+    assert_eq!(crash[0]["rule"], "app-exit.crash", "{r:#}");
+    assert!(
+        evidence(crash[0]).starts_with(
+            "kubectl logs api-7c9f -n shop -c api --previous:\n2024/05/01 11:57:59 connecting to postgres://[REDACTED]@"
+        ),
+        "{}",
+        evidence(crash[0])
+    );
+    let mut logs: Vec<String> = api
+        .requests()
+        .iter()
+        .filter(|q| q["path"].as_str().unwrap().ends_with("/log"))
+        .map(|q| format!("{}?{}", q["path"].as_str().unwrap(), q["query"].as_str().unwrap()))
+        .collect();
+    logs.sort();
+    // restarted containers: their previous run; the running, ready web-1: nothing
+    assert_eq!(
+        logs,
+        [
+            "/api/v1/namespaces/shop/pods/api-7c9f/log?&container=api&limitBytes=4096&previous=true&tailLines=50",
+            "/api/v1/namespaces/shop/pods/orders-0/log?&container=app&limitBytes=4096&previous=true&tailLines=50",
+        ]
+    );
+    // orders-0 has no previous log on this server (400): no log, and no note
+    assert_eq!(r["notes"], serde_json::json!([]));
+    assert_eq!(findings(&r, "shop/orders-0")[0]["rule"], "crashloop.app-exit");
+}
+
+#[test]
+fn a_forbidden_log_is_a_note_and_no_rule_reading_logs_asks_for_none() {
+    let (_data, api) = cluster_with_logs(&["--forbid", "pods/log"]);
+    let kc = api.kubeconfig();
+    let r = diagnose(&["--kubeconfig", &kc, "-n", "shop"]);
+    let notes: Vec<&str> = r["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(
+        notes.iter().any(|n| n.starts_with("cannot read 2 container log(s)") && n.contains("forbidden")),
+        "{notes:?}"
+    );
+    assert!(findings(&r, "shop/api-7c9f").iter().all(|f| f["rule"] != "app-exit.crash"));
+
+    let (_data, api) = cluster_with_logs(&[]);
+    let kc = api.kubeconfig();
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("my.k8srule");
+    std::fs::write(&rule, "rule my.r {\n  cause \"x\"\n  severity info\n  for c in containers\n  when c.restartCount > 0\n  title \"{c.name}\"\n}\n").unwrap();
+    let rule = rule.display().to_string();
+    diagnose(&["--kubeconfig", &kc, "-n", "shop", "--no-builtin", "--rules", &rule]);
+    assert!(api.requests().iter().all(|q| !q["path"].as_str().unwrap().ends_with("/log")));
+}
