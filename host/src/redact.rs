@@ -63,11 +63,9 @@ impl LineRedactor<'_> {
     /// caller did not keep), secrets replaced.
     pub fn line(&mut self, bytes: &[u8], more: usize) -> String {
         let keep = bytes.len().min(MAX_LINE_BYTES);
-        let text = String::from_utf8_lossy(&bytes[..keep]);
-        let mut text = match text.char_indices().nth(MAX_LINE_BYTES) {
-            Some((at, _)) => text[..at].to_string(),
-            None => text.into_owned(),
-        };
+        let mut text = String::from_utf8_lossy(&bytes[..keep]).into_owned();
+        // replacement characters are longer than the bytes they replace
+        text.truncate(text.floor_char_boundary(MAX_LINE_BYTES));
         let trimmed = text.trim();
         if trimmed.starts_with("-----BEGIN") && trimmed.contains("PRIVATE KEY") {
             self.in_key = !trimmed.contains("-----END");
@@ -171,5 +169,7 @@ mod tests {
         let out = Redactor::new(&[]).unwrap().lines().line(&long, 5);
         assert_eq!(out, format!("{} … [cut 15 bytes]", "a".repeat(MAX_LINE_BYTES)));
         assert_eq!(Redactor::new(&[]).unwrap().lines().line(b"bad \xff byte", 0), "bad \u{fffd} byte");
+        let invalid = Redactor::new(&[]).unwrap().lines().line(&[0xff; MAX_LINE_BYTES], 0);
+        assert_eq!(invalid.len(), MAX_LINE_BYTES - MAX_LINE_BYTES % 3);
     }
 }

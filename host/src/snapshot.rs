@@ -544,6 +544,15 @@ impl Snapshot {
     }
 
     fn keep_log(&mut self, key: LogKey, previous: bool, source: &str, tail: Tail) {
+        // names become paths of a written bundle: none may leave its folder
+        let unsafe_name = |n: &str| n.is_empty() || n == "." || n == ".." || n.contains(['/', '\\']);
+        if [&key.namespace, &key.pod, &key.container].into_iter().any(|n| unsafe_name(n)) {
+            self.notes.push(format!(
+                "{source}: ignored the log of container `{}` of pod `{}/{}`: not a Kubernetes name",
+                key.container, key.namespace, key.pod
+            ));
+            return;
+        }
         let mut add = |line: &str| {
             self.store
                 .add_value(&serde_json::json!({ "source": source, "line": line, "previous": previous }), &Fields::All)
@@ -689,6 +698,18 @@ mod tests {
         assert_eq!(back.node_logs[0].node, "n1");
         assert_eq!(back.get(back.node_logs[0].value).to_value(), s.get(s.node_logs[0].value).to_value());
         assert!(back.skipped.is_empty() && back.skipped_files.is_empty());
+    }
+
+    #[test]
+    fn a_dump_section_for_a_name_that_is_not_a_path_is_a_note() {
+        let mut s = Snapshot::new(0).reading_logs(Some(Redactor::new(&[]).unwrap()));
+        let text = "==== START logs for container c of pod ns/../../etc ====\nx\n==== END logs for container c of pod ns/../../etc ====\n";
+        s.add_dump_logs("ns/p/logs.txt", text.as_bytes()).unwrap();
+        assert!(s.container_logs.is_empty());
+        assert_eq!(
+            s.notes,
+            ["ns/p/logs.txt: ignored the log of container `c` of pod `ns/../../etc`: not a Kubernetes name"]
+        );
     }
 
     #[test]
