@@ -310,6 +310,10 @@ impl Snapshot {
                 None => (name.trim_end_matches(".log"), false),
             };
             let key = LogKey { namespace: namespace.clone(), pod: pod.clone(), container: container.to_string() };
+            if self.logs.is_none() {
+                self.skipped_logs += 1;
+                return Ok(());
+            }
             return self.add_log_file(file, &shown, |s, reader| {
                 s.add_container_log(key, previous, &rel.display().to_string(), reader)
             });
@@ -317,6 +321,10 @@ impl Snapshot {
         if let [.., _, _, name] = parts.as_slice()
             && name == "logs.txt"
         {
+            if self.logs.is_none() {
+                self.skipped_logs += 1;
+                return Ok(());
+            }
             return self.add_log_file(file, &shown, |s, reader| s.add_dump_logs(&rel.display().to_string(), reader));
         }
         if let [.., dir, node, source] = parts.as_slice()
@@ -324,7 +332,17 @@ impl Snapshot {
             && ext == "log"
         {
             let source = source.trim_end_matches(".log").to_string();
-            for line in read(file)?.lines() {
+            // node logs are always read, and shown redacted as container logs are
+            let redactor = match &self.logs {
+                Some(r) => r.clone(),
+                None => Redactor::new(&[]).map_err(|message| LoadError::Invalid { path: shown.clone(), message })?,
+            };
+            let mut text = Vec::new();
+            self.add_log_file(file, &shown, |_, reader| {
+                let mut lines = redactor.lines();
+                each_line(reader, |line, more| text.push(lines.line(line, more)))
+            })?;
+            for line in text {
                 let value = self.store.add_value(&serde_json::json!({ "source": source, "line": line }), &Fields::All);
                 self.node_logs.push(LogLine { node: node.clone(), value });
             }
@@ -475,17 +493,13 @@ fn each_line(mut reader: impl std::io::BufRead, mut f: impl FnMut(&[u8], usize))
 }
 
 impl Snapshot {
-    /// Reads a log file with `read`, or counts it as skipped when no pack reads logs.
+    /// Reads a log file with `read`.
     fn add_log_file(
         &mut self,
         file: &Path,
         shown: &str,
         read: impl FnOnce(&mut Self, std::io::BufReader<std::fs::File>) -> std::io::Result<()>,
     ) -> Result<(), LoadError> {
-        if self.logs.is_none() {
-            self.skipped_logs += 1;
-            return Ok(());
-        }
         let io = |e: std::io::Error| LoadError::Io { path: shown.into(), message: io_message(&e) };
         let f = std::fs::File::open(file).map_err(io)?;
         read(self, std::io::BufReader::with_capacity(1 << 16, f)).map_err(io)
@@ -698,6 +712,22 @@ mod tests {
         assert_eq!(back.node_logs[0].node, "n1");
         assert_eq!(back.get(back.node_logs[0].value).to_value(), s.get(s.node_logs[0].value).to_value());
         assert!(back.skipped.is_empty() && back.skipped_files.is_empty());
+    }
+
+    #[test]
+    fn node_logs_are_redacted_and_cut_and_container_logs_skipped_unless_asked_for() {
+        let dir = std::env::temp_dir().join(format!("k8srule-node-logs-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("node-logs/n1")).unwrap();
+        std::fs::create_dir_all(dir.join("logs/ns/p")).unwrap();
+        let long = "z".repeat(crate::redact::MAX_LINE_BYTES + 1);
+        std::fs::write(dir.join("node-logs/n1/kubelet.log"), format!("login token=abc123 ok\n{long}\n")).unwrap();
+        std::fs::write(dir.join("logs/ns/p/c.log"), "x\n").unwrap();
+        let mut s = Snapshot::new(0);
+        s.add_path(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let lines: Vec<&str> = s.node_logs.iter().map(|l| s.get(l.value).str_at(&["line"]).unwrap()).collect();
+        assert_eq!(lines, ["login token=[REDACTED] ok", &format!("{} … [cut 1 bytes]", &long[1..])]);
+        assert_eq!((s.container_logs.len(), s.skipped_logs), (0, 1));
     }
 
     #[test]
