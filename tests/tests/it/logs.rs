@@ -243,3 +243,37 @@ fn a_forbidden_log_is_a_note_and_no_rule_reading_logs_asks_for_none() {
     diagnose(&["--kubeconfig", &kc, "-n", "shop", "--no-builtin", "--rules", &rule]);
     assert!(api.requests().iter().all(|q| !q["path"].as_str().unwrap().ends_with("/log")));
 }
+
+#[test]
+fn every_app_exit_refinement_is_explained_in_english_and_chinese() {
+    let ids = [
+        "exec-format",
+        "not-executable",
+        "command-not-found",
+        "jvm-heap",
+        "crash",
+        "port-in-use",
+        "dependency-unreachable",
+        "missing-config",
+        "permission",
+        "tls",
+    ];
+    for id in ids.map(|i| format!("app-exit.{i}")) {
+        let (code, en, err) = k8srule(&["explain", &id]);
+        assert_eq!(code, 0, "{id}: {err}");
+        assert!(en.starts_with(&format!("{id} ({id}, error, confidence ")), "{en}");
+        assert!(
+            en.contains("What it detects") && en.contains("How to fix") && en.contains("Explains: app-exit"),
+            "{en}"
+        );
+        let (code, zh, _) = k8srule(&["explain", &id, "--lang", "zh"]);
+        assert_eq!(code, 0);
+        assert!(zh.contains("检测内容") && zh.contains("如何修复"), "{zh}");
+        // the title, what it detects, why and the fix are translated
+        let after = |text: &str, heading: &str| text.split(heading).nth(1).unwrap().lines().nth(1).unwrap().to_string();
+        for heading in ["What it detects", "Why it happens", "How to fix"] {
+            assert!(!zh.contains(&after(&en, heading)), "{id} {heading}: {zh}");
+        }
+        assert!(!zh.contains(en.lines().nth(2).unwrap()), "{zh}");
+    }
+}
