@@ -127,6 +127,8 @@ struct Watch<'a> {
     events_api: Api<Event>,
     /// New findings an Event was written for, until they resolve.
     emitted: HashSet<(String, String, Option<String>)>,
+    /// Whether a refused log request was noted (once per watch).
+    logs_noted: bool,
 }
 
 /// Watches the cluster until `options` says stop, calling `sink` with each
@@ -202,6 +204,7 @@ pub async fn watch(
         synced: false,
         events_api,
         emitted: HashSet::new(),
+        logs_noted: false,
     };
     let mut all = futures::stream::select_all(streams);
     let mut tick = tokio::time::interval(options.debounce.max(Duration::from_millis(10)));
@@ -478,6 +481,14 @@ impl Watch<'_> {
         }
         for p in &pods {
             snapshot.add_part(Part::Pod, p);
+        }
+        if let Some(redactor) = self.diagnoser.logs() {
+            // the logs of the pods that changed (a restart changes its pod), not of every pod
+            self.cluster.read_logs(&mut snapshot, redactor, crate::live::LogBounds::default()).await;
+            if let Some(note) = snapshot.notes.pop().filter(|_| !self.logs_noted) {
+                self.logs_noted = true;
+                sink(Change::Note(note));
+            }
         }
         let report = self.diagnoser.diagnose(&snapshot);
         for e in &report.errors {

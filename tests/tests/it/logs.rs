@@ -277,3 +277,27 @@ fn every_app_exit_refinement_is_explained_in_english_and_chinese() {
         assert!(!zh.contains(en.lines().nth(2).unwrap()), "{zh}");
     }
 }
+
+#[test]
+fn watch_reads_the_logs_of_the_pods_it_diagnoses() {
+    let (_data, api) = cluster_with_logs(&[]);
+    let kc = api.kubeconfig();
+    let (handle, out, err) = k8srule_tests::k8srule_background(&[
+        "watch",
+        "--kubeconfig",
+        &kc,
+        "-n",
+        "shop",
+        "-o",
+        "json",
+        "--duration",
+        "1",
+    ]);
+    assert_eq!(handle.join().unwrap(), 0, "{}", err.text());
+    let lines: Vec<Value> = out.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let crash = lines.iter().find(|l| l["type"] == "new" && l["finding"]["rule"] == "app-exit.crash");
+    let crash = crash.unwrap_or_else(|| panic!("{lines:#?}"));
+    assert_eq!(crash["finding"]["pod"], "shop/api-7c9f");
+    assert!(api.requests().iter().any(|q| q["path"] == "/api/v1/namespaces/shop/pods/api-7c9f/log"));
+    assert!(api.requests().iter().all(|q| q["path"] != "/api/v1/namespaces/shop/pods/web-1/log"));
+}
