@@ -205,6 +205,16 @@ impl<'a> Case<'a> {
     pub fn node_logs(&self) -> &'a [Doc<'a>] {
         self.node_name().and_then(|n| self.index.logs.get(n)).map_or(&[], Vec::as_slice)
     }
+
+    /// The log lines of container `c`: its previous run's, then its current run's.
+    pub fn container_logs(&self, c: &Container<'a>) -> [&'a [Doc<'a>]; 2] {
+        let index = self.index;
+        if index.container_logs.is_empty() {
+            return [&[]; 2];
+        }
+        let name = str_at(self.pod, &index.keys.name).unwrap_or("");
+        index.container_logs.get(&(index.namespace(self.pod), name, c.name)).map_or([&[]; 2], |[p, c]| [p, c])
+    }
 }
 
 /// The indexes that turn a snapshot into cases.
@@ -214,6 +224,8 @@ pub struct Index<'a> {
     events_by_name: HashMap<(&'a str, &'a str), Vec<Doc<'a>>>,
     nodes: HashMap<&'a str, Doc<'a>>,
     logs: HashMap<&'a str, Vec<Doc<'a>>>,
+    /// By namespace, pod and container: the previous run's lines and the current run's.
+    container_logs: HashMap<(&'a str, &'a str, &'a str), [Vec<Doc<'a>>; 2]>,
     control_plane: OnceLock<Vec<Doc<'a>>>,
     keys: Keys,
 }
@@ -243,7 +255,40 @@ impl<'a> Index<'a> {
         for l in &snapshot.node_logs {
             logs.entry(l.node.as_str()).or_default().push(doc(l.value));
         }
-        Index { snapshot, events_by_uid, events_by_name, nodes, logs, control_plane: OnceLock::new(), keys }
+        let mut container_logs: HashMap<_, [Vec<Doc>; 2]> = HashMap::new();
+        for l in &snapshot.container_logs {
+            let runs = container_logs.entry((l.namespace.as_str(), l.pod.as_str(), l.container.as_str())).or_default();
+            runs[usize::from(!l.previous)].extend(l.lines.iter().map(|n| doc(*n)));
+        }
+        Index {
+            snapshot,
+            events_by_uid,
+            events_by_name,
+            nodes,
+            logs,
+            container_logs,
+            control_plane: OnceLock::new(),
+            keys,
+        }
+    }
+
+    /// `namespace/pod` of each pod that has logs in the snapshot but is not in it.
+    pub fn pods_of_orphan_logs(&self) -> Vec<String> {
+        if self.container_logs.is_empty() {
+            return Vec::new();
+        }
+        let snapshot = self.snapshot;
+        let pods: std::collections::HashSet<(&str, &str)> = (snapshot.pods.iter().chain(&snapshot.control_plane))
+            .map(|n| snapshot.get(*n))
+            .map(|p| (self.namespace(p), str_at(p, &self.keys.name).unwrap_or("")))
+            .collect();
+        let mut orphans: Vec<String> = (self.container_logs.keys())
+            .filter(|(ns, pod, _)| !pods.contains(&(*ns, *pod)))
+            .map(|(ns, pod, _)| format!("{ns}/{pod}"))
+            .collect();
+        orphans.sort();
+        orphans.dedup();
+        orphans
     }
 
     fn find_control_plane(&self) -> Vec<Doc<'a>> {

@@ -252,6 +252,12 @@ struct DiagnoseArgs {
     /// Exit with 1 when a finding at or above this severity remains (for CI gates).
     #[arg(long, value_enum, value_name = "SEVERITY")]
     fail_on: Option<SeverityArg>,
+    /// Reading a cluster, at most this many last lines of each container log (when a rule reads logs).
+    #[arg(long, value_name = "N", default_value_t = crate::live::LogBounds::default().tail_lines)]
+    log_tail_lines: i64,
+    /// Reading a cluster, at most this many last bytes of each container log (when a rule reads logs).
+    #[arg(long, value_name = "BYTES", default_value_t = crate::live::LogBounds::default().limit_bytes)]
+    log_limit_bytes: i64,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -558,7 +564,13 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
     let mut snapshot = if args.files.is_empty() {
         let needs = diagnoser.needs();
-        read_cluster(&args.target, needs, diagnoser.fields(), now, io)?
+        let bounds = crate::live::LogBounds {
+            tail_lines: args.log_tail_lines,
+            limit_bytes: args.log_limit_bytes,
+            ..crate::live::LogBounds::default()
+        };
+        let logs = diagnoser.logs().map(|r| (r, bounds));
+        read_cluster(&args.target, needs, diagnoser.fields(), now, logs, io)?
     } else {
         if let Some(flag) = args.target.given() {
             return Err(LoadError::Invalid {
@@ -567,7 +579,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             }
             .into());
         }
-        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
+        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
         for f in &args.files {
             snapshot.add_path(f)?;
         }
@@ -618,6 +630,7 @@ fn read_cluster(
     needs: crate::live::Needs,
     fields: crate::fields::Fields,
     now: i64,
+    logs: Option<(crate::redact::Redactor, crate::live::LogBounds)>,
     io: &mut Io,
 ) -> Result<Snapshot, Error> {
     use std::io::IsTerminal;
@@ -631,7 +644,12 @@ fn read_cluster(
     };
     let read = crate::live::block_on(async {
         let cluster = crate::live::Cluster::connect(&target.target()).await?;
-        cluster.snapshot(needs, now, fields, &mut progress).await
+        let mut snapshot = cluster.snapshot(needs, now, fields, &mut progress).await?;
+        if let Some((redactor, bounds)) = logs {
+            progress("container logs", 0);
+            cluster.read_logs(&mut snapshot, redactor, bounds).await;
+        }
+        Ok::<_, crate::live::LiveError>(snapshot)
     })?;
     if tty {
         let _ = write!(io.err, "\r\x1b[2K");
@@ -647,8 +665,10 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         );
     }
     let now = chrono::Utc::now();
+    let logs = crate::redact::Redactor::new(&[]).map_err(Error::Redact)?;
+    let logs = Some((logs, crate::live::LogBounds::default()));
     let snapshot =
-        read_cluster(&args.target, crate::live::Needs::ALL, crate::fields::Fields::All, now.timestamp(), io)?;
+        read_cluster(&args.target, crate::live::Needs::ALL, crate::fields::Fields::All, now.timestamp(), logs, io)?;
     snapshot.write_bundle(dir)?;
     let _ = writeln!(
         io.out,

@@ -1,7 +1,7 @@
 //! `k8srule.yaml`: the setup a team commits beside its rules. The packs to
 //! load (as `--rules` takes them, relative to the file), whether to load the
-//! built-in rules, rules to disable, severity overrides and namespaces not to
-//! diagnose. Flags override it: `--rules` replaces its packs, `--no-builtin`
+//! built-in rules, rules to disable, severity overrides, namespaces not to
+//! diagnose and log text to redact. Flags override it: `--rules` replaces its packs, `--no-builtin`
 //! wins over `builtin: true`.
 //!
 //! ```yaml
@@ -10,6 +10,7 @@
 //! disable: [states.waiting, signals.*]
 //! severity: {crashloop.cgroup-oom: critical}
 //! skipNamespaces: [kube-system]
+//! redact: ['customer-[0-9]+']   # container log text to redact, beside the built-in patterns
 //! ```
 
 use std::collections::BTreeMap;
@@ -48,6 +49,9 @@ pub struct Config {
     /// Namespaces whose pods are not diagnosed.
     #[serde(default)]
     pub skip_namespaces: Vec<String>,
+    /// Patterns (RE2) of container log text to redact, beside the built-in ones.
+    #[serde(default)]
+    pub redact: Vec<String>,
     #[serde(skip)]
     dir: PathBuf,
 }
@@ -107,6 +111,9 @@ impl Config {
         }
         for ns in &self.skip_namespaces {
             builder = builder.skip_namespace(ns);
+        }
+        for pattern in &self.redact {
+            builder = builder.redact(pattern);
         }
         builder
     }

@@ -14,8 +14,21 @@ use crate::{Diagnoser, Error, LoadError, Snapshot, read_rule_files};
 struct Fixture {
     now: String,
     objects: Vec<serde_json::Value>,
+    /// Container logs: `{pod: ns/name, container, previous, text}`.
+    #[serde(default)]
+    logs: Vec<FixtureLog>,
     #[serde(default)]
     expect: Vec<Expected>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixtureLog {
+    pod: String,
+    container: String,
+    #[serde(default)]
+    previous: bool,
+    text: String,
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -107,9 +120,24 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
         message: format!("`now` is not an RFC 3339 time: `{}`", fixture.now),
     })?;
     // loaded as `diagnose` loads files: only the fields the packs read
-    let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields());
+    let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
     for o in fixture.objects {
         snapshot.add_value(&shown, &o)?;
+    }
+    for log in fixture.logs {
+        let Some((namespace, pod)) = log.pod.split_once('/') else {
+            return Err(LoadError::Invalid {
+                path: shown,
+                message: format!("log of pod `{}`: expected namespace/name", log.pod),
+            }
+            .into());
+        };
+        let key = crate::snapshot::LogKey { namespace: namespace.into(), pod: pod.into(), container: log.container };
+        let run = if log.previous { ".previous" } else { "" };
+        let source = format!("logs/{}/{}{run}.log", log.pod, key.container);
+        snapshot
+            .add_container_log(key, log.previous, &source, log.text.as_bytes())
+            .map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
     }
     let report = diagnoser.diagnose(&snapshot);
     let expected: BTreeSet<Expected> = fixture.expect.into_iter().collect();

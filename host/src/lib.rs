@@ -44,6 +44,7 @@ mod mcp;
 pub mod oci;
 pub mod packs;
 pub mod project;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod sanitize;
@@ -88,6 +89,9 @@ pub enum Error {
     /// A rule to disable or re-rank that no loaded pack has.
     #[error("{setting} `{pattern}`: no loaded rule matches it (see `k8srule rules`)")]
     UnknownRule { setting: &'static str, pattern: String },
+    /// A `redact` pattern that does not compile.
+    #[error("{0}")]
+    Redact(String),
 }
 
 enum Source {
@@ -107,6 +111,7 @@ pub struct DiagnoserBuilder {
     severities: Vec<(String, Severity)>,
     skip_namespaces: Vec<String>,
     threads: usize,
+    redact: Vec<String>,
 }
 
 impl DiagnoserBuilder {
@@ -156,6 +161,13 @@ impl DiagnoserBuilder {
         self
     }
 
+    /// Container log text matching `pattern` (RE2 syntax) is redacted, beside
+    /// the built-in patterns of [`redact`].
+    pub fn redact(mut self, pattern: impl Into<String>) -> Self {
+        self.redact.push(pattern.into());
+        self
+    }
+
     /// A `.k8srule` file, a directory of them (one pack), a pack directory
     /// (with `pack.yaml`), or a `.wasm` pack, optionally pinned by its
     /// digest (`pack.wasm@sha256:...`); see [`packs::load`].
@@ -179,6 +191,7 @@ impl DiagnoserBuilder {
     /// Compiles and loads every pack. Rule files that do not compile are an
     /// error; a component the sandbox refuses is an error entry of each report.
     pub fn build(self) -> Result<Diagnoser, Error> {
+        let redactor = redact::Redactor::new(&self.redact).map_err(Error::Redact)?;
         let sandbox = Sandbox::new(self.limits, self.cache)?;
         let mut packs = Vec::new();
         let mut refused = Vec::new();
@@ -223,6 +236,7 @@ impl DiagnoserBuilder {
             disabled,
             skip_namespaces: self.skip_namespaces,
             threads: self.threads,
+            redactor,
         })
     }
 }
@@ -293,6 +307,7 @@ pub struct Diagnoser {
     disabled: HashSet<(usize, usize)>,
     skip_namespaces: Vec<String>,
     threads: usize,
+    redactor: redact::Redactor,
 }
 
 impl Diagnoser {
@@ -307,6 +322,7 @@ impl Diagnoser {
             severities: Vec::new(),
             skip_namespaces: Vec::new(),
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            redact: Vec::new(),
         }
     }
 
@@ -331,12 +347,19 @@ impl Diagnoser {
                 if c.parent.is_none() || c.segments.first().is_some_and(|s| s == "events") {
                     root(c.segments.first());
                 }
+                needs.logs |= c.parent.is_some() && c.segments.first().is_some_and(|s| s == "logs");
             }
             for i in pack.inputs.iter().filter(|i| i.collection.is_none()) {
                 root(i.segments.first());
             }
         }
         needs
+    }
+
+    /// How to redact container logs, when a loaded pack reads them (else
+    /// none): what [`Snapshot::reading_logs`] takes.
+    pub fn logs(&self) -> Option<redact::Redactor> {
+        self.needs().logs.then(|| self.redactor.clone())
     }
 
     /// The fields of objects that the host and the loaded packs read: a
@@ -346,6 +369,14 @@ impl Diagnoser {
         let mut fields = fields::Fields::host();
         for pack in &self.packs {
             project::fields_read(&pack.collections, &pack.inputs, &mut fields);
+        }
+        if self.needs().logs {
+            // what a live read decides whose logs to ask for by
+            for list in ["initContainerStatuses", "containerStatuses"] {
+                for key in ["state", "lastState", "restartCount", "ready"] {
+                    fields.keep(&["status", list, key]);
+                }
+            }
         }
         fields
     }
@@ -394,6 +425,18 @@ impl Diagnoser {
         report.notes.extend(snapshot.notes.iter().cloned());
         for (kind, n) in &snapshot.skipped {
             report.notes.push(format!("skipped {n} object(s) of kind {kind}: no rule reads them"));
+        }
+        if snapshot.skipped_logs > 0 {
+            report.notes.push(format!("skipped {} container log file(s): no rule reads logs", snapshot.skipped_logs));
+        }
+        let orphans = index.pods_of_orphan_logs();
+        if !orphans.is_empty() {
+            let more = if orphans.len() > 5 { format!(" and {} more", orphans.len() - 5) } else { String::new() };
+            report.notes.push(format!(
+                "ignored the logs of {} pod(s) not in the snapshot: {}{more}",
+                orphans.len(),
+                orphans[..orphans.len().min(5)].join(", ")
+            ));
         }
         for (pattern, n) in &snapshot.skipped_files {
             report

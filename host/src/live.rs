@@ -6,17 +6,36 @@
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::ListParams;
+use kube::api::{ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde_json::Value;
 
 use crate::Snapshot;
 use crate::fields::Fields;
-use crate::snapshot::Part;
+use crate::redact::Redactor;
+use crate::snapshot::{LogKey, MAX_LOG_LINES, Part};
+
+/// How container logs are read from a cluster (`pods/log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogBounds {
+    /// `tailLines` of each request.
+    pub tail_lines: i64,
+    /// `limitBytes` of each request.
+    pub limit_bytes: i64,
+    /// Requests in flight at once.
+    pub in_flight: usize,
+}
+
+impl Default for LogBounds {
+    fn default() -> Self {
+        LogBounds { tail_lines: MAX_LOG_LINES as i64, limit_bytes: 1 << 20, in_flight: 8 }
+    }
+}
 
 /// Objects asked for per list request.
 pub const PAGE_SIZE: u32 = 500;
@@ -44,10 +63,12 @@ pub struct Needs {
     pub owners: bool,
     /// kube-system control-plane pods, when the read pods may not include them.
     pub control_plane: bool,
+    /// Container logs: a pack reads `c.logs`.
+    pub logs: bool,
 }
 
 impl Needs {
-    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true };
+    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true, logs: true };
 }
 
 /// A cluster that cannot be used; the CLI exits with code 2.
@@ -208,6 +229,58 @@ impl Cluster {
         Ok(snapshot)
     }
 
+    /// Reads into `snapshot` the container logs rules may need, each line
+    /// through `redactor`: the previous run of each container that restarted
+    /// or whose last run terminated, and the current run of each that is
+    /// terminated, waiting (with no previous run) or running but not ready.
+    /// At most `bounds.in_flight` requests at once, each bounded by
+    /// `tailLines` and `limitBytes`. A run the server has no log of (400,
+    /// 404) has none; other failures (forbidden, say) are counted in one note.
+    pub async fn read_logs(&self, snapshot: &mut Snapshot, redactor: Redactor, bounds: LogBounds) {
+        *snapshot = std::mem::take(snapshot).reading_logs(Some(redactor));
+        let wanted = Self::logs_wanted(snapshot);
+        let client = &self.client;
+        let results: Vec<_> = futures::stream::iter(wanted)
+            .map(|(key, previous)| async move {
+                let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), &key.namespace);
+                let params = LogParams {
+                    container: Some(key.container.clone()),
+                    previous,
+                    tail_lines: Some(bounds.tail_lines),
+                    limit_bytes: Some(bounds.limit_bytes),
+                    ..LogParams::default()
+                };
+                let text = api.logs(&key.pod, &params).await;
+                (key, previous, text)
+            })
+            .buffered(bounds.in_flight.max(1))
+            .collect()
+            .await;
+        let mut failed: Vec<String> = Vec::new();
+        for (key, previous, text) in results {
+            let run = if previous { " --previous" } else { "" };
+            let source = format!("kubectl logs {} -n {} -c {}{run}", key.pod, key.namespace, key.container);
+            let message = match text {
+                Ok(text) => match snapshot.add_container_log(key, previous, &source, text.as_bytes()) {
+                    Ok(()) => continue,
+                    Err(e) => e.to_string(),
+                },
+                // no such run (a container that never restarted, a log the kubelet removed): no log
+                Err(kube::Error::Api(s)) if s.code == 400 || s.code == 404 => continue,
+                Err(kube::Error::Api(s)) => status_message(&s),
+                Err(e) => cause(&e),
+            };
+            failed.push(format!("{source}: {message}"));
+        }
+        if let Some(first) = failed.first() {
+            snapshot.notes.push(format!(
+                "cannot read {} container log(s) ({first}{}); rules that read logs ran without them",
+                failed.len(),
+                if failed.len() > 1 { ", ..." } else { "" }
+            ));
+        }
+    }
+
     /// The kube-system pods the control-plane rules read: those with a
     /// `component` label or `tier=control-plane`.
     pub(crate) async fn control_plane(&self, progress: &mut dyn FnMut(&str, usize)) -> Result<Listed, LiveError> {
@@ -283,6 +356,40 @@ impl Cluster {
             }
         }
         Ok(Listed::Items(items))
+    }
+
+    /// The container runs whose logs [`Cluster::read_logs`] asks for: `(container, previous)`.
+    fn logs_wanted(snapshot: &Snapshot) -> Vec<(LogKey, bool)> {
+        let mut out = Vec::new();
+        for pod in snapshot.pods.iter().map(|p| snapshot.get(*p)) {
+            let (Some(namespace), Some(name)) =
+                (pod.str_at(&["metadata", "namespace"]), pod.str_at(&["metadata", "name"]))
+            else {
+                continue;
+            };
+            for list in ["initContainerStatuses", "containerStatuses"] {
+                for c in pod.path(&["status", list]).into_iter().flat_map(|l| l.items()) {
+                    let Some(container) = c.str_at(&["name"]) else { continue };
+                    let key = || LogKey { namespace: namespace.into(), pod: name.into(), container: container.into() };
+                    let has = |path: &[&str]| c.path(path).is_some();
+                    let previous = has(&["lastState", "terminated"])
+                        || c.path(&["restartCount"]).and_then(crate::doc::Doc::as_i64).is_some_and(|n| n > 0);
+                    let failed = c
+                        .path(&["state", "terminated", "exitCode"])
+                        .and_then(crate::doc::Doc::as_i64)
+                        .is_some_and(|n| n != 0);
+                    let not_ready = has(&["state", "running"])
+                        && matches!(c.path(&["ready"]).map(|r| r.view()), Some(crate::doc::View::Bool(false)));
+                    if previous {
+                        out.push((key(), true));
+                    }
+                    if failed || not_ready || (has(&["state", "waiting"]) && !previous) {
+                        out.push((key(), false));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// A request that failed: the connection, authentication, or the server.

@@ -54,6 +54,14 @@ enum Val<'c, 'a> {
     Refs(&'c [Doc<'a>]),
     /// The containers of a pod.
     Containers(&'c Case<'a>),
+    /// Log lines (`{source, line, previous}`) of a node or one container run.
+    Lines(&'a [Doc<'a>]),
+    /// The log lines of a container, previous run first.
+    ContainerLogs(&'c Case<'a>, Container<'a>),
+    /// Line `i` of a log, which knows the lines around it.
+    Line(&'a [Doc<'a>], u32),
+    /// The lines around line `i` of a log, as one text.
+    Context(&'a [Doc<'a>], u32),
 }
 
 /// The names a path segment gives meaning to, above the objects' own keys.
@@ -66,6 +74,8 @@ enum Name {
     Owners,
     ControlPlane,
     NodeLogs,
+    Logs,
+    Context,
     Kind,
     /// A key only a container's status has.
     StatusOnly,
@@ -89,6 +99,8 @@ fn segments<'p>(store: &Store, path: &'p [String]) -> Vec<Segment<'p>> {
         "owners" => Name::Owners,
         "controlPlane" => Name::ControlPlane,
         "nodeLogs" => Name::NodeLogs,
+        "logs" => Name::Logs,
+        "context" => Name::Context,
         "kind" => Name::Kind,
         "state" | "lastState" | "ready" | "started" | "restartCount" | "containerID" | "imageID" => Name::StatusOnly,
         _ => Name::Other,
@@ -107,17 +119,32 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
             Name::Events => Val::Refs(c.events()),
             Name::Owners => Val::Refs(c.owners()),
             Name::ControlPlane => Val::Refs(c.control_plane()),
-            Name::NodeLogs => Val::Refs(c.node_logs()),
+            Name::NodeLogs => Val::Lines(c.node_logs()),
             _ => Val::Missing,
         },
         Val::Container(case, c) => match seg.name {
             Name::Kind => Val::Text(c.kind.name()),
             Name::Events => Val::ContainerEvents(case, c),
+            Name::Logs => Val::ContainerLogs(case, c),
             Name::StatusOnly => c.status.and_then(key).map_or(Val::Missing, Val::Json),
             _ => c.spec.and_then(key).or_else(|| c.status.and_then(key)).map_or(Val::Missing, Val::Json),
         },
+        Val::Line(lines, i) => match seg.name {
+            Name::Context => Val::Context(lines, i),
+            _ => lines.get(i as usize).copied().and_then(key).map_or(Val::Missing, Val::Json),
+        },
         _ => Val::Missing,
     }
+}
+
+/// Lines of a log shown around the one a rule found: this many before and after.
+pub const CONTEXT_LINES: usize = 2;
+
+/// Line `i` of `lines` with up to [`CONTEXT_LINES`] lines before and after it, one per line.
+fn context(lines: &[Doc<'_>], i: u32) -> String {
+    let i = i as usize;
+    let around = lines.get(i.saturating_sub(CONTEXT_LINES)..lines.len().min(i + CONTEXT_LINES + 1)).unwrap_or_default();
+    around.iter().map(|l| l.str_at(&["line"]).unwrap_or_default()).collect::<Vec<_>>().join("\n")
 }
 
 fn get_path<'c, 'a>(mut v: Val<'c, 'a>, segments: &[Segment]) -> Val<'c, 'a> {
@@ -134,6 +161,12 @@ fn elements<'a>(v: Val<'_, 'a>, case: u32, out: &mut Vec<Row<'a>>) {
         Val::Refs(items) => out.extend(items.iter().copied().map(Row::Json)),
         Val::Containers(c) => c.each_container(|c| out.push(Row::Container(case, c))),
         Val::ContainerEvents(c, container) => out.extend(c.container_events(&container).map(Row::Json)),
+        Val::Lines(lines) => out.extend((0..lines.len() as u32).map(|i| Row::Line(lines, i))),
+        Val::ContainerLogs(c, container) => {
+            for lines in c.container_logs(&container) {
+                out.extend((0..lines.len() as u32).map(|i| Row::Line(lines, i)));
+            }
+        }
         _ => {}
     }
 }
@@ -185,6 +218,11 @@ impl<'s> Strings<'s> {
         *slot - 1
     }
 
+    /// A string computed for this batch (a log line's context), not deduplicated.
+    fn owned(&mut self, s: &str) -> u32 {
+        Self::push(&mut self.bytes, &mut self.offsets, s)
+    }
+
     fn text(&mut self, s: &'s str) -> u32 {
         if let Some(sym) = self.store.sym(s) {
             return self.sym(sym);
@@ -212,11 +250,18 @@ enum Cell {
     Sym(Sym),
     /// A string of no object (a container's kind).
     Text(&'static str),
+    /// A string computed from the snapshot (a log line's context).
+    Owned(String),
     /// An object or a list.
     Present,
 }
 
 fn cell(v: Val<'_, '_>, derive: &Derive) -> Cell {
+    let v = match v {
+        Val::Line(lines, i) => lines.get(i as usize).map_or(Val::Missing, |d| Val::Json(*d)),
+        Val::Context(lines, i) => return derived(Some(&context(lines, i)), derive),
+        v => v,
+    };
     let view = match v {
         Val::Json(d) => Some(d.view()),
         _ => None,
@@ -226,8 +271,6 @@ fn cell(v: Val<'_, '_>, derive: &Derive) -> Cell {
         (Val::Text(s), _) => Some(s),
         _ => None,
     };
-    let int = |i: Option<i64>| i.map_or(Cell::Null, Cell::Int);
-    let truth = |b: Option<bool>| b.map_or(Cell::Null, Cell::Bool);
     match derive {
         Derive::Value => match (v, view) {
             (_, Some(View::Bool(b))) => Cell::Bool(b),
@@ -247,13 +290,27 @@ fn cell(v: Val<'_, '_>, derive: &Derive) -> Cell {
                 Cell::Int(n)
             }
             (Val::ContainerEvents(case, c), _) => Cell::Int(case.container_events(&c).count() as i64),
-            _ => int(text.map(|s| s.len() as i64)),
+            (Val::Lines(lines), _) => Cell::Int(lines.len() as i64),
+            (Val::ContainerLogs(case, c), _) => Cell::Int(case.container_logs(&c).iter().map(|l| l.len() as i64).sum()),
+            _ => derived(text, derive),
         },
         Derive::Quantity => match view {
             Some(View::Int(i)) => Cell::Int(i.saturating_mul(1000)),
             Some(View::Float(f)) => Cell::Int((f * 1000.0) as i64),
-            _ => int(text.and_then(parse_quantity)),
+            _ => derived(text, derive),
         },
+        _ => derived(text, derive),
+    }
+}
+
+/// What the host computes from a string (or from no string).
+fn derived(text: Option<&str>, derive: &Derive) -> Cell {
+    let int = |i: Option<i64>| i.map_or(Cell::Null, Cell::Int);
+    let truth = |b: Option<bool>| b.map_or(Cell::Null, Cell::Bool);
+    match derive {
+        Derive::Value => text.map_or(Cell::Null, |s| Cell::Owned(s.to_string())),
+        Derive::Length => int(text.map(|s| s.len() as i64)),
+        Derive::Quantity => int(text.and_then(parse_quantity)),
         Derive::Version => int(text.and_then(parse_version)),
         Derive::Timestamp => int(text.and_then(parse_time)),
         Derive::Matches(re) => truth(text.map(|s| re.is_match(s))),
@@ -273,6 +330,7 @@ impl Cell {
             Cell::Float(f) => (tag::FLOAT as u8, f.to_bits() as i64),
             Cell::Sym(sym) => (tag::STRING as u8, i64::from(strings.sym(sym))),
             Cell::Text(s) => (tag::STRING as u8, i64::from(strings.text(s))),
+            Cell::Owned(s) => (tag::STRING as u8, i64::from(strings.owned(&s))),
             Cell::Present => (OBJECT_TAG, 0),
         }
     }
@@ -287,6 +345,7 @@ impl Cell {
             Cell::Float(f) => Value::Float(f),
             Cell::Sym(sym) => Value::Text(store.string(sym).to_string()),
             Cell::Text(s) => Value::Text(s.to_string()),
+            Cell::Owned(s) => Value::Text(s),
         }
     }
 }
@@ -362,6 +421,8 @@ impl<'p> Trie<'p> {
 enum Row<'a> {
     Json(Doc<'a>),
     Container(u32, Container<'a>),
+    /// Line `i` of a log.
+    Line(&'a [Doc<'a>], u32),
 }
 
 impl<'a> Row<'a> {
@@ -369,6 +430,7 @@ impl<'a> Row<'a> {
         match self {
             Row::Json(d) => Val::Json(d),
             Row::Container(case, c) => cases.get(case as usize).map_or(Val::Missing, |case| Val::Container(case, c)),
+            Row::Line(lines, i) => Val::Line(lines, i),
         }
     }
 }
@@ -569,7 +631,8 @@ fn resolve(place: Place, segments: &[String], out: &mut Vec<Place>) {
             _ => {}
         },
         Place::Container => match first.as_str() {
-            "kind" => {}
+            // container logs are lines of log files, not objects
+            "kind" | "logs" => {}
             "events" => resolve(Place::Object(Vec::new()), rest, out),
             _ => {
                 for list in CONTAINER_LISTS {

@@ -177,6 +177,12 @@ pub fn pick(text: &types::Text, lang: Lang) -> &str {
     }
 }
 
+/// Whether cause `key` is selected by `selector`: the same key, or a
+/// refinement of it (`app-exit.crash` is an `app-exit` too).
+pub fn cause_matches(key: &str, selector: &str) -> bool {
+    key.strip_prefix(selector).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Marks symptoms with the root cause that explains them and orders the
 /// findings: by pod, each root cause followed by its symptoms. O(n log n) in
 /// the findings (the sort) plus linear work in their `explains` lists.
@@ -247,16 +253,14 @@ fn direct_causes(pod: &[&Finding]) -> Vec<Option<usize>> {
     }
     pod.iter()
         .map(|f| {
-            let explains: HashSet<&str> = f.explains.iter().map(String::as_str).collect();
-            let keys = match f.container.as_deref() {
-                Some(c) => vec![(f.cause.as_str(), Some(Some(c))), (f.cause.as_str(), Some(None))],
-                None => vec![(f.cause.as_str(), None)],
-            };
-            keys.iter()
-                .filter_map(|key| {
-                    candidates.get(key)?.iter().copied().find(|&j| !explains.contains(pod[j].cause.as_str()))
-                })
-                .min()
+            // a root that explains a cause explains its refinements too
+            let causes = std::iter::successors(Some(f.cause.as_str()), |c| c.rsplit_once('.').map(|(parent, _)| parent));
+            let keys = causes.flat_map(|cause| match f.container.as_deref() {
+                Some(c) => vec![(cause, Some(Some(c))), (cause, Some(None))],
+                None => vec![(cause, None)],
+            });
+            let explained_by_f = |j: usize| f.explains.iter().any(|e| cause_matches(&pod[j].cause, e));
+            keys.filter_map(|key| candidates.get(&key)?.iter().copied().find(|&j| !explained_by_f(j))).min()
         })
         .collect()
 }
@@ -328,12 +332,28 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }
 
+    /// `N pods diagnosed, M unhealthy: ` and the root causes counted, a
+    /// refinement under its parent: `app-exit 3 (crash 1, tls 1)`.
     pub fn summary_line(&self) -> String {
-        let mut causes: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut causes: BTreeMap<&str, (usize, BTreeMap<&str, usize>)> = BTreeMap::new();
         for f in self.findings.iter().filter(|f| f.explained_by.is_none()) {
-            *causes.entry(&f.cause).or_default() += 1;
+            let (parent, refined) = f.cause.split_once('.').map_or((f.cause.as_str(), None), |(p, r)| (p, Some(r)));
+            let entry = causes.entry(parent).or_default();
+            entry.0 += 1;
+            if let Some(r) = refined {
+                *entry.1.entry(r).or_default() += 1;
+            }
         }
-        let by_cause: Vec<String> = causes.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        let by_cause: Vec<String> = causes
+            .iter()
+            .map(|(c, (n, refined))| match refined.is_empty() {
+                true => format!("{c} {n}"),
+                false => {
+                    let refined: Vec<String> = refined.iter().map(|(r, n)| format!("{r} {n}")).collect();
+                    format!("{c} {n} ({})", refined.join(", "))
+                }
+            })
+            .collect();
         let mut line = format!("{} pods diagnosed, {} unhealthy", self.summary.pods, self.summary.unhealthy);
         if !by_cause.is_empty() {
             line.push_str(&format!(": {}", by_cause.join(", ")));
@@ -390,6 +410,14 @@ pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refined_cause_matches_its_parent() {
+        assert!(cause_matches("app-exit.crash", "app-exit"));
+        assert!(cause_matches("app-exit", "app-exit"));
+        assert!(!cause_matches("app-exit", "app-exit.crash"));
+        assert!(!cause_matches("app-exits", "app-exit"));
+    }
 
     #[test]
     fn templates_fill_arguments_and_keep_escaped_braces() {

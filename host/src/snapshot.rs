@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::doc::{Doc, Node, Store, View};
 use crate::fields::{CONTAINER_LISTS, Fields};
+use crate::redact::Redactor;
 
 /// A problem with the input the user gave; the CLI exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,18 @@ pub struct LogLine {
     pub value: Node,
 }
 
+/// The kept log of one run of a container: the current one, or the
+/// previous one (`kubectl logs --previous`).
+#[derive(Debug, Clone)]
+pub struct ContainerLog {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    pub previous: bool,
+    /// Each line an object `{source, line, previous}`, oldest first.
+    pub lines: Vec<Node>,
+}
+
 /// Kubernetes objects and the moment they describe. The objects' values are
 /// in `store`; the lists hold their nodes.
 #[derive(Debug, Default)]
@@ -40,6 +53,8 @@ pub struct Snapshot {
     /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid.
     pub owners: HashMap<String, Node>,
     pub node_logs: Vec<LogLine>,
+    /// Container logs, read only when [`Snapshot::reading_logs`] asked for them.
+    pub container_logs: Vec<ContainerLog>,
     /// Seconds since the Unix epoch that ages are measured against.
     pub now: i64,
     /// Objects that were read but are not used, counted by kind.
@@ -52,8 +67,12 @@ pub struct Snapshot {
     pub control_plane: Vec<Node>,
     /// What could not be read (a forbidden list, say), shown in the report.
     pub notes: Vec<String>,
+    /// Container log files not read because no loaded pack reads logs.
+    pub skipped_logs: usize,
     /// The fields of objects kept (default: all).
     fields: Fields,
+    /// How container logs are redacted; none: they are not read.
+    logs: Option<Redactor>,
 }
 
 /// What an object is to a snapshot.
@@ -80,6 +99,14 @@ impl Snapshot {
     /// [`crate::Diagnoser::fields`] for a snapshot that is only diagnosed.
     pub fn keeping(mut self, fields: Fields) -> Self {
         self.fields = fields;
+        self
+    }
+
+    /// Reads container logs (bundles' `logs/`, the `logs.txt` of a cluster-info
+    /// dump, [`Snapshot::add_container_log`]), each line through `redactor`:
+    /// [`crate::Diagnoser::logs`] when a loaded pack reads them.
+    pub fn reading_logs(mut self, redactor: Option<Redactor>) -> Self {
+        self.logs = redactor;
         self
     }
 
@@ -274,12 +301,48 @@ impl Snapshot {
             }
             return Ok(());
         }
+        if let [.., dir, namespace, pod, name] = parts.as_slice()
+            && dir == "logs"
+            && ext == "log"
+        {
+            let (container, previous) = match name.strip_suffix(".previous.log") {
+                Some(c) => (c, true),
+                None => (name.trim_end_matches(".log"), false),
+            };
+            let key = LogKey { namespace: namespace.clone(), pod: pod.clone(), container: container.to_string() };
+            if self.logs.is_none() {
+                self.skipped_logs += 1;
+                return Ok(());
+            }
+            return self.add_log_file(file, &shown, |s, reader| {
+                s.add_container_log(key, previous, &rel.display().to_string(), reader)
+            });
+        }
+        if let [.., _, _, name] = parts.as_slice()
+            && name == "logs.txt"
+        {
+            if self.logs.is_none() {
+                self.skipped_logs += 1;
+                return Ok(());
+            }
+            return self.add_log_file(file, &shown, |s, reader| s.add_dump_logs(&rel.display().to_string(), reader));
+        }
         if let [.., dir, node, source] = parts.as_slice()
             && dir == "node-logs"
             && ext == "log"
         {
             let source = source.trim_end_matches(".log").to_string();
-            for line in read(file)?.lines() {
+            // node logs are always read, and shown redacted as container logs are
+            let redactor = match &self.logs {
+                Some(r) => r.clone(),
+                None => Redactor::new(&[]).map_err(|message| LoadError::Invalid { path: shown.clone(), message })?,
+            };
+            let mut text = Vec::new();
+            self.add_log_file(file, &shown, |_, reader| {
+                let mut lines = redactor.lines();
+                each_line(reader, |line, more| text.push(lines.line(line, more)))
+            })?;
+            for line in text {
                 let value = self.store.add_value(&serde_json::json!({ "source": source, "line": line }), &Fields::All);
                 self.node_logs.push(LogLine { node: node.clone(), value });
             }
@@ -301,7 +364,8 @@ impl Snapshot {
 
     /// Writes the snapshot as a bundle directory that [`Snapshot::add_path`]
     /// reads back: `pods.json`, `events.json`, `nodes.json` and `owners.json`
-    /// (`List`s), `node-logs/<node>/<source>.log`, and under `_k8srule/` the
+    /// (`List`s), `node-logs/<node>/<source>.log`,
+    /// `logs/<namespace>/<pod>/<container>[.previous].log`, and under `_k8srule/` the
     /// control-plane pods read for context and the notes.
     pub fn write_bundle(&self, dir: &Path) -> Result<(), LoadError> {
         let io = |p: &Path, e: std::io::Error| LoadError::Io { path: p.display().to_string(), message: io_message(&e) };
@@ -346,12 +410,176 @@ impl Snapshot {
         for ((node, source), text) in logs {
             write(dir.join("node-logs").join(node).join(format!("{source}.log")), text)?;
         }
+        for log in &self.container_logs {
+            let name = format!("{}{}.log", log.container, if log.previous { ".previous" } else { "" });
+            let mut text = String::new();
+            for l in &log.lines {
+                text.push_str(self.get(*l).str_at(&["line"]).unwrap_or_default());
+                text.push('\n');
+            }
+            write(dir.join("logs").join(&log.namespace).join(&log.pod).join(name), text)?;
+        }
         Ok(())
     }
 }
 
 /// The folder of a bundle that holds what is not a Kubernetes object list.
 const BUNDLE_DIR: &str = "_k8srule";
+
+/// Lines kept of one container run's log: the last ones.
+pub const MAX_LOG_LINES: usize = 1000;
+/// Bytes kept of one container run's log (after each line is cut to
+/// [`crate::redact::MAX_LINE_BYTES`]): the last ones.
+pub const MAX_LOG_BYTES: usize = 512 * 1024;
+
+/// Which container a log belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogKey {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+}
+
+/// The last lines of a log, within [`MAX_LOG_LINES`] and [`MAX_LOG_BYTES`].
+#[derive(Default)]
+struct Tail {
+    lines: std::collections::VecDeque<String>,
+    bytes: usize,
+    dropped: usize,
+}
+
+impl Tail {
+    fn push(&mut self, line: String) {
+        self.bytes += line.len();
+        self.lines.push_back(line);
+        while self.lines.len() > MAX_LOG_LINES || self.bytes > MAX_LOG_BYTES {
+            let Some(old) = self.lines.pop_front() else { break };
+            self.bytes -= old.len();
+            self.dropped += 1;
+        }
+    }
+}
+
+/// Calls `f` with each line of `reader` (without its line end): at most
+/// [`crate::redact::MAX_LINE_BYTES`] bytes of it and how many more it had, so
+/// one huge line costs no more memory than a short one.
+fn each_line(mut reader: impl std::io::BufRead, mut f: impl FnMut(&[u8], usize)) -> std::io::Result<()> {
+    let limit = crate::redact::MAX_LINE_BYTES;
+    let (mut line, mut more) = (Vec::with_capacity(256), 0usize);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            if !line.is_empty() || more > 0 {
+                f(&line, more);
+            }
+            return Ok(());
+        }
+        let end = buf.iter().position(|b| *b == b'\n');
+        let chunk = &buf[..end.unwrap_or(buf.len())];
+        let room = limit.saturating_sub(line.len()).min(chunk.len());
+        line.extend_from_slice(&chunk[..room]);
+        more += chunk.len() - room;
+        let used = end.map_or(buf.len(), |e| e + 1);
+        reader.consume(used);
+        if end.is_some() {
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            f(&line, more);
+            line.clear();
+            more = 0;
+        }
+    }
+}
+
+impl Snapshot {
+    /// Reads a log file with `read`.
+    fn add_log_file(
+        &mut self,
+        file: &Path,
+        shown: &str,
+        read: impl FnOnce(&mut Self, std::io::BufReader<std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<(), LoadError> {
+        let io = |e: std::io::Error| LoadError::Io { path: shown.into(), message: io_message(&e) };
+        let f = std::fs::File::open(file).map_err(io)?;
+        read(self, std::io::BufReader::with_capacity(1 << 16, f)).map_err(io)
+    }
+
+    /// Adds the log of a container's current run (or its previous one),
+    /// `source` saying where it was read. Each line is cut, made UTF-8 and
+    /// redacted; the last [`MAX_LOG_LINES`] lines within [`MAX_LOG_BYTES`]
+    /// are kept, after a line saying how many earlier ones were not.
+    /// Nothing is read when the snapshot is not [`Snapshot::reading_logs`].
+    pub fn add_container_log(
+        &mut self,
+        key: LogKey,
+        previous: bool,
+        source: &str,
+        reader: impl std::io::BufRead,
+    ) -> std::io::Result<()> {
+        let Some(redactor) = &self.logs else { return Ok(()) };
+        let (mut lines, mut tail) = (redactor.lines(), Tail::default());
+        each_line(reader, |line, more| tail.push(lines.line(line, more)))?;
+        self.keep_log(key, previous, source, tail);
+        Ok(())
+    }
+
+    /// Adds the container logs of a `kubectl cluster-info dump` `logs.txt`:
+    /// sections from `==== START logs for container C of pod NS/P ====` to
+    /// `==== END logs ... ====`, each the current run's log of C.
+    fn add_dump_logs(&mut self, source: &str, reader: impl std::io::BufRead) -> std::io::Result<()> {
+        let Some(redactor) = self.logs.clone() else { return Ok(()) };
+        let mut done: Vec<(LogKey, Tail)> = Vec::new();
+        let mut open: Option<(LogKey, Tail, crate::redact::LineRedactor)> = None;
+        each_line(reader, |line, more| {
+            let text = String::from_utf8_lossy(line);
+            if let Some(header) =
+                text.strip_prefix("==== START logs for container ").and_then(|h| h.strip_suffix(" ===="))
+                && let Some((container, pod)) = header.split_once(" of pod ")
+                && let Some((namespace, pod)) = pod.split_once('/')
+            {
+                let key = LogKey { namespace: namespace.into(), pod: pod.into(), container: container.into() };
+                if let Some((k, t, _)) = open.replace((key, Tail::default(), redactor.lines())) {
+                    done.push((k, t));
+                }
+            } else if text.starts_with("==== END logs for container ") {
+                if let Some((k, t, _)) = open.take() {
+                    done.push((k, t));
+                }
+            } else if let Some((_, tail, lines)) = &mut open {
+                tail.push(lines.line(line, more));
+            }
+        })?;
+        done.extend(open.map(|(k, t, _)| (k, t)));
+        for (key, tail) in done {
+            self.keep_log(key, false, source, tail);
+        }
+        Ok(())
+    }
+
+    fn keep_log(&mut self, key: LogKey, previous: bool, source: &str, tail: Tail) {
+        // names become paths of a written bundle: none may leave its folder
+        let unsafe_name = |n: &str| n.is_empty() || n == "." || n == ".." || n.contains(['/', '\\']);
+        if [&key.namespace, &key.pod, &key.container].into_iter().any(|n| unsafe_name(n)) {
+            self.notes.push(format!(
+                "{source}: ignored the log of container `{}` of pod `{}/{}`: not a Kubernetes name",
+                key.container, key.namespace, key.pod
+            ));
+            return;
+        }
+        let mut add = |line: &str| {
+            self.store
+                .add_value(&serde_json::json!({ "source": source, "line": line, "previous": previous }), &Fields::All)
+        };
+        let mut lines = Vec::with_capacity(tail.lines.len() + 1);
+        if tail.dropped > 0 {
+            lines.push(add(&format!("[k8srule: {} earlier line(s) not kept]", tail.dropped)));
+        }
+        lines.extend(tail.lines.iter().map(|l| add(l)));
+        let LogKey { namespace, pod, container } = key;
+        self.container_logs.push(ContainerLog { namespace, pod, container, previous, lines });
+    }
+}
 
 impl Snapshot {
     /// Shows an events.k8s.io/v1 Event with the core/v1 field names.
@@ -625,6 +853,34 @@ mod tests {
         assert_eq!(back.node_logs[0].node, "n1");
         assert_eq!(back.get(back.node_logs[0].value).to_value(), s.get(s.node_logs[0].value).to_value());
         assert!(back.skipped.is_empty() && back.skipped_files.is_empty());
+    }
+
+    #[test]
+    fn node_logs_are_redacted_and_cut_and_container_logs_skipped_unless_asked_for() {
+        let dir = std::env::temp_dir().join(format!("k8srule-node-logs-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("node-logs/n1")).unwrap();
+        std::fs::create_dir_all(dir.join("logs/ns/p")).unwrap();
+        let long = "z".repeat(crate::redact::MAX_LINE_BYTES + 1);
+        std::fs::write(dir.join("node-logs/n1/kubelet.log"), format!("login token=abc123 ok\n{long}\n")).unwrap();
+        std::fs::write(dir.join("logs/ns/p/c.log"), "x\n").unwrap();
+        let mut s = Snapshot::new(0);
+        s.add_path(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let lines: Vec<&str> = s.node_logs.iter().map(|l| s.get(l.value).str_at(&["line"]).unwrap()).collect();
+        assert_eq!(lines, ["login token=[REDACTED] ok", &format!("{} … [cut 1 bytes]", &long[1..])]);
+        assert_eq!((s.container_logs.len(), s.skipped_logs), (0, 1));
+    }
+
+    #[test]
+    fn a_dump_section_for_a_name_that_is_not_a_path_is_a_note() {
+        let mut s = Snapshot::new(0).reading_logs(Some(Redactor::new(&[]).unwrap()));
+        let text = "==== START logs for container c of pod ns/../../etc ====\nx\n==== END logs for container c of pod ns/../../etc ====\n";
+        s.add_dump_logs("ns/p/logs.txt", text.as_bytes()).unwrap();
+        assert!(s.container_logs.is_empty());
+        assert_eq!(
+            s.notes,
+            ["ns/p/logs.txt: ignored the log of container `c` of pod `ns/../../etc`: not a Kubernetes name"]
+        );
     }
 
     #[test]

@@ -482,6 +482,10 @@ impl Watch<'_> {
         for p in &pods {
             snapshot.add_part(Part::Pod, p);
         }
+        if let Some(redactor) = self.diagnoser.logs() {
+            // the logs of the pods that changed (a restart changes its pod), not of every pod
+            self.cluster.read_logs(&mut snapshot, redactor, crate::live::LogBounds::default()).await;
+        }
         for n in &snapshot.notes {
             if self.noted.insert(n.clone()) {
                 sink(Change::Note(n.clone()));

@@ -8,6 +8,7 @@
 //!    regorus (Rego) and the `cel` crate, hot;
 //! 2. all built-in rules over 150,000 pods with 3 events each: time against
 //!    serde_json alone parsing the file, peak memory against the file's size;
+//!    then the same pods in a bundle with a 101-line log for every tenth pod;
 //! 3. cold start of `k8srule diagnose` on 10 pods with a warm cache;
 //! 4. compiling all built-in rules, against parsing them.
 //!
@@ -308,7 +309,7 @@ fn phase(which: &str, file: &str) {
         _ => {
             // as `k8srule diagnose -f` does
             let diagnoser = Diagnoser::builder().build().unwrap();
-            let mut snapshot = Snapshot::new(1_714_564_800).keeping(diagnoser.fields());
+            let mut snapshot = Snapshot::new(1_714_564_800).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
             snapshot.add_path(std::path::Path::new(file)).unwrap();
             let report = diagnoser.diagnose(&snapshot);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -359,6 +360,27 @@ fn all_rules(pods: usize) {
         "   peak memory         {:>9.0} MB   {:.2}x the file size   target <= 2x",
         peak as f64 / 1e6,
         peak as f64 / size as f64
+    );
+    // the same pods in a bundle with the previous run's log (101 lines) of every tenth pod
+    let bundle = dir.join("bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::rename(&file, bundle.join("cluster.json")).unwrap();
+    let mut log = String::new();
+    for k in 0..100 {
+        log.push_str(&format!("2024/05/01 11:00:{:02} GET /api/items/{k} 200 3ms\n", k % 60));
+    }
+    log.push_str("panic: runtime error: invalid memory address or nil pointer dereference\n");
+    for i in (0..pods).step_by(10) {
+        let d = bundle.join(format!("logs/team-{}/web-{i:06}", i % 50));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("app.previous.log"), &log).unwrap();
+    }
+    let (t_logs, peak_logs) = run_phase("diagnose", &bundle);
+    println!(
+        "   with logs (10% pods) {:>8.0} ms   {:.2}x without logs; peak memory {:.0} MB",
+        t_logs,
+        t_logs / t_all,
+        peak_logs as f64 / 1e6
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

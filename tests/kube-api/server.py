@@ -652,10 +652,10 @@ REQUESTS = []
 REQ_LOCK = threading.Lock()
 
 
-def forbidden_match(res):
+def forbidden_match(res, sub=None):
     f = Config.forbid
     return (res.plural in f or qualified(res) in f or f"{res.group}/{res.plural}" in f
-            or f"{res.gv}/{res.plural}" in f)
+            or f"{res.gv}/{res.plural}" in f or (sub is not None and f"{res.plural}/{sub}" in f))
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -913,7 +913,7 @@ class Handler(BaseHTTPRequestHandler):
                 "POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}[method]
         if verb == "get" and sub == "log":
             verb = "get"
-        if forbidden_match(res):
+        if forbidden_match(res, sub):
             self.forbid(res, verb, ns, name, sub)
 
         if method == "GET" and name is None:
@@ -1069,6 +1069,10 @@ class Handler(BaseHTTPRequestHandler):
         if tail is not None and tail.isdigit():
             lines = text.splitlines(keepends=True)
             text = "".join(lines[-int(tail):]) if int(tail) else ""
+        limit = self.p("limitBytes")
+        if limit is not None and limit.isdigit():
+            # the kubelet stops after limitBytes bytes of the (tailed) log
+            text = text.encode()[: int(limit)].decode(errors="ignore")
         return self.send_text(200, text)
 
     # ---- watch ---------------------------------------------------------------

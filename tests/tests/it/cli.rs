@@ -275,7 +275,7 @@ fn one_pod_can_be_focused_and_kubectl_plugin_name_works() {
     let (code, out, err) = k8srule(&["diagnose", "pod/worker-0", "-f", &example(), "--now", NOW]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("pod shop/worker-0") && !out.contains("web-7d4b9c"), "{out}");
-    assert!(out.ends_with("1 pods diagnosed, 1 unhealthy: signal.SIGSEGV 1\n"), "{out}");
+    assert!(out.ends_with("1 pods diagnosed, 1 unhealthy: signal 1 (SIGSEGV 1)\n"), "{out}");
     let (code, _, err) = k8srule(&["diagnose", "nope", "-f", &example(), "--now", NOW]);
     assert_eq!((code, err.as_str()), (2, "nope: no such pod in the snapshot\n"));
     let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -6,6 +6,7 @@ mod hostile;
 mod html;
 mod live;
 mod mcp;
+mod logs;
 mod packs;
 mod pipeline;
 mod rust_plugin;
