@@ -177,6 +177,12 @@ pub fn pick(text: &types::Text, lang: Lang) -> &str {
     }
 }
 
+/// Whether cause `key` is `selector` or one of its refinements:
+/// `image-pull-failure.rate-limited` is an `image-pull-failure` too.
+pub fn cause_matches(key: &str, selector: &str) -> bool {
+    key.strip_prefix(selector).is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
 /// Marks symptoms with the root cause that explains them and orders the
 /// findings: by pod, each root cause followed by its symptoms.
 pub fn rank(findings: &mut Vec<Finding>) {
@@ -327,5 +333,15 @@ mod tests {
         assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
         assert_eq!(render_template("a } {x}", &args), "a } <none>");
         assert_eq!(placeholders("{1} {{2}} {x} {0}").collect::<Vec<_>>(), [1, 0]);
+    }
+
+    #[test]
+    fn a_refined_cause_matches_its_parent_only() {
+        assert!(cause_matches("image-pull-failure.rate-limited", "image-pull-failure"));
+        assert!(cause_matches("image-pull-failure.rate-limited", "image-pull-failure.rate-limited"));
+        assert!(cause_matches("image-pull-failure", "image-pull-failure"));
+        assert!(!cause_matches("image-pull-failure", "image-pull-failure.rate-limited"));
+        assert!(!cause_matches("image-pull-failures", "image-pull-failure"));
+        assert!(!cause_matches("disk-full", "disk"));
     }
 }
