@@ -89,6 +89,21 @@ fn cases(root: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
+/// The snapshot and the findings of one case, diagnosed by `d`.
+fn diagnose(d: &Diagnoser, case: &Path) -> (Value, Vec<Finding>) {
+    let text = std::fs::read_to_string(case).unwrap();
+    let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+    let now = doc["now"].as_str().and_then(k8srule_host::snapshot::parse_time);
+    let now = now.unwrap_or_else(|| panic!("{}: `now` must be an RFC 3339 time", case.display()));
+    let mut snapshot = Snapshot::new(now).keeping(d.fields());
+    for o in doc["objects"].as_array().unwrap_or_else(|| panic!("{}: no `objects` list", case.display())) {
+        snapshot.add_value(&case.display().to_string(), o).unwrap();
+    }
+    let report = d.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{}: pack errors {:?}", case.display(), report.errors);
+    (doc, report.findings)
+}
+
 #[test]
 fn corpus_recall_and_false_positives() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -99,15 +114,7 @@ fn corpus_recall_and_false_positives() {
     for (family, case) in &all {
         let text = std::fs::read_to_string(case).unwrap();
         assert!(text.contains("# source:"), "{}: cite the messages' source in a `# source:` comment", case.display());
-        let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-        let now = doc["now"].as_str().and_then(k8srule_host::snapshot::parse_time);
-        let now = now.unwrap_or_else(|| panic!("{}: `now` must be an RFC 3339 time", case.display()));
-        let mut snapshot = Snapshot::new(now).keeping(d.fields());
-        for o in doc["objects"].as_array().unwrap_or_else(|| panic!("{}: no `objects` list", case.display())) {
-            snapshot.add_value(&case.display().to_string(), o).unwrap();
-        }
-        let report = d.diagnose(&snapshot);
-        assert!(report.errors.is_empty(), "{}: pack errors {:?}", case.display(), report.errors);
+        let (doc, findings) = diagnose(&d, case);
         let list = |key: &str| -> Vec<Expect> {
             doc[key].as_array().map_or(Vec::new(), |l| l.iter().map(|v| Expect::parse(case, key, v)).collect())
         };
@@ -118,7 +125,7 @@ fn corpus_recall_and_false_positives() {
         let name = case.strip_prefix(&root).unwrap().display().to_string();
         for e in &must {
             score.must += 1;
-            if report.findings.iter().any(|f| e.matches(f)) {
+            if findings.iter().any(|f| e.matches(f)) {
                 score.found += 1;
             } else {
                 failures.push(format!("{name}: missing {e}"));
@@ -126,7 +133,7 @@ fn corpus_recall_and_false_positives() {
         }
         for e in &must_not {
             score.must_not += 1;
-            for f in report.findings.iter().filter(|f| e.matches(f)) {
+            for f in findings.iter().filter(|f| e.matches(f)) {
                 score.hits += 1;
                 failures.push(format!("{name}: must not give {e}, got {} ({})", f.rule, f.cause));
             }
@@ -201,4 +208,17 @@ fn the_scorer_matches_refined_causes_and_containers() {
     assert!(e("image-pull-failure.rate-limited", None).matches(&f));
     assert!(!e("image-pull-failure.not-found", None).matches(&f));
     assert!(!e("image-pull-failure", Some("sidecar")).matches(&f));
+}
+
+/// `--disable image-pull-failure` (a cause key) disables the rules of its
+/// refinements too; the symptom's rule stays.
+#[test]
+fn a_disabled_cause_key_disables_its_refinements() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/image-pull/rate-limited-containerd.yaml");
+    let causes = |d: &Diagnoser| diagnose(d, &case).1.into_iter().map(|f| f.cause).collect::<Vec<_>>();
+    let all = causes(&Diagnoser::builder().build().unwrap());
+    assert!(all.contains(&"image-pull-failure.rate-limited".to_string()), "{all:?}");
+    let left = causes(&Diagnoser::builder().disable_rule("image-pull-failure").build().unwrap());
+    assert!(!left.iter().any(|c| cause_matches(c, "image-pull-failure")), "{left:?}");
+    assert!(left.contains(&"state.ImagePullBackOff".to_string()), "{left:?}");
 }
