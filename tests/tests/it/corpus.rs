@@ -89,9 +89,11 @@ fn cases(root: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// The snapshot and the findings of one case, diagnosed by `d`.
+/// The snapshot and the findings of one case (which must cite its sources),
+/// diagnosed by `d`.
 fn diagnose(d: &Diagnoser, case: &Path) -> (Value, Vec<Finding>) {
     let text = std::fs::read_to_string(case).unwrap();
+    assert!(text.contains("# source:"), "{}: cite the messages' source in a `# source:` comment", case.display());
     let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let now = doc["now"].as_str().and_then(k8srule_host::snapshot::parse_time);
     let now = now.unwrap_or_else(|| panic!("{}: `now` must be an RFC 3339 time", case.display()));
@@ -112,8 +114,6 @@ fn corpus_recall_and_false_positives() {
     let mut failures = Vec::new();
     let all = cases(&root);
     for (family, case) in &all {
-        let text = std::fs::read_to_string(case).unwrap();
-        assert!(text.contains("# source:"), "{}: cite the messages' source in a `# source:` comment", case.display());
         let (doc, findings) = diagnose(&d, case);
         let list = |key: &str| -> Vec<Expect> {
             doc[key].as_array().map_or(Vec::new(), |l| l.iter().map(|v| Expect::parse(case, key, v)).collect())
