@@ -137,7 +137,7 @@ struct PackArgs {
     /// Findings one pack may return for a batch of pods (at least 1).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
     max_findings: u64,
-    /// A rule not to run: its id, or a prefix ending in `*` (`states.*`); repeatable, adds to the configuration's.
+    /// A rule not to run: its id, a cause key (`image-pull-failure` names its refinements too), or a prefix ending in `*` (`states.*`); repeatable, adds to the configuration's.
     #[arg(long, value_name = "RULE")]
     disable: Vec<String>,
     /// The severity a rule's findings get (`crashloop.*=critical`); repeatable, wins over the configuration.

@@ -265,7 +265,8 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
     Ok(files)
 }
 
-/// (pack, rule) indexes of the rules `pattern` (an id, or a prefix ending in `*`) names.
+/// (pack, rule) indexes of the rules `pattern` (an id, a cause key, which
+/// names its refinements too, or an id prefix ending in `*`) names.
 fn matching_rules(packs: &[Pack], setting: &'static str, pattern: &str) -> Result<Vec<(usize, usize)>, Error> {
     let hits: Vec<(usize, usize)> = packs
         .iter()
@@ -273,7 +274,7 @@ fn matching_rules(packs: &[Pack], setting: &'static str, pattern: &str) -> Resul
         .flat_map(|(p, pack)| pack.info.rules.iter().enumerate().map(move |(r, rule)| (p, r, rule)))
         .filter(|(_, _, rule)| match pattern.strip_suffix('*') {
             Some(prefix) => rule.id.starts_with(prefix),
-            None => rule.id == pattern,
+            None => rule.id == pattern || report::cause_matches(&rule.cause, pattern),
         })
         .map(|(p, r, _)| (p, r))
         .collect();

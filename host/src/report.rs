@@ -412,14 +412,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_refined_cause_matches_its_parent() {
-        assert!(cause_matches("app-exit.crash", "app-exit"));
-        assert!(cause_matches("app-exit", "app-exit"));
-        assert!(!cause_matches("app-exit", "app-exit.crash"));
-        assert!(!cause_matches("app-exits", "app-exit"));
-    }
-
-    #[test]
     fn templates_fill_arguments_and_keep_escaped_braces() {
         let args = vec!["app".to_string(), "137".to_string()];
         assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
@@ -500,5 +492,15 @@ mod tests {
         let kept: Vec<_> = report.findings.into_iter().map(|f| (f.rule, f.explained_by)).collect();
         assert_eq!(kept, [by("root", None), by("mid", Some("root")), by("high", None)]);
         assert_eq!(report.summary.unhealthy, 1);
+    }
+
+    #[test]
+    fn a_refined_cause_matches_its_parent_only() {
+        assert!(cause_matches("image-pull-failure.rate-limited", "image-pull-failure"));
+        assert!(cause_matches("image-pull-failure.rate-limited", "image-pull-failure.rate-limited"));
+        assert!(cause_matches("image-pull-failure", "image-pull-failure"));
+        assert!(!cause_matches("image-pull-failure", "image-pull-failure.rate-limited"));
+        assert!(!cause_matches("image-pull-failures", "image-pull-failure"));
+        assert!(!cause_matches("disk-full", "disk"));
     }
 }

@@ -202,7 +202,7 @@ fn builtin_rules_cover_the_cheat_sheet() {
         assert!(causes.contains(&key.as_str()), "no rule for {key}");
     }
     for k in keys {
-        assert!(causes.contains(&k), "no rule for {k}");
+        assert!(causes.iter().any(|c| k8srule_host::report::cause_matches(c, k)), "no rule for {k}");
     }
     assert!(causes.iter().any(|c| c.starts_with("signal.")), "no rule decodes signals");
     for r in rules {

@@ -2,6 +2,7 @@
 //! one test executable instead of seven keeps build time and disk use down.
 
 mod cli;
+mod corpus;
 mod hostile;
 mod html;
 mod live;
