@@ -4,6 +4,7 @@
 mod cli;
 mod html;
 mod live;
+mod oci;
 mod packs;
 mod pipeline;
 mod rust_plugin;
