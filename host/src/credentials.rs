@@ -10,9 +10,10 @@
 //! `credsStore`; a helper is run as the Docker CLI runs it
 //! (`docker-credential-<name> get`, the server on stdin, JSON on stdout).
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -47,6 +48,8 @@ pub struct CredentialsError {
 
 /// The largest credentials file and helper answer read.
 const MAX_FILE: u64 = 4 << 20;
+/// How long a credential helper may take (one that asks the user waits for them).
+const HELPER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The files credentials are looked up in, in order.
 pub fn files(registry_config: Option<&Path>) -> Vec<PathBuf> {
@@ -90,8 +93,7 @@ fn read_json(path: &Path) -> Result<Option<serde_json::Value>, CredentialsError>
         Err(e) => return Err(bad(e.to_string())),
     };
     let mut text = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_FILE + 1), &mut text)
-        .map_err(|e| bad(e.to_string()))?;
+    file.take(MAX_FILE + 1).read_to_end(&mut text).map_err(|e| bad(e.to_string()))?;
     if text.len() as u64 > MAX_FILE {
         return Err(bad(format!("larger than {MAX_FILE} bytes")));
     }
@@ -167,20 +169,37 @@ fn helper(helper: &str, action: &str, input: &[u8]) -> Result<(bool, String), Cr
         .spawn()
         .map_err(|e| bad(format!("cannot run it: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input).map_err(|e| bad(e.to_string()))?;
+        // a helper that does not read its input fails below, by its answer or its time
+        let _ = stdin.write_all(input);
     }
-    let output = child.wait_with_output().map_err(|e| bad(e.to_string()))?;
-    let stdout = String::from_utf8_lossy(&output.stdout[..output.stdout.len().min(MAX_FILE as usize)]).into_owned();
-    if !output.status.success() && !stdout.contains("credentials not found") {
-        let stderr = String::from_utf8_lossy(&output.stderr);
+    let deadline = Instant::now() + HELPER_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(bad(format!("`{action}` did not answer within {} s", HELPER_TIMEOUT.as_secs())));
+            }
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    };
+    // what a helper that exited wrote fits in its pipes
+    let read = |pipe: Option<&mut dyn Read>| {
+        let mut text = Vec::new();
+        if let Some(p) = pipe {
+            let _ = p.take(MAX_FILE).read_to_end(&mut text);
+        }
+        String::from_utf8_lossy(&text).into_owned()
+    };
+    let stdout = read(child.stdout.as_mut().map(|p| p as &mut dyn Read));
+    if !status.success() && !stdout.contains("credentials not found") {
+        let stderr = read(child.stderr.as_mut().map(|p| p as &mut dyn Read));
         let said = if stdout.trim().is_empty() { stderr.trim() } else { stdout.trim() };
-        return Err(bad(format!(
-            "`{action}` failed ({}): {}",
-            output.status,
-            said.chars().take(200).collect::<String>()
-        )));
+        return Err(bad(format!("`{action}` failed ({status}): {}", said.chars().take(200).collect::<String>())));
     }
-    Ok((output.status.success(), stdout))
+    Ok((status.success(), stdout))
 }
 
 fn helper_get(name: &str, registry: &str) -> Result<Option<Credentials>, CredentialsError> {

@@ -704,7 +704,11 @@ impl Cache {
 
     /// The blob, if it is cached and still has its digest.
     fn blob(&self, expected: &str) -> Option<Vec<u8>> {
-        let bytes = std::fs::read(self.blob_path(expected)).ok()?;
+        let path = self.blob_path(expected);
+        if std::fs::metadata(&path).ok()?.len() > MAX_PACK {
+            return None;
+        }
+        let bytes = std::fs::read(path).ok()?;
         (digest(&bytes) == expected).then_some(bytes)
     }
 
@@ -735,7 +739,9 @@ impl Cache {
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn write_atomic(path: &Path, bytes: &[u8]) {
     let Some(dir) = path.parent() else { return };
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
     let written = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&tmp, bytes))
         .and_then(|()| std::fs::rename(&tmp, path));
