@@ -122,7 +122,20 @@ impl Reference {
 
     /// The host the API is at (Docker Hub's is not `docker.io`).
     fn api_host(&self) -> &str {
-        if self.registry == "docker.io" { "registry-1.docker.io" } else { &self.registry }
+        if self.docker_hub() { "registry-1.docker.io" } else { &self.registry }
+    }
+
+    /// The repository as the API names it (Docker Hub's official images are `library/NAME`).
+    fn api_repository(&self) -> String {
+        if self.docker_hub() && !self.repository.contains('/') {
+            format!("library/{}", self.repository)
+        } else {
+            self.repository.clone()
+        }
+    }
+
+    fn docker_hub(&self) -> bool {
+        matches!(self.registry.as_str(), "docker.io" | "index.docker.io" | "registry-1.docker.io")
     }
 }
 
@@ -270,7 +283,7 @@ impl Client {
             Access::Pull => "pull",
             Access::Push => "pull,push",
         };
-        let scope = format!("repository:{}:{actions}", reference.repository);
+        let scope = format!("repository:{}:{actions}", reference.api_repository());
         Ok(Client {
             agent: config.into(),
             reference,
@@ -505,7 +518,7 @@ impl Client {
     }
 
     fn path(&self, rest: &str) -> String {
-        format!("/v2/{}/{rest}", self.reference.repository)
+        format!("/v2/{}/{rest}", self.reference.api_repository())
     }
 
     /// Uploads a blob unless the repository has it: POST, then a monolithic PUT.
@@ -800,5 +813,9 @@ mod tests {
             assert_eq!(loopback(host), yes, "{host}");
         }
         assert_eq!(query_value("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+        let hub = Reference::parse("oci://docker.io/falco:1").unwrap();
+        assert_eq!((hub.api_host(), hub.api_repository().as_str()), ("registry-1.docker.io", "library/falco"));
+        let team = Reference::parse("oci://ghcr.io/team/falco:1").unwrap();
+        assert_eq!((team.api_host(), team.api_repository().as_str()), ("ghcr.io", "team/falco"));
     }
 }
