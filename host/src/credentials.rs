@@ -1,7 +1,7 @@
 //! Registry credentials where Docker, podman and skopeo keep them, and
 //! `k8srule pack login/logout` writing them back in the same format.
 //!
-//! Looked up in this order (the first file that names the registry wins):
+//! Looked up in this order (the first file with credentials for the registry wins):
 //! `--registry-config FILE` alone when given; else the Docker CLI's
 //! `$DOCKER_CONFIG/config.json` (`~/.docker/config.json`), then the
 //! containers' `auth.json` (`$REGISTRY_AUTH_FILE`,
@@ -118,7 +118,10 @@ pub fn lookup(
             && let Some((_, helper)) = helpers.iter().find(|(k, _)| key_host(k).0 == host)
         {
             let helper = helper.as_str().ok_or_else(|| bad(format!("credHelpers.{host} is not a string")))?;
-            return helper_get(helper, registry);
+            if let Some(found) = helper_get(helper, registry)? {
+                return Ok(Some(found));
+            }
+            continue;
         }
         if let Some(auths) = config["auths"].as_object() {
             // the most specific key: podman's `host/namespace/repo` before `host`
@@ -148,7 +151,9 @@ pub fn lookup(
             }
         }
         if let Some(store) = config["credsStore"].as_str().filter(|s| !s.is_empty()) {
-            return helper_get(store, registry);
+            if let Some(found) = helper_get(store, registry)? {
+                return Ok(Some(found));
+            }
         }
     }
     Ok(None)

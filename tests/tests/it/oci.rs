@@ -540,7 +540,8 @@ fn a_token_auth_registry_gets_scoped_tokens_anonymous_or_with_credentials() {
 }
 
 /// A `docker-credential-test` on a directory to put on PATH: answers `get`
-/// for `host` and logs every call (action and stdin) to `calls.log`.
+/// for `host` (unless `$EMPTY` is set) and logs every call (action and stdin)
+/// to `calls.log`.
 fn credential_helper(dir: &Path, host: &str) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -548,7 +549,7 @@ fn credential_helper(dir: &Path, host: &str) -> PathBuf {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nin=$(cat)\necho \"$1 $in\" >> {log}\nif [ \"$1\" = get ] && [ \"$in\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$in\"\n  exit 0\nfi\nif [ \"$1\" = get ]; then echo 'credentials not found in native keychain'; exit 1; fi\nexit 0\n",
+            "#!/bin/sh\nin=$(cat)\necho \"$1 $in\" >> {log}\nif [ \"$1\" = get ] && [ -z \"$EMPTY\" ] && [ \"$in\" = \"{host}\" ]; then\n  printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$in\"\n  exit 0\nfi\nif [ \"$1\" = get ]; then echo 'credentials not found in native keychain'; exit 1; fi\nexit 0\n",
             log = dir.join("calls.log").display()
         ),
     )
@@ -631,11 +632,15 @@ fn credentials_come_from_cred_helpers_creds_store_and_the_files_docker_and_podma
         serde_json::json!({"auths": {&host: {"auth": STANDARD.encode(format!("{USER}:{PASSWORD}"))}}}).to_string();
     let file = tmp.path().join("auth.json");
     std::fs::write(&file, &auth).unwrap();
+    // after a Docker config whose credsStore has nothing for this registry
+    std::fs::write(docker.join("config.json"), r#"{"credsStore": "test"}"#).unwrap();
+    std::fs::write(&calls, "").unwrap();
     let (code, _, err) = k8srule_with_env(
         &["pack", "pull", &tagged, "-o", &s(&pulled)],
-        &[base[0], base[1], ("REGISTRY_AUTH_FILE", &file)],
+        &[base[0], base[1], ("REGISTRY_AUTH_FILE", &file), ("DOCKER_CONFIG", &docker), ("EMPTY", Path::new("1"))],
     );
     assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().collect::<Vec<_>>(), [format!("get {host}")]);
     let runtime = tmp.path().join("run");
     std::fs::create_dir_all(runtime.join("containers")).unwrap();
     std::fs::write(runtime.join("containers/auth.json"), &auth).unwrap();
