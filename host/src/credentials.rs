@@ -150,10 +150,10 @@ pub fn lookup(
                 return Ok(Some(Credentials { username: username.into(), secret: secret.into() }));
             }
         }
-        if let Some(store) = config["credsStore"].as_str().filter(|s| !s.is_empty()) {
-            if let Some(found) = helper_get(store, registry)? {
-                return Ok(Some(found));
-            }
+        if let Some(store) = config["credsStore"].as_str().filter(|s| !s.is_empty())
+            && let Some(found) = helper_get(store, registry)?
+        {
+            return Ok(Some(found));
         }
     }
     Ok(None)
