@@ -350,6 +350,24 @@ fn a_pack_whose_blob_was_tampered_with_or_that_is_not_a_pack_is_refused() {
     let (code, _, err) = k8srule(&["pack", "push", &s(&wasm), &registry.reference("Team/demo:1")]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not an OCI reference"), "{err}");
+
+    // a tag pointing at a pack for another k8srule (pushed by another client) is refused, versions named
+    let mut future =
+        k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("b.k8srule", RULES)], "demo", "9.0.0").unwrap();
+    let manifest: packs::Manifest = serde_json::from_value(serde_json::json!({
+        "name": "demo", "version": "9.0.0", "k8srule": ">=99.0.0", "wit": packs::wit_version(),
+    }))
+    .unwrap();
+    packs::embed(&mut future, &manifest, None);
+    let reference = k8srule_host::oci::Reference::parse(&registry.reference("team/demo:9.0.0")).unwrap();
+    let client =
+        k8srule_host::oci::Client::new(reference, k8srule_host::oci::Access::Push, &Default::default()).unwrap();
+    client.push(&future, &serde_json::to_vec(&manifest).unwrap(), "demo-9.0.0.wasm").unwrap();
+    let pods = s(&tmp.path().join("pods.json"));
+    let (code, out, err) =
+        k8srule(&["diagnose", "-f", &pods, "--no-cache", "--rules", &registry.reference("team/demo:9.0.0")]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("pack `demo 9.0.0` requires k8srule >=99.0.0; this is k8srule 0.1.0"), "{err}");
 }
 
 #[test]
