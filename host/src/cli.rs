@@ -146,6 +146,11 @@ struct PackArgs {
     /// A namespace whose pods are not diagnosed; repeatable, adds to the configuration's.
     #[arg(long, value_name = "NAMESPACE")]
     skip_namespace: Vec<String>,
+    /// Pull no `oci://` pack: a tag is the digest it last resolved to, the pack comes from the cache.
+    #[arg(long)]
+    offline: bool,
+    #[command(flatten)]
+    registry: crate::cli_pack::RegistryArgs,
 }
 
 fn pack_timeout(text: &str) -> Result<f64, String> {
@@ -401,7 +406,11 @@ struct Io<'w> {
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
     let config = crate::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
-    let mut b = Diagnoser::builder().lang(lang).cache_dir(packs.cache()).limits(packs.limits());
+    let mut b = Diagnoser::builder()
+        .lang(lang)
+        .cache_dir(packs.cache())
+        .limits(packs.limits())
+        .registry(packs.registry.options(packs.offline));
     b = config.apply(b, &packs.rules, packs.no_builtin);
     for pattern in &packs.disable {
         b = b.disable_rule(pattern);

@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
+use crate::credentials::{self, Credentials};
 use crate::engine::Sandbox;
-use crate::oci::{Client, Reference};
+use crate::oci::{self, Access, Client, Reference};
 use crate::packs::{self, Manifest, PackFileError};
 use crate::{Diagnoser, Error, Limits, fixture};
 
@@ -16,6 +17,33 @@ use crate::{Diagnoser, Error, Limits, fixture};
 pub(crate) struct PackArgs {
     #[command(subcommand)]
     command: PackCommand,
+}
+
+/// How registries are reached: flags of `pack push|pull|login|logout` and of the commands that take `--rules`.
+#[derive(clap::Args, Clone, Default)]
+pub(crate) struct RegistryArgs {
+    /// Talk http, not https, to registries (a loopback registry without TLS gets http anyway).
+    #[arg(long)]
+    plain_http: bool,
+    /// A PEM file of CA certificates to trust for registries, besides the system's.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+    /// The Docker-format file registry credentials are read from and `pack login` writes
+    /// [default: $DOCKER_CONFIG/config.json or ~/.docker/config.json, then
+    /// $REGISTRY_AUTH_FILE, $XDG_RUNTIME_DIR/containers/auth.json, ~/.config/containers/auth.json].
+    #[arg(long, value_name = "FILE")]
+    registry_config: Option<PathBuf>,
+}
+
+impl RegistryArgs {
+    pub(crate) fn options(&self, offline: bool) -> oci::Options {
+        oci::Options {
+            plain_http: self.plain_http,
+            ca_file: self.ca_file.clone(),
+            registry_config: self.registry_config.clone(),
+            offline,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -49,9 +77,8 @@ enum PackCommand {
     Push {
         file: PathBuf,
         reference: String,
-        /// Talk http, not https (automatic for localhost and 127.0.0.1).
-        #[arg(long)]
-        plain_http: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
     },
     /// Pull a pack file from an OCI registry, checking its digest.
     ///
@@ -60,9 +87,33 @@ enum PackCommand {
         reference: String,
         #[arg(short, long)]
         output: PathBuf,
-        /// Talk http, not https (automatic for localhost and 127.0.0.1).
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Log in to a registry: check the credentials with it, then save them as `docker login` does.
+    ///
+    /// Example: echo "$TOKEN" | k8srule pack login ghcr.io -u me --password-stdin
+    Login {
+        /// The registry host (`host[:port]`).
+        registry: String,
+        #[arg(short, long)]
+        username: String,
+        /// The password or token (visible to other users in the process list; prefer --password-stdin).
+        #[arg(short, long, conflicts_with = "password_stdin")]
+        password: Option<String>,
+        /// Read the password or token from standard input.
         #[arg(long)]
-        plain_http: bool,
+        password_stdin: bool,
+        #[command(flatten)]
+        registry_args: RegistryArgs,
+    },
+    /// Remove a registry's saved credentials.
+    ///
+    /// Example: k8srule pack logout ghcr.io
+    Logout {
+        registry: String,
+        #[command(flatten)]
+        registry_args: RegistryArgs,
     },
 }
 
@@ -119,7 +170,7 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             );
             Ok(if failed == 0 { 0 } else { 1 })
         }
-        PackCommand::Push { file, reference, plain_http } => {
+        PackCommand::Push { file, reference, registry } => {
             let reference = Reference::parse(&reference)?;
             let bytes = read_file(&file)?;
             let manifest = packs::embedded_manifest(&bytes, &file)?.ok_or_else(|| PackFileError::Manifest {
@@ -129,7 +180,8 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             manifest.check(&file)?;
             let config = serde_json::to_vec(&manifest).unwrap_or_default();
             let title = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let manifest_digest = Client::new(reference.clone(), plain_http).push(&bytes, &config, &title)?;
+            let manifest_digest = Client::new(reference.clone(), Access::Push, &registry.options(false))?
+                .push(&bytes, &config, &title)?;
             let _ = writeln!(
                 out,
                 "pushed {} {} to {reference}@{manifest_digest} (pack {})",
@@ -139,9 +191,9 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             );
             Ok(0)
         }
-        PackCommand::Pull { reference, output, plain_http } => {
+        PackCommand::Pull { reference, output, registry } => {
             let reference = Reference::parse(&reference)?;
-            let pulled = Client::new(reference.clone(), plain_http).pull()?;
+            let pulled = oci::pull(&reference, &registry.options(false), None)?;
             write_file(&output, &pulled.bytes)?;
             let _ = writeln!(
                 out,
@@ -155,7 +207,48 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             );
             Ok(0)
         }
+        PackCommand::Login { registry, username, password, password_stdin, registry_args } => {
+            let secret = match password {
+                Some(p) => p,
+                None if password_stdin => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
+                        .map_err(|e| PackFileError::Io { path: "standard input".into(), message: e.to_string() })?;
+                    text.trim_end_matches(['\n', '\r']).to_string()
+                }
+                None => {
+                    return Err(PackFileError::Io {
+                        path: "pack login".into(),
+                        message: "give the password with --password-stdin (or --password)".into(),
+                    }
+                    .into());
+                }
+            };
+            let credentials = Credentials { username, secret };
+            let options = registry_args.options(false);
+            Client::login(&registry, credentials.clone(), &options)?;
+            let file = login_file(&registry_args)?;
+            let saved = credentials::store(&file, &registry, &credentials).map_err(oci::OciError::from)?;
+            let _ = writeln!(out, "logged in to {registry}; credentials saved in {saved}");
+            Ok(0)
+        }
+        PackCommand::Logout { registry, registry_args } => {
+            let file = login_file(&registry_args)?;
+            if credentials::erase(&file, &registry).map_err(oci::OciError::from)? {
+                let _ = writeln!(out, "removed the credentials for {registry} from {}", file.display());
+            } else {
+                let _ = writeln!(err, "warning: no credentials for {registry} in {}", file.display());
+            }
+            Ok(0)
+        }
     }
+}
+
+fn login_file(args: &RegistryArgs) -> Result<PathBuf, PackFileError> {
+    credentials::login_file(args.registry_config.as_deref()).ok_or_else(|| PackFileError::Io {
+        path: "pack login".into(),
+        message: "no file to keep credentials in: set HOME, DOCKER_CONFIG or --registry-config".into(),
+    })
 }
 
 /// The manifest, whether this k8srule runs the pack, its digest, embedded

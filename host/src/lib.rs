@@ -35,6 +35,7 @@ pub mod case;
 pub mod cli;
 mod cli_pack;
 pub mod config;
+pub mod credentials;
 pub mod doc;
 pub mod engine;
 pub mod fields;
@@ -104,6 +105,7 @@ enum Source {
 pub struct DiagnoserBuilder {
     limits: Limits,
     cache: Option<PathBuf>,
+    registry: oci::Options,
     builtin: bool,
     sources: Vec<Source>,
     lang: Lang,
@@ -129,6 +131,13 @@ impl DiagnoserBuilder {
     /// A directory where compiled packs are kept between runs (default: none).
     pub fn cache_dir(mut self, dir: Option<PathBuf>) -> Self {
         self.cache = dir;
+        self
+    }
+
+    /// How `oci://` packs are pulled (TLS, credentials, `--offline`); they
+    /// are cached in the cache directory, when there is one.
+    pub fn registry(mut self, options: oci::Options) -> Self {
+        self.registry = options;
         self
     }
 
@@ -192,7 +201,8 @@ impl DiagnoserBuilder {
     /// error; a component the sandbox refuses is an error entry of each report.
     pub fn build(self) -> Result<Diagnoser, Error> {
         let redactor = redact::Redactor::new(&self.redact).map_err(Error::Redact)?;
-        let sandbox = Sandbox::new(self.limits, self.cache)?;
+        let sandbox = Sandbox::new(self.limits, self.cache.clone())?;
+        let mut notes = Vec::new();
         let mut packs = Vec::new();
         let mut refused = Vec::new();
         let mut add = |name: String, bytes: &[u8]| match sandbox.load(&name, bytes) {
@@ -210,7 +220,8 @@ impl DiagnoserBuilder {
                     add(name, &bytes);
                 }
                 Source::Path(path) => {
-                    let loaded = packs::load(&path)?;
+                    let loaded = packs::load(&path, &self.registry, self.cache.as_deref())?;
+                    notes.extend(loaded.note);
                     add(loaded.name, &loaded.bytes);
                 }
             }
@@ -237,6 +248,7 @@ impl DiagnoserBuilder {
             skip_namespaces: self.skip_namespaces,
             threads: self.threads,
             redactor,
+            notes,
         })
     }
 }
@@ -309,6 +321,8 @@ pub struct Diagnoser {
     skip_namespaces: Vec<String>,
     threads: usize,
     redactor: redact::Redactor,
+    /// Said about loading the packs (an `--offline` pack's digest).
+    notes: Vec<String>,
 }
 
 impl Diagnoser {
@@ -316,6 +330,7 @@ impl Diagnoser {
         DiagnoserBuilder {
             limits: Limits::default(),
             cache: None,
+            registry: oci::Options::default(),
             builtin: true,
             sources: Vec::new(),
             lang: Lang::En,
@@ -387,7 +402,7 @@ impl Diagnoser {
     pub fn diagnose(&self, snapshot: &Snapshot) -> Report {
         let index = case::Index::new(snapshot);
         let mut pods = snapshot.pods.clone();
-        let mut report = Report { errors: self.refused.clone(), ..Report::default() };
+        let mut report = Report { errors: self.refused.clone(), notes: self.notes.clone(), ..Report::default() };
         pods.retain(|pod| !self.skip_namespaces.iter().any(|ns| ns == index.namespace(snapshot.get(*pod))));
         if pods.len() < snapshot.pods.len() {
             report.notes.push(format!(

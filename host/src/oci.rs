@@ -3,14 +3,29 @@
 //! [`CONFIG_MEDIA_TYPE`]) and one layer (the pack file, [`LAYER_MEDIA_TYPE`]),
 //! pushed and pulled with the distribution HTTP API (monolithic blob upload:
 //! POST then PUT; manifest PUT). Every pulled byte is checked against its digest.
-//! Plain http for loopback registries or with `plain_http`; basic credentials
-//! from `~/.docker/config.json` (`$DOCKER_CONFIG/config.json`) when a registry
-//! asks for them.
+//!
+//! Authentication is the registry's: on a `401`, a `Basic` challenge gets the
+//! user's credentials ([`crate::credentials`]); a `Bearer` challenge gets a
+//! token from its realm (the distribution token flow: `service` and a
+//! `repository:NAME:pull` or `pull,push` scope, anonymous or with the
+//! credentials), reused until it expires and fetched again on a `401`.
+//! Credentials and tokens go only to the registry's own origin (an upload
+//! `Location` or a redirect elsewhere gets none) and to the token realm the
+//! registry names, and never over plain http to a host that is not loopback.
+//! https verifies with the system's trust store, or with it and `--ca-file`;
+//! a loopback registry that does not speak TLS is spoken to in plain http.
+//!
+//! Pulls go through a content-addressed cache: a tag is resolved to a digest
+//! with a `HEAD`, a manifest and pack already cached (and still matching their
+//! digests) are not downloaded again, and `offline` uses the digest a tag last
+//! resolved to.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::fmt;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use crate::credentials::{self, Credentials};
 use crate::packs::{digest, parse_digest};
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.k8srule.pack.config.v1+json";
@@ -31,6 +46,12 @@ pub enum OciError {
     DigestMismatch { reference: String, expected: String, actual: String },
     #[error("{reference}: not a k8srule pack: {message}")]
     NotAPack { reference: String, message: String },
+    #[error("{reference}: --offline: {message}")]
+    Offline { reference: String, message: String },
+    #[error(transparent)]
+    Credentials(#[from] credentials::CredentialsError),
+    #[error("--ca-file {path}: {message}")]
+    CaFile { path: String, message: String },
 }
 
 /// `oci://host[:port]/repository[:tag][@sha256:...]`
@@ -96,93 +117,386 @@ impl Reference {
     }
 
     fn loopback(&self) -> bool {
-        let host = match self.registry.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
-            _ => &self.registry,
-        };
-        matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+        loopback(&self.registry)
+    }
+
+    /// The host the API is at (Docker Hub's is not `docker.io`).
+    fn api_host(&self) -> &str {
+        if self.docker_hub() { "registry-1.docker.io" } else { &self.registry }
+    }
+
+    /// The repository as the API names it (Docker Hub's official images are `library/NAME`).
+    fn api_repository(&self) -> String {
+        if self.docker_hub() && !self.repository.contains('/') {
+            format!("library/{}", self.repository)
+        } else {
+            self.repository.clone()
+        }
+    }
+
+    fn docker_hub(&self) -> bool {
+        matches!(self.registry.as_str(), "docker.io" | "index.docker.io" | "registry-1.docker.io")
     }
 }
 
+/// Whether `host[:port]` is this machine: `localhost`, 127.0.0.0/8 or `[::1]`.
+fn loopback(host_port: &str) -> bool {
+    let host = match host_port.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host_port,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> &str {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find(['/', '?', '#']).map_or(url.len(), |i| after + i);
+    &url[..end]
+}
+
+/// `%`-encodes a query value.
+fn query_value(text: &str) -> String {
+    let mut out = String::new();
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The parameters of a `WWW-Authenticate` challenge: its scheme (lowercase)
+/// and `key="value"` pairs (values may hold commas inside quotes).
+fn parse_challenge(header: &str) -> (String, Vec<(String, String)>) {
+    let header = header.trim();
+    let (scheme, mut rest) = header.split_once(' ').unwrap_or((header, ""));
+    let mut params = Vec::new();
+    loop {
+        rest = rest.trim_start_matches([' ', ',']);
+        let Some((key, after)) = rest.split_once('=') else { break };
+        let (value, after) = match after.strip_prefix('"') {
+            Some(quoted) => {
+                let end = quoted.find('"').unwrap_or(quoted.len());
+                (&quoted[..end], quoted.get(end + 1..).unwrap_or(""))
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        params.push((key.trim().to_ascii_lowercase(), value.to_string()));
+        rest = after;
+    }
+    (scheme.to_ascii_lowercase(), params)
+}
+
+/// How k8srule reaches registries: the `--plain-http`, `--ca-file`,
+/// `--registry-config` and `--offline` flags.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// http, not https, for every registry (loopback ones fall back to it anyway).
+    pub plain_http: bool,
+    /// A PEM file of CA certificates trusted besides the system's.
+    pub ca_file: Option<PathBuf>,
+    /// The one file credentials are read from and `login` writes.
+    pub registry_config: Option<PathBuf>,
+    /// Pull nothing: a tag is the digest it last resolved to, and the pack comes from the cache.
+    pub offline: bool,
+}
+
+/// What a client may do in a repository: the token scope it asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Pull,
+    Push,
+}
+
 /// What a pull got.
+#[derive(Debug)]
 pub struct Pulled {
     pub bytes: Vec<u8>,
     /// The pack file's digest (the layer's).
     pub digest: String,
     pub manifest_digest: String,
+    /// Said when the pack came from the cache for `--offline`.
+    pub note: Option<String>,
 }
 
-/// A registry client for one reference.
+/// Redirects followed for one GET or HEAD (blob storage).
+const MAX_REDIRECTS: usize = 5;
+/// The largest token answer read.
+const MAX_TOKEN: u64 = 1 << 20;
+/// How long a token lives when the token service does not say (the spec's default).
+const DEFAULT_TOKEN_SECONDS: u64 = 60;
+
+/// An Authorization header value for the registry's origin, and when it expires.
+struct Authorization {
+    header: String,
+    expires: Option<Instant>,
+}
+
+type Response = ureq::http::Response<ureq::Body>;
+
+/// A registry client for one repository.
 pub struct Client {
     agent: ureq::Agent,
     reference: Reference,
-    base: String,
-    basic: Option<String>,
-    authorization: RefCell<Option<String>>,
+    options: Options,
+    scope: String,
+    /// `https://host[:port]` or `http://...`, decided on the first request.
+    origin: OnceCell<String>,
+    credentials: OnceCell<Option<Credentials>>,
+    authorization: RefCell<Option<Authorization>>,
 }
 
 impl Client {
-    /// `plain_http`: talk http, not https (always so for localhost and 127.0.0.1).
-    pub fn new(reference: Reference, plain_http: bool) -> Client {
+    pub fn new(reference: Reference, access: Access, options: &Options) -> Result<Client, OciError> {
+        let roots = match &options.ca_file {
+            None => ureq::tls::RootCerts::PlatformVerifier,
+            Some(file) => {
+                let bad = |message: String| OciError::CaFile { path: file.display().to_string(), message };
+                let pem = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+                let mut certs = Vec::new();
+                for item in ureq::tls::parse_pem(&pem) {
+                    if let ureq::tls::PemItem::Certificate(c) = item.map_err(|e| bad(e.to_string()))? {
+                        certs.push(c);
+                    }
+                }
+                if certs.is_empty() {
+                    return Err(bad("no PEM certificate in it".into()));
+                }
+                // the system's roots too: --ca-file adds a CA, it does not replace them
+                let system = rustls_native_certs::load_native_certs().certs;
+                certs.extend(system.iter().map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()));
+                ureq::tls::RootCerts::new_with_certs(&certs)
+            }
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
+            .tls_config(ureq::tls::TlsConfig::builder().root_certs(roots).build())
             .timeout_global(Some(Duration::from_secs(300)))
             .timeout_connect(Some(Duration::from_secs(15)))
             .build();
-        let scheme = if plain_http || reference.loopback() { "http" } else { "https" };
-        let base = format!("{scheme}://{}/v2/{}", reference.registry, reference.repository);
-        let basic = docker_credentials(&reference.registry);
-        Client { agent: config.into(), reference, base, basic, authorization: RefCell::new(None) }
+        let actions = match access {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        };
+        let scope = format!("repository:{}:{actions}", reference.api_repository());
+        Ok(Client {
+            agent: config.into(),
+            reference,
+            options: options.clone(),
+            scope,
+            origin: OnceCell::new(),
+            credentials: OnceCell::new(),
+            authorization: RefCell::new(None),
+        })
+    }
+
+    /// A client that logs in with these credentials (no repository: `GET /v2/`).
+    pub fn login(registry: &str, credentials: Credentials, options: &Options) -> Result<(), OciError> {
+        let reference = Reference { registry: registry.into(), repository: String::new(), tag: None, digest: None };
+        let mut client = Client::new(reference, Access::Pull, options)?;
+        client.scope.clear();
+        let _ = client.credentials.set(Some(credentials));
+        let got = client.call("GET", "/v2/", &[], None)?;
+        client.expect("logging in", got, &[200]).map(|_| ())
     }
 
     fn error(&self, message: String) -> OciError {
         OciError::Registry { reference: self.reference.to_string(), message }
     }
 
-    /// One request; on a 401 with a `Basic` challenge and credentials for
-    /// the registry, once more with them.
-    fn call(
+    /// The registry's credentials, looked up once, when it first asks.
+    fn credentials(&self) -> Result<Option<&Credentials>, OciError> {
+        if let Some(c) = self.credentials.get() {
+            return Ok(c.as_ref());
+        }
+        let found = credentials::lookup(
+            &self.reference.registry,
+            &self.reference.repository,
+            self.options.registry_config.as_deref(),
+        )?;
+        Ok(self.credentials.get_or_init(|| found).as_ref())
+    }
+
+    /// One request as is: no redirect followed, `authorization` if given.
+    fn raw(
         &self,
         method: &str,
         url: &str,
         headers: &[(&str, &str)],
         body: Option<&[u8]>,
-    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
+        authorization: Option<&str>,
+    ) -> Result<Response, OciError> {
+        if authorization.is_some()
+            && url.starts_with("http://")
+            && !loopback(origin_of(url).trim_start_matches("http://"))
+        {
+            return Err(
+                self.error(format!("refusing to send credentials to {} over plain http; use https", origin_of(url)))
+            );
+        }
+        let mut request = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        if let Some(auth) = authorization {
+            request = request.header("Authorization", auth);
+        }
+        let sent = match body {
+            Some(b) => request.body(b).map(|r| self.agent.run(r)),
+            None => request.body(()).map(|r| self.agent.run(r)),
+        };
+        sent.map_err(|e| self.error(format!("{method} {url}: {e}")))?
+            .map_err(|e| self.error(format!("{method} {url}: {e}")))
+    }
+
+    /// https, or for a loopback registry that does not speak TLS (or with
+    /// `plain_http`) http.
+    fn origin(&self) -> Result<&str, OciError> {
+        if let Some(o) = self.origin.get() {
+            return Ok(o);
+        }
+        let host = self.reference.api_host();
+        let origin = if self.options.plain_http {
+            format!("http://{host}")
+        } else {
+            let https = format!("https://{host}");
+            match self.raw("GET", &format!("{https}/v2/"), &[], None, None) {
+                Ok(_) => https,
+                Err(tls) if self.reference.loopback() => {
+                    let http = format!("http://{host}");
+                    match self.raw("GET", &format!("{http}/v2/"), &[], None, None) {
+                        Ok(r) if matches!(r.status().as_u16(), 200 | 401) => http,
+                        _ => return Err(tls),
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        Ok(self.origin.get_or_init(|| origin))
+    }
+
+    /// A request to the registry (`path` from `/v2/`, or a URL it gave), with
+    /// its authorization if the URL is on its origin; GET and HEAD follow
+    /// redirects, sending the authorization only to the same origin. A `401`
+    /// from the registry is answered once (credentials or a new token).
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Response, OciError> {
+        let origin = self.origin()?.to_string();
+        let first = if path.starts_with('/') { format!("{origin}{path}") } else { path.to_string() };
+        let mut answered = false;
         loop {
-            let mut request = ureq::http::Request::builder().method(method).uri(url);
-            for (k, v) in headers {
-                request = request.header(*k, *v);
+            if self.authorization.borrow().as_ref().is_some_and(|a| a.expires.is_some_and(|t| Instant::now() >= t)) {
+                *self.authorization.borrow_mut() = None;
             }
-            if let Some(auth) = self.authorization.borrow().as_deref() {
-                request = request.header("Authorization", auth);
-            }
-            let sent = match body {
-                Some(b) => request.body(b).map(|r| self.agent.run(r)),
-                None => request.body(()).map(|r| self.agent.run(r)),
+            let mut url = first.clone();
+            let mut redirects = 0;
+            let response = loop {
+                let authorization = (origin_of(&url) == origin)
+                    .then(|| self.authorization.borrow().as_ref().map(|a| a.header.clone()))
+                    .flatten();
+                let response = self.raw(method, &url, headers, body, authorization.as_deref())?;
+                let redirect = matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308)
+                    && matches!(method, "GET" | "HEAD");
+                let Some(location) =
+                    response.headers().get("location").and_then(|v| v.to_str().ok()).filter(|_| redirect)
+                else {
+                    break response;
+                };
+                redirects += 1;
+                if redirects > MAX_REDIRECTS {
+                    return Err(self.error(format!("{method} {first}: more than {MAX_REDIRECTS} redirects")));
+                }
+                url =
+                    if location.starts_with('/') { format!("{}{location}", origin_of(&url)) } else { location.into() };
             };
-            let response = sent
-                .map_err(|e| self.error(format!("{method} {url}: {e}")))?
-                .map_err(|e| self.error(format!("{method} {url}: {e}")))?;
-            let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
-            if response.status() == 401
-                && self.authorization.borrow().is_none()
-                && challenge.is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
-                && let Some(basic) = &self.basic
-            {
-                *self.authorization.borrow_mut() = Some(format!("Basic {basic}"));
-                continue;
+            if response.status() == 401 && !answered && origin_of(&url) == origin {
+                let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
+                if let Some(challenge) = challenge
+                    && self.authenticate(challenge)?
+                {
+                    answered = true;
+                    continue;
+                }
             }
             return Ok(response);
         }
     }
 
+    /// Answers a challenge; false if there is nothing to answer it with.
+    fn authenticate(&self, challenge: &str) -> Result<bool, OciError> {
+        let (scheme, params) = parse_challenge(challenge);
+        let param = |k: &str| params.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let authorization = match scheme.as_str() {
+            "basic" => match self.credentials()? {
+                Some(c) => Authorization { header: c.basic(), expires: None },
+                None => return Ok(false),
+            },
+            "bearer" => {
+                let realm = param("realm")
+                    .ok_or_else(|| self.error(format!("a Bearer challenge without a realm: {challenge}")))?;
+                self.token(realm, param("service"))?
+            }
+            _ => return Ok(false),
+        };
+        *self.authorization.borrow_mut() = Some(authorization);
+        Ok(true)
+    }
+
+    /// A token from the realm for our scope, anonymous or with the credentials.
+    fn token(&self, realm: &str, service: Option<&str>) -> Result<Authorization, OciError> {
+        if !realm.starts_with("https://") && !realm.starts_with("http://") {
+            return Err(self.error(format!("the token realm `{realm}` is not an http(s) URL")));
+        }
+        let mut query = Vec::new();
+        if let Some(s) = service {
+            query.push(format!("service={}", query_value(s)));
+        }
+        if !self.scope.is_empty() {
+            query.push(format!("scope={}", query_value(&self.scope)));
+        }
+        let url = if query.is_empty() {
+            realm.to_string()
+        } else {
+            format!("{realm}{}{}", if realm.contains('?') { '&' } else { '?' }, query.join("&"))
+        };
+        let basic = self.credentials()?.map(Credentials::basic);
+        let mut response = self.raw("GET", &url, &[], None, basic.as_deref())?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            let who = if basic.is_some() { "with the saved credentials" } else { "anonymously" };
+            return Err(self.error(format!(
+                "the token service {} answered HTTP {status} {who} for scope `{}`{}",
+                origin_of(realm),
+                self.scope,
+                if basic.is_none() { " (log in with `k8srule pack login`)" } else { "" }
+            )));
+        }
+        let body = self.read("reading a token", &mut response, MAX_TOKEN)?;
+        let answer: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| self.error(format!("the token service answered with no JSON: {e}")))?;
+        let token = answer["token"]
+            .as_str()
+            .or_else(|| answer["access_token"].as_str())
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
+            .ok_or_else(|| self.error("the token service answered with no token".into()))?;
+        let seconds = answer["expires_in"].as_u64().filter(|s| *s > 0).unwrap_or(DEFAULT_TOKEN_SECONDS);
+        // a little early, so a token does not expire on the way
+        let lifetime = Duration::from_secs(seconds.saturating_sub(seconds.min(5)).max(1));
+        Ok(Authorization { header: format!("Bearer {token}"), expires: Instant::now().checked_add(lifetime) })
+    }
+
     /// Fails unless the response has one of `ok`; the message carries the registry's error.
-    fn expect(
-        &self,
-        what: &str,
-        mut response: ureq::http::Response<ureq::Body>,
-        ok: &[u16],
-    ) -> Result<ureq::http::Response<ureq::Body>, OciError> {
+    fn expect(&self, what: &str, mut response: Response, ok: &[u16]) -> Result<Response, OciError> {
         let status = response.status().as_u16();
         if ok.contains(&status) {
             return Ok(response);
@@ -193,41 +507,35 @@ impl Client {
             .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| body.chars().take(200).collect());
         let hint = match status {
-            401 | 403 => " (log in with `docker login`; credentials are read from ~/.docker/config.json)",
+            401 | 403 => " (log in with `k8srule pack login` or `docker login`)",
             _ => "",
         };
         Err(self.error(format!("{what}: HTTP {status} {}{hint}", detail.trim())))
     }
 
-    fn read(
-        &self,
-        what: &str,
-        mut response: ureq::http::Response<ureq::Body>,
-        limit: u64,
-    ) -> Result<Vec<u8>, OciError> {
+    fn read(&self, what: &str, response: &mut Response, limit: u64) -> Result<Vec<u8>, OciError> {
         response.body_mut().with_config().limit(limit).read_to_vec().map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
+    fn path(&self, rest: &str) -> String {
+        format!("/v2/{}/{rest}", self.reference.api_repository())
     }
 
     /// Uploads a blob unless the repository has it: POST, then a monolithic PUT.
     fn push_blob(&self, bytes: &[u8]) -> Result<String, OciError> {
         let digest = digest(bytes);
-        let head = self.call("HEAD", &format!("{}/blobs/{digest}", self.base), &[], None)?;
+        let head = self.call("HEAD", &self.path(&format!("blobs/{digest}")), &[], None)?;
         if head.status() == 200 {
             return Ok(digest);
         }
-        let start = self.call("POST", &format!("{}/blobs/uploads/", self.base), &[], None)?;
+        let start = self.call("POST", &self.path("blobs/uploads/"), &[], None)?;
         let start = self.expect("starting a blob upload", start, &[202])?;
         let location = start
             .headers()
             .get("location")
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| self.error("the registry started an upload without a Location".into()))?;
-        let mut url = if location.starts_with('/') {
-            let origin = self.base.split("/v2/").next().unwrap_or_default();
-            format!("{origin}{location}")
-        } else {
-            location.to_string()
-        };
+        let mut url = location.to_string();
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(&format!("digest={digest}"));
         let put = self.call("PUT", &url, &[("Content-Type", "application/octet-stream")], Some(bytes))?;
@@ -257,7 +565,7 @@ impl Client {
         let body = serde_json::to_vec(&manifest).unwrap_or_default();
         let put = self.call(
             "PUT",
-            &format!("{}/manifests/{tag}", self.base),
+            &self.path(&format!("manifests/{tag}")),
             &[("Content-Type", MANIFEST_MEDIA_TYPE)],
             Some(&body),
         )?;
@@ -265,61 +573,194 @@ impl Client {
         Ok(digest(&body))
     }
 
-    /// Pulls a pack: the manifest (checked against the reference's digest if
-    /// it has one), then its one pack layer, checked against the layer's digest.
-    pub fn pull(&self) -> Result<Pulled, OciError> {
-        let reference = self.reference.to_string();
-        let url = format!("{}/manifests/{}", self.base, self.reference.manifest_reference());
-        let got = self.call("GET", &url, &[("Accept", MANIFEST_MEDIA_TYPE)], None)?;
-        let got = self.expect("fetching the manifest", got, &[200])?;
-        let body = self.read("fetching the manifest", got, MAX_MANIFEST)?;
-        let manifest_digest = digest(&body);
-        if let Some(expected) = &self.reference.digest
-            && *expected != manifest_digest
-        {
-            return Err(OciError::DigestMismatch { reference, expected: expected.clone(), actual: manifest_digest });
+    /// The digest the reference's tag names now (a HEAD on the manifest).
+    fn resolve(&self) -> Result<String, OciError> {
+        let path = self.path(&format!("manifests/{}", self.reference.manifest_reference()));
+        let head = self.call("HEAD", &path, &[("Accept", MANIFEST_MEDIA_TYPE)], None)?;
+        let head = self.expect("resolving the tag", head, &[200])?;
+        match head.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
+            Some(d) => parse_digest(d).map_err(|e| self.error(format!("the registry's Docker-Content-Digest: {e}"))),
+            // a registry that does not say: the manifest's own digest
+            None => Ok(digest(&self.manifest(None)?)),
         }
-        let not_a_pack = |message: String| OciError::NotAPack { reference: reference.clone(), message };
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| not_a_pack(format!("the manifest is not JSON: {e}")))?;
-        let config_type = manifest["config"]["mediaType"].as_str().unwrap_or_default();
-        if config_type != CONFIG_MEDIA_TYPE {
-            return Err(not_a_pack(format!("its config mediaType is `{config_type}`, not `{CONFIG_MEDIA_TYPE}`")));
+    }
+
+    /// The manifest by digest (checked) or by the reference's tag.
+    fn manifest(&self, digest_: Option<&str>) -> Result<Vec<u8>, OciError> {
+        let name = digest_.unwrap_or(self.reference.manifest_reference());
+        let got =
+            self.call("GET", &self.path(&format!("manifests/{name}")), &[("Accept", MANIFEST_MEDIA_TYPE)], None)?;
+        let mut got = self.expect("fetching the manifest", got, &[200])?;
+        let body = self.read("fetching the manifest", &mut got, MAX_MANIFEST)?;
+        if let Some(expected) = digest_ {
+            let actual = digest(&body);
+            if actual != expected {
+                return Err(OciError::DigestMismatch {
+                    reference: self.reference.to_string(),
+                    expected: expected.into(),
+                    actual,
+                });
+            }
         }
-        let layer = manifest["layers"]
-            .as_array()
-            .and_then(|layers| layers.iter().find(|l| l["mediaType"] == LAYER_MEDIA_TYPE))
-            .ok_or_else(|| not_a_pack(format!("no layer of mediaType `{LAYER_MEDIA_TYPE}`")))?;
-        let expected = layer["digest"]
-            .as_str()
-            .and_then(|d| parse_digest(d).ok())
-            .ok_or_else(|| not_a_pack("the pack layer has no sha256 digest".into()))?;
-        let got = self.call("GET", &format!("{}/blobs/{expected}", self.base), &[], None)?;
-        let got = self.expect(&format!("fetching blob {expected}"), got, &[200])?;
-        let bytes = self.read(&format!("fetching blob {expected}"), got, MAX_PACK)?;
+        Ok(body)
+    }
+
+    /// A blob, checked against its digest.
+    fn blob(&self, expected: &str, limit: u64) -> Result<Vec<u8>, OciError> {
+        let got = self.call("GET", &self.path(&format!("blobs/{expected}")), &[], None)?;
+        let mut got = self.expect(&format!("fetching blob {expected}"), got, &[200])?;
+        let bytes = self.read(&format!("fetching blob {expected}"), &mut got, limit)?;
         let actual = digest(&bytes);
         if actual != expected {
-            return Err(OciError::DigestMismatch { reference, expected, actual });
+            return Err(OciError::DigestMismatch {
+                reference: self.reference.to_string(),
+                expected: expected.into(),
+                actual,
+            });
         }
-        Ok(Pulled { bytes, digest: actual, manifest_digest })
+        Ok(bytes)
     }
 }
 
-/// The base64 `user:password` that `docker login` saved for a registry.
-fn docker_credentials(registry: &str) -> Option<String> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))?;
-    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
-    let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let auths = config["auths"].as_object()?;
-    auths
-        .iter()
-        .find(|(host, _)| {
-            let host = host.trim_start_matches("https://").trim_start_matches("http://");
-            host.split('/').next() == Some(registry)
-        })
-        .and_then(|(_, entry)| entry["auth"].as_str().map(str::to_string))
+/// The pack layer's digest, from a manifest that must be a k8srule pack's.
+fn pack_layer(reference: &Reference, manifest: &[u8]) -> Result<String, OciError> {
+    let not_a_pack = |message: String| OciError::NotAPack { reference: reference.to_string(), message };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(manifest).map_err(|e| not_a_pack(format!("the manifest is not JSON: {e}")))?;
+    let config_type = manifest["config"]["mediaType"].as_str().unwrap_or_default();
+    if config_type != CONFIG_MEDIA_TYPE {
+        return Err(not_a_pack(format!("its config mediaType is `{config_type}`, not `{CONFIG_MEDIA_TYPE}`")));
+    }
+    let layer = manifest["layers"]
+        .as_array()
+        .and_then(|layers| layers.iter().find(|l| l["mediaType"] == LAYER_MEDIA_TYPE))
+        .ok_or_else(|| not_a_pack(format!("no layer of mediaType `{LAYER_MEDIA_TYPE}`")))?;
+    layer["digest"]
+        .as_str()
+        .and_then(|d| parse_digest(d).ok())
+        .ok_or_else(|| not_a_pack("the pack layer has no sha256 digest".into()))
+}
+
+/// Pulls a pack: the tag resolved to a digest (or, offline, the digest it last
+/// resolved to), the manifest and pack from `cache` when they are there and
+/// still match their digests, else from the registry, checked, then cached.
+pub fn pull(reference: &Reference, options: &Options, cache: Option<&Path>) -> Result<Pulled, OciError> {
+    let cache = cache.map(|d| Cache { dir: d.join("oci") });
+    let offline = |message: String| OciError::Offline { reference: reference.to_string(), message };
+    let client = OnceCell::new();
+    let client = || -> Result<&Client, OciError> {
+        if let Some(c) = client.get() {
+            return Ok(c);
+        }
+        let c = Client::new(reference.clone(), Access::Pull, options)?;
+        Ok(client.get_or_init(|| c))
+    };
+    let mut note = None;
+    let manifest_digest = match (&reference.digest, options.offline) {
+        (Some(d), _) => d.clone(),
+        (None, true) => {
+            let (digest, when) = cache
+                .as_ref()
+                .and_then(|c| c.tag(reference))
+                .ok_or_else(|| offline("this tag was never pulled into the cache".into()))?;
+            note = Some(format!("--offline: {reference} is {digest}, the digest it resolved to at {when}"));
+            digest
+        }
+        (None, false) => client()?.resolve()?,
+    };
+    let cached = cache.as_ref().and_then(|c| {
+        let manifest = c.blob(&manifest_digest)?;
+        let layer = pack_layer(reference, &manifest).ok()?;
+        Some((c.blob(&layer)?, layer))
+    });
+    let (bytes, layer) = match cached {
+        Some(hit) => hit,
+        None if options.offline => {
+            return Err(offline(format!("{manifest_digest} is not in the cache")));
+        }
+        None => {
+            let client = client()?;
+            let manifest = client.manifest(Some(&manifest_digest))?;
+            let layer = pack_layer(reference, &manifest)?;
+            let bytes = client.blob(&layer, MAX_PACK)?;
+            if let Some(c) = &cache {
+                c.put_blob(&manifest_digest, &manifest);
+                c.put_blob(&layer, &bytes);
+            }
+            (bytes, layer)
+        }
+    };
+    if let (Some(c), None, false) = (&cache, &reference.digest, options.offline) {
+        c.put_tag(reference, &manifest_digest);
+    }
+    Ok(Pulled { bytes, digest: layer, manifest_digest, note })
+}
+
+/// `<cache>/oci`: `blobs/sha256/<hex>` (manifests and packs, each checked
+/// against its name when read) and `tags/<sha256 of the reference>.json`
+/// (the digest a tag last resolved to, and when). A write that fails only
+/// costs a download next time.
+struct Cache {
+    dir: PathBuf,
+}
+
+impl Cache {
+    fn blob_path(&self, digest: &str) -> PathBuf {
+        self.dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    }
+
+    fn tag_path(&self, reference: &Reference) -> PathBuf {
+        self.dir
+            .join("tags")
+            .join(format!("{}.json", digest(reference.to_string().as_bytes()).trim_start_matches("sha256:")))
+    }
+
+    /// The blob, if it is cached and still has its digest.
+    fn blob(&self, expected: &str) -> Option<Vec<u8>> {
+        let path = self.blob_path(expected);
+        if std::fs::metadata(&path).ok()?.len() > MAX_PACK {
+            return None;
+        }
+        let bytes = std::fs::read(path).ok()?;
+        (digest(&bytes) == expected).then_some(bytes)
+    }
+
+    fn put_blob(&self, digest: &str, bytes: &[u8]) {
+        write_atomic(&self.blob_path(digest), bytes);
+    }
+
+    fn tag(&self, reference: &Reference) -> Option<(String, String)> {
+        let text = std::fs::read(self.tag_path(reference)).ok()?;
+        let entry: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        if entry["reference"].as_str() != Some(reference.to_string().as_str()) {
+            return None;
+        }
+        let digest = parse_digest(entry["digest"].as_str()?).ok()?;
+        Some((digest, entry["resolved"].as_str().unwrap_or("an unknown time").to_string()))
+    }
+
+    fn put_tag(&self, reference: &Reference, digest: &str) {
+        let entry = serde_json::json!({
+            "reference": reference.to_string(),
+            "digest": digest,
+            "resolved": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        write_atomic(&self.tag_path(reference), entry.to_string().as_bytes());
+    }
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) {
+    let Some(dir) = path.parent() else { return };
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".tmp-{}-{n}", std::process::id()));
+    let written = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 #[cfg(test)]
@@ -341,5 +782,40 @@ mod tests {
         for bad in ["ghcr.io/a:1", "oci://ghcr.io", "oci://ghcr.io/A:1", "oci://h/a:bad tag", "oci://h/a@sha256:1"] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn challenges_origins_and_loopback() {
+        let (scheme, params) = parse_challenge(
+            r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(scheme, "bearer");
+        assert_eq!(
+            params,
+            [
+                ("realm".to_string(), "https://auth.example.com/token".to_string()),
+                ("service".to_string(), "registry.example.com".to_string()),
+                ("scope".to_string(), "repository:a/b:pull,push".to_string()),
+            ]
+        );
+        assert_eq!(parse_challenge("Basic realm=x").1, [("realm".to_string(), "x".to_string())]);
+        assert_eq!(parse_challenge("Bearer realm=\"unterminated").1[0].1, "unterminated");
+        assert_eq!(origin_of("https://h:5000/v2/x?y"), "https://h:5000");
+        assert_eq!(origin_of("http://h?x"), "http://h");
+        for (host, yes) in [
+            ("localhost:5000", true),
+            ("127.0.0.2", true),
+            ("[::1]:5000", true),
+            ("192.0.2.2:5000", false),
+            ("localhost.evil.com", false),
+            ("ghcr.io", false),
+        ] {
+            assert_eq!(loopback(host), yes, "{host}");
+        }
+        assert_eq!(query_value("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
+        let hub = Reference::parse("oci://docker.io/falco:1").unwrap();
+        assert_eq!((hub.api_host(), hub.api_repository().as_str()), ("registry-1.docker.io", "library/falco"));
+        let team = Reference::parse("oci://ghcr.io/team/falco:1").unwrap();
+        assert_eq!((team.api_host(), team.api_repository().as_str()), ("ghcr.io", "team/falco"));
     }
 }

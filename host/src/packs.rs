@@ -151,6 +151,8 @@ fn split_pin(path: &Path) -> Result<(PathBuf, Option<String>), PackFileError> {
 pub struct Loaded {
     pub name: String,
     pub bytes: Vec<u8>,
+    /// What the report should say about where the pack came from (`--offline`).
+    pub note: Option<String>,
 }
 
 /// Reads what `--rules` names: a pack file (`.wasm`, optionally `@sha256:...`),
@@ -158,11 +160,14 @@ pub struct Loaded {
 /// a pack directory (with `pack.yaml`), a `.k8srule` file or a directory of them.
 /// `.k8srule` files are compiled. A pack whose manifest this k8srule cannot
 /// run is refused, as is a file whose digest is not the pinned one.
-pub fn load(spec: &Path) -> Result<Loaded, Error> {
+/// An `oci://` pack is pulled with `registry`, through `cache` if there is one.
+pub fn load(spec: &Path, registry: &crate::oci::Options, cache: Option<&Path>) -> Result<Loaded, Error> {
     if let Some(text) = spec.to_str().filter(|s| s.starts_with("oci://")) {
         let reference = crate::oci::Reference::parse(text)?;
-        let pulled = crate::oci::Client::new(reference, false).pull()?;
-        return component(pulled.bytes, Path::new(text));
+        let pulled = crate::oci::pull(&reference, registry, cache)?;
+        let mut loaded = component(pulled.bytes, Path::new(text))?;
+        loaded.note = pulled.note;
+        return Ok(loaded);
     }
     let (path, pin) = split_pin(spec)?;
     let shown = path.display().to_string();
@@ -172,11 +177,11 @@ pub fn load(spec: &Path) -> Result<Loaded, Error> {
         }
         if !path.join(MANIFEST_FILE).is_file() {
             let bytes = compile_sources(&read_rule_files(&path)?, &shown, "0.0.0")?;
-            return Ok(Loaded { name: shown, bytes });
+            return Ok(Loaded { name: shown, bytes, note: None });
         }
         let manifest = Manifest::read(&path)?;
         let bytes = pack_code(&path, &manifest)?;
-        return Ok(Loaded { name: manifest.name, bytes });
+        return Ok(Loaded { name: manifest.name, bytes, note: None });
     }
     let bytes = std::fs::read(&path).map_err(io(&path))?;
     if let Some(expected) = pin {
@@ -187,7 +192,7 @@ pub fn load(spec: &Path) -> Result<Loaded, Error> {
     }
     if !bytes.starts_with(b"\0asm") && path.extension().is_none_or(|e| e != "wasm") {
         let bytes = compile_sources(&read_rule_files(&path)?, &shown, "0.0.0")?;
-        return Ok(Loaded { name: shown, bytes });
+        return Ok(Loaded { name: shown, bytes, note: None });
     }
     component(bytes, &path)
 }
@@ -197,9 +202,9 @@ fn component(bytes: Vec<u8>, path: &Path) -> Result<Loaded, Error> {
     match embedded_manifest(&bytes, path)? {
         Some(manifest) => {
             manifest.check(path)?;
-            Ok(Loaded { name: manifest.name, bytes })
+            Ok(Loaded { name: manifest.name, bytes, note: None })
         }
-        None => Ok(Loaded { name: path.display().to_string(), bytes }),
+        None => Ok(Loaded { name: path.display().to_string(), bytes, note: None }),
     }
 }
 

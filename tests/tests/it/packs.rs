@@ -1,14 +1,13 @@
 //! Shareable packs: build, inspect, test, digest pins, version checks, the
-//! configuration file, OCI push and pull against a real registry, and the
-//! image-ref plugin end to end.
+//! configuration file, and the image-ref plugin end to end (registries: `oci`).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 
 use k8srule_host::packs::{self, Manifest};
-use k8srule_tests::{k8srule, root, wait_for};
+use k8srule_tests::{k8srule, root};
 
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 rule demo.boom {
   cause "boom"
   severity warning
@@ -53,7 +52,7 @@ fn manifest(k8srule: &str, wit: &str) -> String {
 }
 
 /// A pack directory `demo/` with a manifest, a rule file and its fixture, and a snapshot.
-fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
+pub(crate) fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
     let dir = tmp.join("demo");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, packs::wit_version())).unwrap();
@@ -63,11 +62,11 @@ fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
     dir
 }
 
-fn s(p: &Path) -> String {
+pub(crate) fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn json(text: &str) -> serde_json::Value {
+pub(crate) fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
 }
 
@@ -240,131 +239,6 @@ fn flags_disable_rules_override_severities_and_skip_namespaces() {
     let (code, _, err) = run(&["--disable", "nope.*"]);
     assert_eq!(code, 2);
     assert!(err.contains("disable `nope.*`: no loaded rule matches it"), "{err}");
-}
-
-/// A `docker-registry` (distribution) server on loopback, stopped when dropped.
-struct Registry {
-    child: Child,
-    port: u16,
-    storage: tempfile::TempDir,
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let bin = Path::new("/usr/bin/docker-registry");
-        assert!(bin.exists(), "the OCI tests need {} (apt-get install docker-registry)", bin.display());
-        let storage = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = storage.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-                storage.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let log = storage.path().join("registry.log");
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("docker-registry starts");
-        let registry = Registry { child, port, storage };
-        assert!(
-            wait_for(20, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()),
-            "docker-registry listens on 127.0.0.1:{port}: {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        registry
-    }
-
-    fn reference(&self, repo: &str) -> String {
-        format!("oci://127.0.0.1:{}/{repo}", self.port)
-    }
-
-    /// The stored data of a blob.
-    fn blob(&self, digest: &str) -> PathBuf {
-        let hex = digest.trim_start_matches("sha256:");
-        self.storage.path().join(format!("data/docker/registry/v2/blobs/sha256/{}/{hex}/data", &hex[..2]))
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[test]
-fn packs_are_pushed_to_and_pulled_from_an_oci_registry_with_their_digest_checked() {
-    let registry = Registry::start();
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = pack_dir(tmp.path(), ">=0.1.0");
-    let wasm = tmp.path().join("demo-1.2.0.wasm");
-    assert_eq!(k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm)]).0, 0);
-    let bytes = std::fs::read(&wasm).unwrap();
-    let digest = packs::digest(&bytes);
-
-    let tagged = registry.reference("team/demo:1.2.0");
-    let (code, out, err) = k8srule(&["pack", "push", &s(&wasm), &tagged]);
-    assert_eq!(code, 0, "{err}");
-    let manifest_digest = out.split('@').nth(1).and_then(|r| r.split_whitespace().next()).unwrap().to_string();
-    assert!(manifest_digest.starts_with("sha256:") && out.contains(&digest), "{out}");
-
-    let pulled = tmp.path().join("pulled.wasm");
-    let (code, out, err) = k8srule(&["pack", "pull", &tagged, "-o", &s(&pulled)]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(&pulled).unwrap(), bytes);
-    assert!(out.contains(&format!("--rules {}@{digest}", pulled.display())), "{out}");
-
-    let by_digest = registry.reference(&format!("team/demo@{manifest_digest}"));
-    let again = tmp.path().join("again.wasm");
-    let (code, _, err) = k8srule(&["pack", "pull", &by_digest, "-o", &s(&again)]);
-    assert_eq!(code, 0, "{err}");
-    assert_eq!(std::fs::read(&again).unwrap(), bytes);
-    let pods = s(&tmp.path().join("pods.json"));
-    let (code, out, err) =
-        k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &format!("{}@{digest}", again.display())]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("container app is boom"), "{out}");
-    // straight from the registry, by tag and by digest
-    for reference in [&tagged, &by_digest] {
-        let (code, out, err) = k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", reference]);
-        assert_eq!(code, 0, "{err}");
-        assert!(out.contains("container app is boom"), "{out}");
-    }
-
-    // an unknown digest, a registry whose blob was tampered with, and not a pack
-    let unknown = registry.reference(&format!("team/demo@sha256:{}", "a".repeat(64)));
-    let (code, _, err) = k8srule(&["pack", "pull", &unknown, "-o", &s(&again)]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("404"), "{err}");
-    let blob = registry.blob(&digest);
-    let mut stored = std::fs::read(&blob).unwrap();
-    let last = stored.len() - 1;
-    stored[last] ^= 1;
-    std::fs::write(&blob, &stored).unwrap();
-    let (code, _, err) = k8srule(&["pack", "pull", &tagged, "-o", &s(&tmp.path().join("bad.wasm"))]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("digest mismatch") && err.contains(&format!("expected {digest}")), "{err}");
-    assert!(!tmp.path().join("bad.wasm").exists());
-
-    let bare = tmp.path().join("bare.wasm");
-    std::fs::write(
-        &bare,
-        k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("b.k8srule", RULES)], "b", "0.1.0").unwrap(),
-    )
-    .unwrap();
-    let (code, _, err) = k8srule(&["pack", "push", &s(&bare), &registry.reference("team/bare:1")]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("has no pack manifest"), "{err}");
-    let (code, _, err) = k8srule(&["pack", "push", &s(&wasm), &registry.reference("Team/demo:1")]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is not an OCI reference"), "{err}");
 }
 
 #[test]
