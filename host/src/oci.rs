@@ -785,6 +785,21 @@ mod tests {
     }
 
     #[test]
+    fn credentials_never_go_over_plain_http_beyond_loopback() {
+        // refused before a connection is made: no traffic leaves this machine
+        let options = Options { plain_http: true, ..Options::default() };
+        let far =
+            Client::new(Reference::parse("oci://192.0.2.2:5000/team/demo:1").unwrap(), Access::Pull, &options).unwrap();
+        let Err(e) = far.raw("GET", "http://192.0.2.2:5000/v2/", &[], None, Some("Basic dTpw")) else {
+            panic!("credentials were sent over plain http")
+        };
+        assert!(
+            e.to_string().contains("refusing to send credentials to http://192.0.2.2:5000 over plain http; use https"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn challenges_origins_and_loopback() {
         let (scheme, params) = parse_challenge(
             r#"Bearer realm="https://auth.example.com/token",service="registry.example.com",scope="repository:a/b:pull,push""#,

@@ -254,7 +254,8 @@ fn direct_causes(pod: &[&Finding]) -> Vec<Option<usize>> {
     pod.iter()
         .map(|f| {
             // a root that explains a cause explains its refinements too
-            let causes = std::iter::successors(Some(f.cause.as_str()), |c| c.rsplit_once('.').map(|(parent, _)| parent));
+            let causes =
+                std::iter::successors(Some(f.cause.as_str()), |c| c.rsplit_once('.').map(|(parent, _)| parent));
             let keys = causes.flat_map(|cause| match f.container.as_deref() {
                 Some(c) => vec![(cause, Some(Some(c))), (cause, Some(None))],
                 None => vec![(cause, None)],
