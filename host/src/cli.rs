@@ -700,6 +700,16 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
     Ok(0)
 }
 
+/// A line of `watch -o json`.
+#[derive(serde::Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum JsonLine<'a> {
+    Synced { time: &'a str, pods: usize, scope: &'a str },
+    New { time: &'a str, finding: &'a crate::Finding },
+    Resolved { time: &'a str, pod_deleted: bool, finding: &'a crate::Finding },
+    Note { time: &'a str, message: &'a str },
+}
+
 fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     use crate::watch::Change;
     let diagnoser = diagnoser(&args.packs, args.lang.into())?;
@@ -713,16 +723,16 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     let mut sink = |change: Change| {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         if json {
+            // serialized as the report is, so a confidence reads `0.9` here too
             let line = match &change {
-                Change::Synced { pods, scope } => {
-                    serde_json::json!({ "type": "synced", "time": time, "pods": pods, "scope": scope })
+                Change::Synced { pods, scope } => JsonLine::Synced { time: &time, pods: *pods, scope },
+                Change::New(finding) => JsonLine::New { time: &time, finding },
+                Change::Resolved { finding, pod_deleted } => {
+                    JsonLine::Resolved { time: &time, pod_deleted: *pod_deleted, finding }
                 }
-                Change::New(f) => serde_json::json!({ "type": "new", "time": time, "finding": f }),
-                Change::Resolved { finding, pod_deleted } => serde_json::json!({
-                    "type": "resolved", "time": time, "pod_deleted": pod_deleted, "finding": finding,
-                }),
-                Change::Note(m) => serde_json::json!({ "type": "note", "time": time, "message": m }),
+                Change::Note(message) => JsonLine::Note { time: &time, message },
             };
+            let line = serde_json::to_string(&line).unwrap_or_default();
             let _ = writeln!(io.out, "{line}");
             let _ = io.out.flush();
             return;

@@ -418,6 +418,10 @@ fn watch_on_the_command_line_prints_json_lines() {
     assert_eq!(types.last(), Some(&"synced"), "{lines:#?}");
     assert_eq!(lines.last().unwrap()["scope"], "namespace shop");
     assert!(lines.iter().any(|l| l["type"] == "new" && l["finding"]["rule"] == "crashloop.cgroup-oom"), "{lines:#?}");
+    // a confidence is written as in the report (0.95), not widened from f32 (0.949999988079071)
+    for c in lines.iter().filter_map(|l| l["finding"]["confidence"].as_f64()) {
+        assert_eq!((c * 100.0).round() / 100.0, c, "{lines:#?}");
+    }
 }
 
 #[test]
