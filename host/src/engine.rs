@@ -13,7 +13,7 @@ use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
 use crate::project::{CollectionPath, Derive, Input};
 
-mod cache;
+pub(crate) mod cache;
 
 mod bindings {
     wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });

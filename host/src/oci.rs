@@ -645,7 +645,7 @@ fn pack_layer(reference: &Reference, manifest: &[u8]) -> Result<String, OciError
 /// resolved to), the manifest and pack from `cache` when they are there and
 /// still match their digests, else from the registry, checked, then cached.
 pub fn pull(reference: &Reference, options: &Options, cache: Option<&Path>) -> Result<Pulled, OciError> {
-    let cache = cache.map(|d| Cache { dir: d.join("oci") });
+    let cache = cache.map(|d| Cache { dir: d.join("oci"), max_bytes: MAX_CACHE_BYTES });
     let offline = |message: String| OciError::Offline { reference: reference.to_string(), message };
     let client = OnceCell::new();
     let client = || -> Result<&Client, OciError> {
@@ -699,10 +699,15 @@ pub fn pull(reference: &Reference, options: &Options, cache: Option<&Path>) -> R
 /// `<cache>/oci`: `blobs/sha256/<hex>` (manifests and packs, each checked
 /// against its name when read) and `tags/<sha256 of the reference>.json`
 /// (the digest a tag last resolved to, and when). A write that fails only
-/// costs a download next time.
+/// costs a download next time. Blobs beyond `max_bytes` are evicted, least
+/// recently used first (a hit sets the blob's mtime).
 struct Cache {
     dir: PathBuf,
+    max_bytes: u64,
 }
+
+/// The pull cache's bound on its blobs.
+const MAX_CACHE_BYTES: u64 = 256 << 20;
 
 impl Cache {
     fn blob_path(&self, digest: &str) -> PathBuf {
@@ -721,12 +726,23 @@ impl Cache {
         if std::fs::metadata(&path).ok()?.len() > MAX_PACK {
             return None;
         }
-        let bytes = std::fs::read(path).ok()?;
-        (digest(&bytes) == expected).then_some(bytes)
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+        if digest(&bytes) != expected {
+            return None;
+        }
+        // the mtime orders eviction; failing to set it only makes eviction less exact
+        let _ = file.set_modified(std::time::SystemTime::now());
+        Some(bytes)
     }
 
     fn put_blob(&self, digest: &str, bytes: &[u8]) {
-        write_atomic(&self.blob_path(digest), bytes);
+        let path = self.blob_path(digest);
+        write_atomic(&path, bytes);
+        if let Some(blobs) = path.parent() {
+            crate::engine::cache::evict_least_recently_used(blobs, self.max_bytes);
+        }
     }
 
     fn tag(&self, reference: &Reference) -> Option<(String, String)> {
@@ -782,6 +798,32 @@ mod tests {
         for bad in ["ghcr.io/a:1", "oci://ghcr.io", "oci://ghcr.io/A:1", "oci://h/a:bad tag", "oci://h/a@sha256:1"] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_pull_cache_evicts_the_least_recently_used_blobs_beyond_its_cap() {
+        let tmp = std::env::temp_dir().join(format!("k8srule-oci-cache-{}", std::process::id()));
+        let cache = Cache { dir: tmp.clone(), max_bytes: 250 };
+        let blobs: Vec<(String, Vec<u8>)> = (0..3u8)
+            .map(|i| {
+                let bytes = vec![i; 100];
+                (digest(&bytes), bytes)
+            })
+            .collect();
+        let age = |d: &str, secs: u64| {
+            let file = std::fs::File::open(cache.blob_path(d)).unwrap();
+            file.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).unwrap();
+        };
+        cache.put_blob(&blobs[0].0, &blobs[0].1);
+        cache.put_blob(&blobs[1].0, &blobs[1].1);
+        age(&blobs[0].0, 1_000);
+        age(&blobs[1].0, 2_000);
+        // a hit makes blob 0 the most recently used, so blob 1 goes when 2 comes
+        assert_eq!(cache.blob(&blobs[0].0).as_deref(), Some(&blobs[0].1[..]));
+        cache.put_blob(&blobs[2].0, &blobs[2].1);
+        let kept: Vec<bool> = blobs.iter().map(|(d, _)| cache.blob_path(d).exists()).collect();
+        assert_eq!(kept, [true, false, true]);
+        let _ = std::fs::remove_dir_all(tmp);
     }
 
     #[test]

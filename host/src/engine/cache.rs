@@ -67,25 +67,30 @@ impl Cache {
         self.evict();
     }
 
-    /// Removes the least recently used files until the directory holds at most the cap.
     fn evict(&self) {
-        let Ok(dir) = std::fs::read_dir(&self.dir) else { return };
-        let mut files: Vec<(SystemTime, u64, PathBuf)> = dir
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let meta = e.metadata().ok()?;
-                meta.is_file().then(|| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len(), e.path()))
-            })
-            .collect();
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-        files.sort();
-        for (_, len, path) in files {
-            if total <= self.max_bytes {
-                break;
-            }
-            if std::fs::remove_file(&path).is_ok() {
-                total -= len;
-            }
+        evict_least_recently_used(&self.dir, self.max_bytes);
+    }
+}
+
+/// Removes the least recently used files of `dir` (by mtime) until it holds
+/// at most `max_bytes`. Also bounds the registry's pull cache (`oci`).
+pub(crate) fn evict_least_recently_used(dir: &Path, max_bytes: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let meta = e.metadata().ok()?;
+            meta.is_file().then(|| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
         }
     }
 }
