@@ -474,6 +474,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         }
         Command::Rules { output, packs } => {
             let d = diagnoser(&packs, Lang::En)?;
+            let failed = refused_packs(&d, io);
             let rules: Vec<serde_json::Value> = d
                 .packs()
                 .flat_map(|(pack, info)| {
@@ -503,10 +504,11 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
                     let _ = writeln!(io.out, "{}", shown(&line));
                 }
             }
-            Ok(0)
+            Ok(if failed { EXIT_PACK_FAILED } else { 0 })
         }
         Command::Explain { rule, lang, packs } => {
             let d = diagnoser(&packs, lang.into())?;
+            refused_packs(&d, io);
             let found = d.packs().find_map(|(_, info)| info.rules.iter().find(|r| r.id == rule));
             let Some(r) = found else {
                 return Err(crate::LoadError::Invalid {
@@ -519,6 +521,14 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             Ok(0)
         }
     }
+}
+
+/// Says on stderr which packs could not be loaded; whether there were any.
+fn refused_packs(d: &Diagnoser, io: &mut Io) -> bool {
+    for e in d.refused() {
+        let _ = writeln!(io.err, "pack {} failed: {}", shown(&e.pack), shown(e.message.trim_end()));
+    }
+    !d.refused().is_empty()
 }
 
 fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {

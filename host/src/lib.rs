@@ -205,6 +205,7 @@ impl DiagnoserBuilder {
         let mut notes = Vec::new();
         let mut packs = Vec::new();
         let mut refused = Vec::new();
+        let mut unavailable = Vec::new();
         let mut add = |name: String, bytes: &[u8]| match sandbox.load(&name, bytes) {
             Ok(p) => packs.push(p),
             Err(e) => refused.push(ReportError { pack: e.pack, message: e.message }),
@@ -219,13 +220,21 @@ impl DiagnoserBuilder {
                     let bytes = compile_sources(&[k8srule_dsl::SourceFile::new(name.clone(), text)], &name, "0.0.0")?;
                     add(name, &bytes);
                 }
-                Source::Path(path) => {
-                    let loaded = packs::load(&path, &self.registry, self.cache.as_deref())?;
-                    notes.extend(loaded.note);
-                    add(loaded.name, &loaded.bytes);
-                }
+                // a pack that cannot be had (unreachable, corrupt, incompatible, another digest) is an
+                // error entry and the others still run; rule files that do not compile stop the run
+                Source::Path(path) => match packs::load(&path, &self.registry, self.cache.as_deref()) {
+                    Ok(loaded) => {
+                        notes.extend(loaded.note);
+                        add(loaded.name, &loaded.bytes);
+                    }
+                    Err(e @ Error::Compile(_)) => return Err(e),
+                    Err(e) => {
+                        unavailable.push(ReportError { pack: path.display().to_string(), message: e.to_string() })
+                    }
+                },
             }
         }
+        refused.extend(unavailable);
         let mut disabled = HashSet::new();
         for pattern in &self.disable {
             for (p, r) in matching_rules(&packs, "disable", pattern)? {
@@ -340,6 +349,11 @@ impl Diagnoser {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             redact: Vec::new(),
         }
+    }
+
+    /// The packs that could not be loaded, each with why: a report lists them as errors.
+    pub fn refused(&self) -> &[ReportError] {
+        &self.refused
     }
 
     /// The loaded packs' names and what they declare.

@@ -103,13 +103,17 @@ fn build_inspect_and_diagnose_with_a_pinned_pack() {
     }
 
     let wrong = format!("sha256:{}", "0".repeat(64));
-    let (code, _, err) =
+    // a pack that cannot be used is an error entry of the report (exit 3); the other packs still run
+    let (code, out, err) =
         k8srule(&["diagnose", "-f", &pods, "--no-builtin", "--rules", &format!("{}@{wrong}", wasm.display())]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("digest mismatch") && err.contains(&wrong) && err.contains(&digest), "{err}");
-    let (code, _, err) = k8srule(&["diagnose", "-f", &pods, "--rules", &format!("{}@sha256:12", wasm.display())]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("is not a digest"), "{err}");
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("digest mismatch") && out.contains(&wrong) && out.contains(&digest), "{out}");
+    let (code, out, err) =
+        k8srule(&["diagnose", "-f", &pods, "--rules", &format!("{}@sha256:12", wasm.display()), "-o", "json"]);
+    assert_eq!(code, 3, "{err}");
+    let report = json(&out);
+    assert!(report["errors"][0]["message"].as_str().unwrap().contains("is not a digest"), "{out}");
+    assert_eq!(report["summary"]["pods"], 2, "the built-in rules still ran: {out}");
 }
 
 #[test]
@@ -130,9 +134,9 @@ fn packs_for_another_k8srule_or_wit_version_are_refused() {
         packs::embed(&mut wasm, &m, None);
         let file = tmp.path().join("old.wasm");
         std::fs::write(&file, &wasm).unwrap();
-        let (code, _, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&file)]);
-        assert_eq!(code, 2, "{err}");
-        assert!(err.contains(message) && err.contains("old.wasm"), "{err}");
+        let (code, out, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&file)]);
+        assert_eq!(code, 3, "{err}");
+        assert!(out.contains(message) && out.contains("old.wasm"), "{out}");
         // inspect still shows why
         let (code, out, _) = k8srule(&["pack", "inspect", &s(&file), "-o", "json"]);
         assert_eq!((code, json(&out)["compatible"].as_bool()), (0, Some(false)), "{out}");
@@ -141,8 +145,9 @@ fn packs_for_another_k8srule_or_wit_version_are_refused() {
     let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&tmp.path().join("x.wasm"))]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("pack.yaml: pack `demo 1.2.0` requires k8srule >=99.0.0"), "{err}");
-    let (code, _, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&dir)]);
-    assert_eq!(code, 2, "{err}");
+    let (code, out, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&dir)]);
+    assert_eq!(code, 3, "{err}");
+    assert!(out.contains("requires k8srule >=99.0.0"), "{out}");
 }
 
 #[test]
@@ -310,4 +315,37 @@ status:
     ];
     let want: Vec<(String, String)> = want.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
     assert_eq!(titles, want);
+}
+
+#[test]
+fn an_unreachable_pack_is_an_error_entry_and_the_built_in_rules_still_run() {
+    // a loopback port nothing listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let unreachable = format!("oci://127.0.0.1:{port}/team/demo:1.0.0");
+    let snapshot = root().join("examples/snapshots/crashloop.json").display().to_string();
+    let (code, out, err) = k8srule(&[
+        "diagnose",
+        "-f",
+        &snapshot,
+        "--now",
+        "2024-05-01T12:00:00Z",
+        "--no-cache",
+        "--rules",
+        &unreachable,
+        "-o",
+        "json",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    let report = json(&out);
+    let errors = report["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{out}");
+    assert_eq!(errors[0]["pack"], unreachable);
+    assert!(report["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "crashloop.cgroup-oom"), "{out}");
+    // a rule file that does not compile still stops the run, with its diagnostics
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken.k8srule");
+    std::fs::write(&broken, "rule x {").unwrap();
+    let (code, _, err) = k8srule(&["diagnose", "-f", &snapshot, "--rules", &broken.display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("broken.k8srule:1:"), "{err}");
 }
