@@ -15,14 +15,62 @@ use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Severity, Snapsho
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour: `auto` when standard output is a terminal and NO_COLOR is not set.
+    #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto)]
+    color: ColorArg,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorArg {
+    /// The last `--color` of the raw arguments, so that `--help` and usage
+    /// errors follow it too.
+    fn from_args(args: &[std::ffi::OsString]) -> ColorArg {
+        let mut choice = ColorArg::Auto;
+        let mut args = args.iter().map(|a| a.to_string_lossy());
+        while let Some(a) = args.next() {
+            if a == "--" {
+                break;
+            }
+            let value = match a.strip_prefix("--color=") {
+                Some(v) => Some(v.to_string()),
+                None if a == "--color" => args.next().map(|v| v.to_string()),
+                None => None,
+            };
+            choice = match value.as_deref() {
+                Some("always") => ColorArg::Always,
+                Some("never") => ColorArg::Never,
+                Some(_) => ColorArg::Auto,
+                None => choice,
+            };
+        }
+        choice
+    }
+
+    fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorArg::Always => true,
+            ColorArg::Never => false,
+            ColorArg::Auto => {
+                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Diagnose the pods of a snapshot, or of the cluster of the current kubeconfig context.
+    /// Diagnose the pods of a snapshot, or of the cluster of the current kubeconfig context
     ///
     /// Examples: k8srule diagnose -f examples/snapshots/crashloop.json
     ///           k8srule diagnose -n shop
+    #[command(verbatim_doc_comment)]
     Diagnose(DiagnoseArgs),
     /// Watch a cluster and print new and resolved findings as they happen.
     ///
@@ -373,13 +421,18 @@ where
     // installed as `kubectl-diagnose`, `kubectl diagnose ARGS` runs `kubectl-diagnose ARGS`
     let mut args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let invoked_as = args.first().and_then(|a| PathBuf::from(a).file_stem().map(|s| s.to_string_lossy().into_owned()));
+    let mut definition = <Cli as clap::CommandFactory>::command();
     if invoked_as.as_deref() == Some("kubectl-diagnose") {
         args.insert(1, "diagnose".into());
+        definition = definition.bin_name("kubectl"); // usage: `kubectl diagnose [OPTIONS]`
     }
-    let cli = match Cli::try_parse_from(&args) {
+    let color = ColorArg::from_args(&args).enabled();
+    let parsed =
+        definition.try_get_matches_from(&args).and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => {
-            let shown = e.render().ansi().to_string();
+            let shown = if color { e.render().ansi().to_string() } else { e.render().to_string() };
             return if e.use_stderr() {
                 let _ = write!(err, "{shown}");
                 EXIT_USAGE
@@ -389,7 +442,7 @@ where
             };
         }
     };
-    let mut io = Io { out, err };
+    let mut io = Io { out, err, color };
     match command(cli, &args, &mut io) {
         Ok(code) => code,
         Err(e) => {
@@ -402,6 +455,8 @@ where
 struct Io<'w> {
     out: &'w mut dyn Write,
     err: &'w mut dyn Write,
+    /// Whether reports for people are coloured (`--color`).
+    color: bool,
 }
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
@@ -621,8 +676,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     if let Some(min) = args.min_severity {
         report.retain_severity(min.into());
     }
-    use std::io::IsTerminal;
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = io.color;
     let text = match args.output {
         ReportFormat::Table => crate::render::table(&report, color),
         ReportFormat::Wide => crate::render::wide(&report, color),

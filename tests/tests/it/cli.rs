@@ -289,3 +289,23 @@ fn fmt_check_passes_on_builtin_rules() {
     let (code, out, _) = k8srule(&["fmt", "--check", &root().join("plugins/builtin").display().to_string()]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+#[test]
+fn help_follows_color_and_kubectl_names_the_plugin_as_kubectl_does() {
+    // not a terminal here: no colour unless asked for
+    let (code, plain, _) = k8srule(&["diagnose", "--help"]);
+    assert_eq!(code, 0);
+    assert!(!plain.contains('\x1b'), "{plain}");
+    assert!(plain.contains("crashloop.json\n"), "each example on its own line: {plain}");
+    let (_, colored, _) = k8srule(&["diagnose", "--help", "--color", "always"]);
+    assert!(colored.contains('\x1b'), "{colored}");
+    let (code, _, err) = k8srule(&["diagnose", "--no-such-flag", "--color=never"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--no-such-flag") && !err.contains('\x1b'), "{err}");
+
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    assert_eq!(k8srule_host::cli::run(["kubectl-diagnose", "--help"], &mut out, &mut err), 0);
+    let help = String::from_utf8(out).unwrap();
+    assert!(help.contains("Usage: kubectl diagnose [OPTIONS]"), "{help}");
+    assert!(!help.contains("kubectl-diagnose diagnose"), "{help}");
+}
