@@ -458,10 +458,11 @@ impl Watch<'_> {
                 snapshot.add_part(Part::Node, n);
             }
         }
-        for s in self.stores.iter().filter(|s| s.role == Role::ControlPlane) {
-            for p in s.objects.values() {
-                snapshot.add_part(Part::ControlPlane, p);
-            }
+        // a kubeadm static pod carries both labels, so both reflectors hold it: add it once
+        let control_plane: BTreeMap<&String, &Value> =
+            self.stores.iter().filter(|s| s.role == Role::ControlPlane).flat_map(|s| &s.objects).collect();
+        for p in control_plane.into_values() {
+            snapshot.add_part(Part::ControlPlane, p);
         }
         if self.cluster.sees_control_plane() {
             // the rules compare with every control-plane pod, not only the dirty ones

@@ -462,3 +462,40 @@ fn only_what_the_rules_read_is_listed() {
     let paths: Vec<String> = api.requests().iter().map(|r| r["path"].as_str().unwrap().to_string()).collect();
     assert_eq!(paths, ["/api/v1/namespaces/shop/pods"]);
 }
+
+#[test]
+fn watch_and_diagnose_see_each_control_plane_pod_once() {
+    // kube-controller-manager-master has both `component` and `tier=control-plane`
+    let data = example_data();
+    let api = KubeApi::start(data.path(), &[]);
+    let kc = api.kubeconfig();
+    let rules = data.path().join("cp.k8srule");
+    std::fs::write(
+        &rules,
+        r#"rule test.control-plane {
+  cause "test"
+  severity info
+  let n = count(m in controlPlane: m.metadata.labels["component"] == "kube-controller-manager")
+  when n > 0
+  title "{n} controller manager(s)"
+}"#,
+    )
+    .unwrap();
+    let rules = rules.display().to_string();
+    let packs = ["--no-builtin", "--no-cache", "--rules", &rules];
+    let (code, out, err) =
+        k8srule(&[&["diagnose", "--kubeconfig", &kc, "-n", "shop", "-o", "json"][..], &packs].concat());
+    assert_eq!(code, 0, "{err}");
+    let titles: Vec<String> =
+        report(&out)["findings"].as_array().unwrap().iter().map(|f| f["title"].as_str().unwrap().to_string()).collect();
+    assert!(!titles.is_empty() && titles.iter().all(|t| t == "1 controller manager(s)"), "{titles:?}");
+
+    let args = [&["watch", "--kubeconfig", &kc, "-n", "shop", "-o", "json", "--duration", "1"][..], &packs].concat();
+    let (handle, out, err) = k8srule_background(&args);
+    assert_eq!(handle.join().unwrap(), 0, "{}", err.text());
+    let text = out.text();
+    let news: Vec<Value> =
+        text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|l| l["type"] == "new").collect();
+    assert!(!news.is_empty(), "{text}");
+    assert!(news.iter().all(|l| l["finding"]["title"] == "1 controller manager(s)"), "{text}");
+}
