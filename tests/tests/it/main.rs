@@ -2,6 +2,8 @@
 //! one test executable instead of seven keeps build time and disk use down.
 
 mod cli;
+mod differential;
+mod fuzz_corpus;
 mod html;
 mod live;
 mod packs;
