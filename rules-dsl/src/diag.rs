@@ -1,7 +1,9 @@
 //! Diagnostics: an error with the span it is about, rendered with the source
-//! line and a caret under the offending text.
+//! line and a caret under the offending text (annotate-snippets, rustc's
+//! renderer: carets placed by display width, tabs expanded, wide characters
+//! counted twice, control characters in the source shown as symbols).
 
-use std::fmt::Write as _;
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
 
 /// A byte range in a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -13,6 +15,13 @@ pub struct Span {
 impl Span {
     pub fn new(start: usize, end: usize) -> Self {
         Span { start, end }
+    }
+
+    /// The span inside `source` and on character boundaries: the start moved
+    /// back and the end moved forward to the nearest boundary, `end >= start`.
+    pub fn clamped(self, source: &str) -> Span {
+        let start = source.floor_char_boundary(self.start);
+        Span { start, end: source.ceil_char_boundary(self.end.max(start)) }
     }
 }
 
@@ -40,42 +49,27 @@ impl Diagnostic {
         self
     }
 
-    /// 1-based line and column of the start of the span.
+    /// 1-based line and column (in characters) of the start of the span.
     pub fn line_col(&self, source: &str) -> (usize, usize) {
-        line_col(source, self.span.start)
+        let before = &source[..self.span.clamped(source).start];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
     }
 
     /// `file:line:col: error: message`, the source line, a caret line and the help.
+    /// Any span renders, whether or not it lies inside `source`.
     pub fn render(&self, file: &str, source: &str) -> String {
-        let (line, col) = self.line_col(source);
-        let line_start = source[..self.span.start.min(source.len())].rfind('\n').map_or(0, |i| i + 1);
-        let line_end = source[line_start..].find('\n').map_or(source.len(), |i| line_start + i);
-        let text = &source[line_start..line_end];
-        let width = source
-            [self.span.start.min(line_end)..self.span.end.min(line_end).max(self.span.start.min(line_end))]
-            .chars()
-            .count()
-            .max(1);
-        let gutter = line.to_string().len();
-        let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
-        let _ = writeln!(out, "{:gutter$}--> {file}:{line}:{col}", "");
-        let _ = writeln!(out, "{:gutter$} |", "");
-        let _ = writeln!(out, "{line} | {text}");
-        let _ = writeln!(out, "{:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width));
-        if let Some(help) = &self.help {
-            let _ = writeln!(out, "{:gutter$} = help: {help}", "");
-        }
+        let span = self.span.clamped(source);
+        let snippet = Snippet::source(source).path(file).annotation(AnnotationKind::Primary.span(span.start..span.end));
+        let title = Level::ERROR.primary_title(self.message.as_str()).element(snippet);
+        let title = match &self.help {
+            Some(help) => title.element(Level::HELP.message(help.as_str())),
+            None => title,
+        };
+        let mut out = Renderer::plain().render(&[title]);
+        out.push('\n');
         out
     }
-}
-
-pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = &source[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map_or(before.chars().count(), |i| before[i + 1..].chars().count()) + 1;
-    (line, col)
 }
 
 /// The closest candidate to `word`, if one is close enough to be a likely typo.
@@ -118,7 +112,74 @@ mod tests {
           |
         2 |   when c.lastStat == 1
           |          ^^^^^^^^
+          |
           = help: did you mean `lastState`?
+        ");
+    }
+
+    /// A rendering of a diagnostic at `span` in `src`.
+    fn caret(src: &str, span: Span) -> String {
+        Diagnostic::new(span, "m").render("f", src)
+    }
+
+    #[test]
+    fn a_smart_quote_renders_one_caret_under_it() {
+        // pest reports the error at the quote's first byte; the span's end falls inside it
+        let src = "rule a {\n  cause \u{201c}x\u{201d}\n}\n";
+        let d = crate::parse::parse(src).err().unwrap_or_else(|| Diagnostic::new(Span::default(), "parsed"));
+        insta::assert_snapshot!(d.render("q.k8srule", src), @r"
+        error: expected a string
+         --> q.k8srule:2:9
+          |
+        2 |   cause “x”
+          |         ^
+        ");
+    }
+
+    #[test]
+    fn carets_follow_tabs_and_wide_characters() {
+        let src = "rule a {\n\tcause \"\u{955c}\u{50cf}\" when x\n}\n";
+        let at = src.find("when").unwrap_or(0);
+        insta::assert_snapshot!(caret(src, Span::new(at, at + 4)), @r#"
+        error: m
+         --> f:2:13
+          |
+        2 |     cause "镜像" when x
+          |                  ^^^^
+        "#);
+    }
+
+    #[test]
+    fn spans_at_or_past_the_end_and_inside_characters_render() {
+        let src = "rule a {\n  title \"\u{201c}\"";
+        insta::assert_snapshot!(caret(src, Span::new(src.len(), src.len() + 1)), @r#"
+        error: m
+         --> f:2:12
+          |
+        2 |   title "“"
+          |            ^
+        "#);
+        insta::assert_snapshot!(caret(src, Span::new(src.len() + 10, 3)), @r#"
+        error: m
+         --> f:2:12
+          |
+        2 |   title "“"
+          |            ^
+        "#);
+        let inside = src.find('\u{201c}').unwrap_or(0) + 1;
+        insta::assert_snapshot!(caret(src, Span::new(inside, inside + 1)), @r#"
+        error: m
+         --> f:2:10
+          |
+        2 |   title "“"
+          |          ^
+        "#);
+        insta::assert_snapshot!(caret("", Span::new(0, 1)), @r"
+        error: m
+         --> f:1:1
+          |
+        1 |
+          | ^
         ");
     }
 

@@ -78,6 +78,7 @@ fn a_bad_rule_file_is_an_input_error_with_a_caret() {
       |
     4 |   when pod.status.phse == "Running"
       |        ^^^^^^^^^^^^^^^
+      |
       = help: did you mean `phase`?
     "#);
 }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod corpus;
+mod differential;
+mod fuzz_corpus;
 mod hostile;
 mod html;
 mod live;
