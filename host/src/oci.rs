@@ -592,17 +592,10 @@ impl Client {
             self.call("GET", &self.path(&format!("manifests/{name}")), &[("Accept", MANIFEST_MEDIA_TYPE)], None)?;
         let mut got = self.expect("fetching the manifest", got, &[200])?;
         let body = self.read("fetching the manifest", &mut got, MAX_MANIFEST)?;
-        if let Some(expected) = digest_ {
-            let actual = digest(&body);
-            if actual != expected {
-                return Err(OciError::DigestMismatch {
-                    reference: self.reference.to_string(),
-                    expected: expected.into(),
-                    actual,
-                });
-            }
+        match digest_ {
+            Some(expected) => self.checked(expected, body),
+            None => Ok(body),
         }
-        Ok(body)
     }
 
     /// A blob, checked against its digest.
@@ -610,6 +603,11 @@ impl Client {
         let got = self.call("GET", &self.path(&format!("blobs/{expected}")), &[], None)?;
         let mut got = self.expect(&format!("fetching blob {expected}"), got, &[200])?;
         let bytes = self.read(&format!("fetching blob {expected}"), &mut got, limit)?;
+        self.checked(expected, bytes)
+    }
+
+    /// `bytes`, if their digest is `expected`.
+    fn checked(&self, expected: &str, bytes: Vec<u8>) -> Result<Vec<u8>, OciError> {
         let actual = digest(&bytes);
         if actual != expected {
             return Err(OciError::DigestMismatch {
