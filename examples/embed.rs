@@ -1,9 +1,12 @@
 //! Embedding k8srule: load a custom rule pack next to the built-in rules,
-//! build a snapshot in memory, and diagnose it from several threads.
+//! build a snapshot in memory, diagnose it from several threads, and print
+//! the report as the `k8srule` table does.
 //!
-//! Run: `cargo run -p k8srule-host --example embed`
+//! Run: `cargo run -p k8srule-host --example embed`; with
+//! `--no-default-features` it builds without the CLI, the live cluster
+//! reader and the registry client.
 
-use k8srule_host::{Diagnoser, Snapshot};
+use k8srule_host::{Diagnoser, Format};
 use serde_json::json;
 
 const RULE: &str = r#"
@@ -20,7 +23,8 @@ rule team.restarts {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let diagnoser = Diagnoser::builder().rules_source("team.k8srule", RULE).build()?;
 
-    let mut snapshot = Snapshot::new(1_714_564_800); // 2024-05-01T12:00:00Z
+    // keeps only what the loaded rules read
+    let mut snapshot = diagnoser.snapshot(1_714_564_800); // 2024-05-01T12:00:00Z
     snapshot.add_value(
         "in memory",
         &json!({
@@ -40,10 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let workers: Vec<_> = (0..2).map(|_| s.spawn(|| diagnoser.diagnose(&snapshot))).collect();
         workers.into_iter().filter_map(|w| w.join().ok()).collect()
     });
-    for f in &reports[0].findings {
-        let role = if f.explained_by.is_some() { "  symptom" } else { "root cause" };
-        println!("{role}: {} [{}] {}", f.pod, f.cause, f.title);
-    }
+    print!("{}", reports[0].render(Format::Table, false));
     assert_eq!(reports[0].to_json(), reports[1].to_json());
     Ok(())
 }

@@ -3,5 +3,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    ExitCode::from(k8srule_host::cli::run(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr()))
+    ExitCode::from(k8srule_host::run_cli(std::env::args_os(), &mut std::io::stdout(), &mut std::io::stderr()))
 }

@@ -14,8 +14,9 @@ use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
-use crate::live::{Cluster, Listed, LiveError, Needs, OWNER_KINDS, normalize, owner_refs};
-use crate::snapshot::Part;
+use crate::input::live::{Cluster, Listed, LiveError, normalize, owner_refs};
+use crate::input::snapshot::OWNER_KINDS;
+use crate::input::snapshot::Section;
 use crate::{Diagnoser, Finding, Severity, Snapshot};
 
 /// How a watch runs.
@@ -71,7 +72,7 @@ enum Role {
 type Updates = BoxStream<'static, (usize, Result<watcher::Event<Value>, watcher::Error>)>;
 
 /// One reflector: the objects of one list+watch, keyed `ns/name`.
-struct Store {
+struct Mirror {
     role: Role,
     objects: BTreeMap<String, Value>,
     /// Objects of a (re)list in progress, swapped in when it is done.
@@ -94,7 +95,7 @@ fn event_pod(e: &Value) -> String {
     format!("{}/{}", ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""))
 }
 
-/// As the rules see it (see [`crate::case`]): a kube-system pod with a
+/// As the rules see it (see [`crate::evaluation::case`]): a kube-system pod with a
 /// `component` label or `tier=control-plane`.
 fn is_control_plane(p: &Value) -> bool {
     p.pointer("/metadata/labels/component").is_some()
@@ -114,7 +115,7 @@ struct Watch<'a> {
     cluster: &'a Cluster,
     diagnoser: &'a Diagnoser,
     options: &'a Options,
-    stores: Vec<Store>,
+    mirrors: Vec<Mirror>,
     /// Event keys by the `ns/name` of their pod.
     events_by_pod: HashMap<String, BTreeSet<String>>,
     /// Pod keys by node name.
@@ -138,10 +139,10 @@ struct Watch<'a> {
 pub async fn watch(
     cluster: &Cluster,
     diagnoser: &Diagnoser,
-    needs: Needs,
     options: &Options,
     sink: &mut dyn FnMut(Change),
 ) -> Result<(), LiveError> {
+    let needs = diagnoser.needs();
     let started = Instant::now();
     let client = cluster.client().clone();
     let ns = cluster.namespace.as_deref();
@@ -151,17 +152,17 @@ pub async fn watch(
     };
     let pod_ar = ApiResource::erase::<Pod>(&());
     let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, &'static str, &'static str)> = Vec::new();
-    let mut pods_cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE);
+    let mut pods_cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
     if let Some(sel) = &cluster.selector {
         pods_cfg = pods_cfg.labels(sel);
     }
     specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, "Pod", "v1"));
     if needs.events {
-        let cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE).fields("involvedObject.kind=Pod");
+        let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE).fields("involvedObject.kind=Pod");
         specs.push((Role::Events, api(&ApiResource::erase::<Event>(&()), ns), cfg, "Event", "v1"));
     }
     if needs.nodes {
-        let cfg = watcher::Config::default().page_size(crate::live::PAGE_SIZE);
+        let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
         specs.push((Role::Nodes, api(&ApiResource::erase::<Node>(&()), None), cfg, "Node", "v1"));
     }
     if needs.control_plane && !cluster.sees_control_plane() {
@@ -171,9 +172,9 @@ pub async fn watch(
         }
     }
     let mut streams: Vec<Updates> = Vec::new();
-    let mut stores = Vec::new();
+    let mut mirrors = Vec::new();
     for (i, (role, api, cfg, kind, version)) in specs.into_iter().enumerate() {
-        stores.push(Store { role, objects: BTreeMap::new(), buffer: None, synced: false });
+        mirrors.push(Mirror { role, objects: BTreeMap::new(), buffer: None, synced: false });
         let inner = watcher(api, cfg).default_backoff().map(move |r| r.map(|e| convert(e, kind, version))).boxed();
         // a list the server refuses ends its stream instead of being retried forever
         let refusing = futures::stream::unfold((inner, false), move |(mut s, done)| async move {
@@ -194,7 +195,7 @@ pub async fn watch(
         cluster,
         diagnoser,
         options,
-        stores,
+        mirrors,
         events_by_pod: HashMap::new(),
         pods_by_node: HashMap::new(),
         owners: HashMap::new(),
@@ -223,14 +224,14 @@ pub async fn watch(
                 // every stream ended: all lists were refused
                 None if w.synced => return Ok(()),
                 None => {
-                    for s in &mut w.stores {
+                    for s in &mut w.mirrors {
                         s.synced = true;
                     }
                 }
             },
             _ = tick.tick() => {}
         }
-        if !w.synced && w.stores.iter().all(|s| s.synced) {
+        if !w.synced && w.mirrors.iter().all(|s| s.synced) {
             w.synced = true;
             w.mark_all();
             w.flush(sink).await;
@@ -277,38 +278,38 @@ impl Watch<'_> {
         self.dirty.extend(keys);
     }
 
-    fn store(&self, role: Role) -> &Store {
+    fn store(&self, role: Role) -> &Mirror {
         // the pods' store is always first
-        self.stores.iter().find(|s| s.role == role).unwrap_or(&self.stores[0])
+        self.mirrors.iter().find(|s| s.role == role).unwrap_or(&self.mirrors[0])
     }
 
     fn apply(&mut self, i: usize, event: watcher::Event<Value>) {
         match event {
-            watcher::Event::Init => self.stores[i].buffer = Some(BTreeMap::new()),
+            watcher::Event::Init => self.mirrors[i].buffer = Some(BTreeMap::new()),
             watcher::Event::InitApply(o) => {
                 let key = key_of(&o);
-                self.stores[i].buffer.get_or_insert_with(BTreeMap::new).insert(key, o);
+                self.mirrors[i].buffer.get_or_insert_with(BTreeMap::new).insert(key, o);
             }
             watcher::Event::InitDone => {
-                let fresh = self.stores[i].buffer.take().unwrap_or_default();
-                let old = std::mem::take(&mut self.stores[i].objects);
+                let fresh = self.mirrors[i].buffer.take().unwrap_or_default();
+                let old = std::mem::take(&mut self.mirrors[i].objects);
                 for k in old.keys().chain(fresh.keys()) {
                     if old.get(k) != fresh.get(k) {
                         self.changed(i, k, old.get(k), fresh.get(k));
                     }
                 }
-                self.stores[i].objects = fresh;
-                self.stores[i].synced = true;
+                self.mirrors[i].objects = fresh;
+                self.mirrors[i].synced = true;
             }
             watcher::Event::Apply(o) => {
                 let key = key_of(&o);
-                let old = self.stores[i].objects.insert(key.clone(), o);
-                let new = self.stores[i].objects.get(&key).cloned();
+                let old = self.mirrors[i].objects.insert(key.clone(), o);
+                let new = self.mirrors[i].objects.get(&key).cloned();
                 self.changed(i, &key, old.as_ref(), new.as_ref());
             }
             watcher::Event::Delete(o) => {
                 let key = key_of(&o);
-                let old = self.stores[i].objects.remove(&key);
+                let old = self.mirrors[i].objects.remove(&key);
                 self.changed(i, &key, old.as_ref(), None);
             }
         }
@@ -316,7 +317,7 @@ impl Watch<'_> {
 
     /// Keeps the indexes and marks the pods to diagnose again.
     fn changed(&mut self, i: usize, key: &str, old: Option<&Value>, new: Option<&Value>) {
-        match self.stores[i].role {
+        match self.mirrors[i].role {
             Role::Pods => {
                 if let Some(n) = old.and_then(node_of)
                     && let Some(set) = self.pods_by_node.get_mut(n)
@@ -352,7 +353,7 @@ impl Watch<'_> {
     }
 
     fn error(&mut self, i: usize, e: watcher::Error, sink: &mut dyn FnMut(Change)) -> Result<(), LiveError> {
-        let role = self.stores[i].role;
+        let role = self.mirrors[i].role;
         let what = match role {
             Role::Pods => format!("pods in {}", self.cluster.scope()),
             Role::Events => "events".into(),
@@ -365,7 +366,7 @@ impl Watch<'_> {
             }
             let without = if role == Role::ControlPlane { "the control plane" } else { what.as_str() };
             sink(Change::Note(format!("cannot watch {what}: {message}; rules that read {without} run without them")));
-            self.stores[i].synced = true;
+            self.mirrors[i].synced = true;
             return Ok(());
         }
         let cause = match e {
@@ -394,16 +395,8 @@ impl Watch<'_> {
             }
             self.owners_listed.insert(kind, Instant::now());
             let ns = self.cluster.namespace.as_deref();
-            let lp = kube::api::ListParams::default();
             let mut quiet = |_: &str, _: usize| {};
-            let listed = match kind {
-                "ReplicaSet" => self.cluster.list::<k8s_openapi::api::apps::v1::ReplicaSet>(ns, &lp, &mut quiet).await,
-                "DaemonSet" => self.cluster.list::<k8s_openapi::api::apps::v1::DaemonSet>(ns, &lp, &mut quiet).await,
-                "StatefulSet" => {
-                    self.cluster.list::<k8s_openapi::api::apps::v1::StatefulSet>(ns, &lp, &mut quiet).await
-                }
-                _ => self.cluster.list::<k8s_openapi::api::batch::v1::Job>(ns, &lp, &mut quiet).await,
-            };
+            let listed = self.cluster.list_owners(kind, ns, &mut quiet).await;
             match listed {
                 Ok(Listed::Items(items)) => {
                     for o in items {
@@ -443,26 +436,26 @@ impl Watch<'_> {
             self.fetch_owners(&pods, sink).await;
         }
         let mut snapshot = Snapshot::new(chrono::Utc::now().timestamp());
-        let events = self.stores.iter().find(|s| s.role == Role::Events);
-        let nodes = self.stores.iter().find(|s| s.role == Role::Nodes);
+        let events = self.mirrors.iter().find(|s| s.role == Role::Events);
+        let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
         for k in &dirty {
             if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
                 for e in keys.iter().filter_map(|e| store.objects.get(e)) {
-                    snapshot.add_part(Part::Event, e);
+                    snapshot.add_to_section(Section::Event, e);
                 }
             }
         }
         let used: BTreeSet<&str> = pods.iter().filter_map(node_of).collect();
         if let Some(store) = nodes {
             for n in used.iter().filter_map(|n| store.objects.get(*n)) {
-                snapshot.add_part(Part::Node, n);
+                snapshot.add_to_section(Section::Node, n);
             }
         }
         // a kubeadm static pod carries both labels, so both reflectors hold it: add it once
         let control_plane: BTreeMap<&String, &Value> =
-            self.stores.iter().filter(|s| s.role == Role::ControlPlane).flat_map(|s| &s.objects).collect();
+            self.mirrors.iter().filter(|s| s.role == Role::ControlPlane).flat_map(|s| &s.objects).collect();
         for p in control_plane.into_values() {
-            snapshot.add_part(Part::ControlPlane, p);
+            snapshot.add_to_section(Section::ControlPlane, p);
         }
         if self.cluster.sees_control_plane() {
             // the rules compare with every control-plane pod, not only the dirty ones
@@ -472,20 +465,20 @@ impl Watch<'_> {
                 .iter()
                 .filter(|(k, p)| k.starts_with("kube-system/") && !dirty.contains(*k) && is_control_plane(p));
             for (_, p) in others {
-                snapshot.add_part(Part::ControlPlane, p);
+                snapshot.add_to_section(Section::ControlPlane, p);
             }
         }
         for (_, uid) in owner_refs(&pods) {
             if let Some(owner) = self.owners.get(&uid) {
-                snapshot.add_part(Part::Owner, owner);
+                snapshot.add_to_section(Section::Owner, owner);
             }
         }
         for p in &pods {
-            snapshot.add_part(Part::Pod, p);
+            snapshot.add_to_section(Section::Pod, p);
         }
         if let Some(redactor) = self.diagnoser.logs() {
             // the logs of the pods that changed (a restart changes its pod), not of every pod
-            self.cluster.read_logs(&mut snapshot, redactor, crate::live::LogBounds::default()).await;
+            self.cluster.read_logs(&mut snapshot, redactor, crate::input::live::LogBounds::default()).await;
         }
         for n in &snapshot.notes {
             if self.noted.insert(n.clone()) {
@@ -532,7 +525,7 @@ impl Watch<'_> {
         let uid = pod.pointer("/metadata/uid").and_then(Value::as_str);
         // after a restart, the Event of a finding that is still there may be on the pod already
         let already = self.events_by_pod.get(&f.pod).is_some_and(|keys| {
-            let store = self.stores.iter().find(|s| s.role == Role::Events);
+            let store = self.mirrors.iter().find(|s| s.role == Role::Events);
             keys.iter().filter_map(|k| store?.objects.get(k)).any(|e| {
                 e.pointer("/source/component").and_then(Value::as_str) == Some(COMPONENT)
                     && e["reason"].as_str() == Some(reason.as_str())

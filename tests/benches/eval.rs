@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use k8srule_host::doc::Doc;
+use k8srule_host::test_support::tree::Doc;
 use k8srule_host::{Diagnoser, Snapshot};
 use serde_json::{Value, json};
 
@@ -309,7 +309,7 @@ fn phase(which: &str, file: &str) {
         _ => {
             // as `k8srule diagnose -f` does
             let diagnoser = Diagnoser::builder().build().unwrap();
-            let mut snapshot = Snapshot::new(1_714_564_800).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
+            let mut snapshot = diagnoser.snapshot(1_714_564_800);
             snapshot.add_path(std::path::Path::new(file)).unwrap();
             let report = diagnoser.diagnose(&snapshot);
             assert!(report.errors.is_empty(), "{:?}", report.errors);
@@ -425,7 +425,7 @@ fn cold_start(runs: usize) {
 
 fn compile_builtin(runs: usize) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/builtin");
-    let files = k8srule_host::read_rule_files(&dir).unwrap();
+    let files = k8srule_host::test_support::packs::read_rule_files(&dir).unwrap();
     let (t_parse, _) = time(runs, || files.iter().filter(|f| k8srule_dsl::parse::parse(&f.text).is_ok()).count());
     let (t_compile, wasm) = time(runs, || k8srule_dsl::compile(&files, "builtin", "1").unwrap());
     println!(

@@ -11,7 +11,7 @@ pub fn root() -> PathBuf {
 pub fn k8srule(args: &[&str]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let argv = std::iter::once("k8srule").chain(args.iter().copied());
-    let code = k8srule_host::cli::run(argv, &mut out, &mut err);
+    let code = k8srule_host::run_cli(argv, &mut out, &mut err);
     (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
 }
 
@@ -242,7 +242,7 @@ pub fn k8srule_background(args: &[&str]) -> (std::thread::JoinHandle<u8>, Shared
     let (out, err) = (SharedBuf::default(), SharedBuf::default());
     let argv: Vec<String> = std::iter::once("k8srule").chain(args.iter().copied()).map(str::to_string).collect();
     let (mut o, mut e) = (out.clone(), err.clone());
-    let handle = std::thread::spawn(move || k8srule_host::cli::run(argv, &mut o, &mut e));
+    let handle = std::thread::spawn(move || k8srule_host::run_cli(argv, &mut o, &mut e));
     (handle, out, err)
 }
 

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use k8srule_host::packs::{self, Manifest};
-use k8srule_host::{Diagnoser, Snapshot};
+use k8srule_host::Diagnoser;
+use k8srule_host::test_support::packs::{self, Manifest};
 
 mod rules;
 pub use rules::rules;
@@ -41,7 +41,7 @@ fn scratch() -> &'static Path {
 pub fn snapshot(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let diagnoser = builtin();
-    let mut snapshot = Snapshot::new(NOW).keeping(diagnoser.fields());
+    let mut snapshot = diagnoser.snapshot(NOW);
     if let Err(e) = snapshot.add_text("fuzz.yaml", text) {
         assert!(e.to_string().starts_with("fuzz.yaml"), "{e}");
         return;
@@ -55,7 +55,7 @@ pub fn snapshot(data: &[u8]) {
 pub fn fixture(data: &[u8]) {
     let path = scratch().join("fuzz.test.yaml");
     std::fs::write(&path, data).expect("writes the fixture");
-    match k8srule_host::fixture::run_fixture_with(&path, builtin()) {
+    match k8srule_host::test_support::fixture::run_fixture_with(&path, builtin()) {
         Ok(outcome) => assert!(outcome.errors.is_empty(), "{:?}", outcome.errors),
         Err(e) => assert!(e.to_string().contains(&path.display().to_string()), "{e}"),
     }
@@ -66,7 +66,10 @@ pub fn fixture(data: &[u8]) {
 /// by the custom section `pack build` writes.
 pub fn manifest(data: &[u8]) {
     let path = PathBuf::from("fuzz.wasm");
-    for result in [packs::embedded_manifest(data, &path).map(drop), packs::embedded_sources(data, &path).map(drop)] {
+    for result in [
+        packs::manifest::embedded_manifest(data, &path).map(drop),
+        packs::manifest::embedded_sources(data, &path).map(drop),
+    ] {
         if let Err(e) = result {
             assert!(e.to_string().contains("fuzz.wasm"), "{e}");
         }
@@ -76,8 +79,8 @@ pub fn manifest(data: &[u8]) {
     match Manifest::read(dir) {
         Ok(manifest) => {
             let mut component = b"\0asm\x0d\0\x01\0".to_vec();
-            packs::embed(&mut component, &manifest, None);
-            let carried = packs::embedded_manifest(&component, &path).expect("the embedded manifest reads");
+            packs::manifest::embed(&mut component, &manifest, None);
+            let carried = packs::manifest::embedded_manifest(&component, &path).expect("the embedded manifest reads");
             assert_eq!(carried, Some(manifest));
         }
         Err(e) => assert!(e.to_string().contains("pack.yaml"), "{e}"),
@@ -89,8 +92,8 @@ pub fn manifest(data: &[u8]) {
 pub fn doc(data: &[u8]) {
     use serde::de::DeserializeSeed as _;
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else { return };
-    let all = k8srule_host::fields::Fields::All;
-    let mut store = k8srule_host::doc::Store::default();
+    let all = k8srule_host::test_support::fields::Fields::All;
+    let mut store = k8srule_host::test_support::tree::Arena::default();
     let node = store.add_value(&value, &all);
     assert_eq!(store.get(node).to_value(), value);
     assert_eq!(serde_json::to_value(store.get(node)).expect("serializes"), value);

@@ -203,7 +203,7 @@ fn builtin_rules_cover_the_cheat_sheet() {
         assert!(causes.contains(&key.as_str()), "no rule for {key}");
     }
     for k in keys {
-        assert!(causes.iter().any(|c| k8srule_host::report::cause_matches(c, k)), "no rule for {k}");
+        assert!(causes.iter().any(|c| k8srule_host::test_support::cause_matches(c, k)), "no rule for {k}");
     }
     assert!(causes.iter().any(|c| c.starts_with("signal.")), "no rule decodes signals");
     for r in rules {
@@ -222,7 +222,7 @@ fn builtin_rules_cover_the_cheat_sheet() {
 #[test]
 fn cli_reference_is_current() {
     let path = root().join("docs/cli.md");
-    let current = k8srule_host::cli::reference();
+    let current = k8srule_host::test_support::reference();
     if std::env::var_os("K8SRULE_UPDATE_DOCS").is_some() {
         std::fs::write(&path, &current).unwrap();
     }
@@ -281,7 +281,7 @@ fn one_pod_can_be_focused_and_kubectl_plugin_name_works() {
     assert_eq!((code, err.as_str()), (2, "nope: no such pod in the snapshot\n"));
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let argv = ["/usr/local/bin/kubectl-diagnose", "worker-0", "-f", &example(), "--now", NOW];
-    assert_eq!(k8srule_host::cli::run(argv, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    assert_eq!(k8srule_host::run_cli(argv, &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
     assert!(String::from_utf8_lossy(&out).contains("pod shop/worker-0"));
 }
 
@@ -305,7 +305,7 @@ fn help_follows_color_and_kubectl_names_the_plugin_as_kubectl_does() {
     assert!(err.contains("--no-such-flag") && !err.contains('\x1b'), "{err}");
 
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    assert_eq!(k8srule_host::cli::run(["kubectl-diagnose", "--help"], &mut out, &mut err), 0);
+    assert_eq!(k8srule_host::run_cli(["kubectl-diagnose", "--help"], &mut out, &mut err), 0);
     let help = String::from_utf8(out).unwrap();
     assert!(help.contains("Usage: kubectl diagnose [OPTIONS]"), "{help}");
     assert!(!help.contains("kubectl-diagnose diagnose"), "{help}");

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8srule_host::report::cause_matches;
-use k8srule_host::{Diagnoser, Finding, Snapshot};
+use k8srule_host::test_support::cause_matches;
+use k8srule_host::{Diagnoser, Finding};
 use serde_json::Value;
 
 /// A finding a case names: the pod, and optionally the rule, the cause (a
@@ -95,9 +95,9 @@ fn diagnose(d: &Diagnoser, case: &Path) -> (Value, Vec<Finding>) {
     let text = std::fs::read_to_string(case).unwrap();
     assert!(text.contains("# source:"), "{}: cite the messages' source in a `# source:` comment", case.display());
     let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-    let now = doc["now"].as_str().and_then(k8srule_host::snapshot::parse_time);
+    let now = doc["now"].as_str().and_then(k8srule_host::test_support::snapshot::parse_time);
     let now = now.unwrap_or_else(|| panic!("{}: `now` must be an RFC 3339 time", case.display()));
-    let mut snapshot = Snapshot::new(now).keeping(d.fields());
+    let mut snapshot = d.snapshot(now);
     for o in doc["objects"].as_array().unwrap_or_else(|| panic!("{}: no `objects` list", case.display())) {
         snapshot.add_value(&case.display().to_string(), o).unwrap();
     }

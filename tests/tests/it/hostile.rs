@@ -290,7 +290,7 @@ fn a_packs_texts_are_shown_escaped_by_inspect_rules_and_explain() {
     std::fs::create_dir_all(&dir).unwrap();
     let manifest = format!(
         "name: evil\nversion: 1.0.0\ndescription: \"clears \\e[2J the screen\"\nauthors: [\"\\u202eAda\"]\nk8srule: \">=0.1.0\"\nwit: {}\n",
-        k8srule_host::packs::wit_version()
+        k8srule_host::test_support::packs::manifest::wit_version()
     );
     std::fs::write(dir.join("pack.yaml"), manifest).unwrap();
     let rule = format!(

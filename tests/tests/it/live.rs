@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use k8srule_host::live::{Cluster, Target, block_on};
-use k8srule_host::watch::{self, Change};
+use k8srule_host::test_support::live::{Cluster, Target, block_on};
+use k8srule_host::test_support::watch::{self, Change};
 use k8srule_host::{Diagnoser, Finding};
 use k8srule_tests::{KubeApi, k8srule, k8srule_background, root, wait_for};
 use serde_json::{Value, json};
@@ -253,7 +253,7 @@ fn start_watch(
         let mut sink = |c: Change| sink_changes.lock().unwrap().push(c);
         block_on(async {
             let cluster = Cluster::connect(&target).await?;
-            watch::watch(&cluster, &diagnoser, diagnoser.needs(), &options, &mut sink).await
+            watch::watch(&cluster, &diagnoser, &options, &mut sink).await
         })
         .and_then(|r| r)
         .map_err(|e| e.to_string())
@@ -377,19 +377,32 @@ fn watch_reports_new_and_resolved_findings_as_pods_change() {
 #[test]
 fn watch_emits_one_event_per_new_finding_when_asked() {
     let data = tempfile::tempdir().unwrap();
-    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), node()]);
+    let mut net = healthy_pod("shop", "net", "u-net");
+    net["status"] = json!({"phase": "Pending"});
+    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), net, node()]);
     let api = KubeApi::start(data.path(), &[]);
     let (handle, changes, stop) = start_watch(&api, watch::Options { emit_events: true, ..watch::Options::default() });
     assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
     let news = new_of(&changes.lock().unwrap(), "shop/web").len();
     assert!(news > 0);
-    let posts = || -> Vec<Value> { api.requests().into_iter().filter(|r| r["method"] == "POST").collect() };
-    assert!(wait_for(10, || posts().len() == news), "{:#?}", posts());
-    // the events it wrote come back through the watch; none is written twice
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let posts = |pod: &str| -> Vec<Value> {
+        let of_pod = |r: &Value| r["method"] == "POST" && r["body"]["involvedObject"]["name"] == pod;
+        api.requests().into_iter().filter(of_pod).collect()
+    };
+    assert!(wait_for(10, || posts("web").len() == news), "{:#?}", posts("web"));
+    // the events it wrote come back through the events watch, in order, before
+    // one posted after them: once that one is diagnosed, the written ones have
+    // been seen too, and none of them may be written again
+    api.post("/_objects", &json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "net.1", "namespace": "shop"},
+        "involvedObject": {"kind": "Pod", "name": "net", "namespace": "shop", "uid": "u-net"},
+        "reason": "FailedCreatePodSandBox", "type": "Warning",
+        "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"5f2c7d\": plugin type=\"calico\" failed (add): connection is unauthorized"}));
+    let cni = |c: &[Change]| new_of(c, "shop/net").iter().any(|f| f.rule == "creating.cni-error");
+    assert!(wait_for(20, || cni(&changes.lock().unwrap())), "{:#?}", changes.lock().unwrap());
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
-    let posts = posts();
+    let posts = posts("web");
     assert_eq!(posts.len(), news, "{posts:#?}");
     let oom = posts.iter().find(|p| p["body"]["reason"] == "CgroupOom").expect("an event for the OOM kill");
     assert_eq!(oom["path"], "/api/v1/namespaces/shop/events");

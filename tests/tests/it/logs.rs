@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use k8srule_host::snapshot::{LogKey, MAX_LOG_LINES};
+use k8srule_host::test_support::snapshot::{LogKey, MAX_LOG_LINES};
 use k8srule_host::{Diagnoser, Snapshot};
 use k8srule_tests::{k8srule, root};
 use serde_json::Value;
@@ -132,7 +132,7 @@ fn a_huge_line_is_cut_and_a_long_log_keeps_its_tail() {
     assert_eq!(api[0]["title"], "container api crashed: panic: boom", "{api:#?}");
 
     let diagnoser = Diagnoser::builder().threads(1).build().unwrap();
-    let mut snapshot = Snapshot::new(0).reading_logs(diagnoser.logs());
+    let mut snapshot = diagnoser.snapshot(0);
     let key = LogKey { namespace: "shop".into(), pod: "p".into(), container: "c".into() };
     let huge = [vec![b'y'; 50 << 20], b"\nend\n".to_vec()].concat();
     snapshot.add_container_log(key, true, "test", &huge[..]).unwrap();
@@ -150,7 +150,7 @@ fn a_huge_line_is_cut_and_a_long_log_keeps_its_tail() {
 fn a_snapshot_bundle_writes_its_logs_and_reads_them_back() {
     let diagnoser = Diagnoser::builder().threads(1).build().unwrap();
     let load = |path: &Path| {
-        let mut s = Snapshot::new(0).reading_logs(diagnoser.logs());
+        let mut s = diagnoser.snapshot(0);
         s.add_path(path).unwrap();
         s
     };

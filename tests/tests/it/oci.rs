@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use k8srule_host::packs;
+use k8srule_host::test_support::packs;
 use k8srule_tests::{k8srule, wait_for};
 
 use crate::packs::{RULES, json, pack_dir, s};
@@ -217,7 +217,7 @@ fn demo_pack(tmp: &Path) -> (PathBuf, String, String) {
     let wasm = tmp.join("demo-1.2.0.wasm");
     let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm)]);
     assert_eq!(code, 0, "{err}");
-    let digest = packs::digest(&std::fs::read(&wasm).unwrap());
+    let digest = packs::manifest::digest(&std::fs::read(&wasm).unwrap());
     (wasm, digest, s(&tmp.join("pods.json")))
 }
 
@@ -245,7 +245,7 @@ fn round_trip(registry: &Registry, tmp: &Path, extra: &[&str]) -> String {
         let pulled = tmp.join(format!("pulled-{i}.wasm"));
         let (code, out, err) = with(&["pack", "pull", reference, "-o", &s(&pulled)]);
         assert_eq!(code, 0, "{reference}: {err}");
-        assert_eq!(packs::digest(&std::fs::read(&pulled).unwrap()), digest);
+        assert_eq!(packs::manifest::digest(&std::fs::read(&pulled).unwrap()), digest);
         assert!(out.contains(&format!("--rules {}@{digest}", pulled.display())), "{out}");
         let cache = s(&tmp.join(format!("cache-{i}")));
         let (code, out, err) =
@@ -294,7 +294,7 @@ fn an_anonymous_registry_round_trips_a_pack_pulled_once_and_offline() {
     let (code, _, err) = diagnose(&[]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(blob_gets(), blobs + 1);
-    assert_eq!(packs::digest(&std::fs::read(&cached).unwrap()), digest);
+    assert_eq!(packs::manifest::digest(&std::fs::read(&cached).unwrap()), digest);
 
     // --offline with the registry stopped: the digest the tag last resolved to, said so
     drop(registry);
@@ -356,13 +356,18 @@ fn a_pack_whose_blob_was_tampered_with_or_that_is_not_a_pack_is_refused() {
     let mut future =
         k8srule_dsl::compile(&[k8srule_dsl::SourceFile::new("b.k8srule", RULES)], "demo", "9.0.0").unwrap();
     let manifest: packs::Manifest = serde_json::from_value(serde_json::json!({
-        "name": "demo", "version": "9.0.0", "k8srule": ">=99.0.0", "wit": packs::wit_version(),
+        "name": "demo", "version": "9.0.0", "k8srule": ">=99.0.0", "wit": packs::manifest::wit_version(),
     }))
     .unwrap();
-    packs::embed(&mut future, &manifest, None);
-    let reference = k8srule_host::oci::Reference::parse(&registry.reference("team/demo:9.0.0")).unwrap();
-    let client =
-        k8srule_host::oci::Client::new(reference, k8srule_host::oci::Access::Push, &Default::default()).unwrap();
+    packs::manifest::embed(&mut future, &manifest, None);
+    let reference =
+        k8srule_host::test_support::registry::Reference::parse(&registry.reference("team/demo:9.0.0")).unwrap();
+    let client = k8srule_host::test_support::registry::Client::new(
+        reference,
+        k8srule_host::test_support::registry::Access::Push,
+        &Default::default(),
+    )
+    .unwrap();
     client.push(&future, &serde_json::to_vec(&manifest).unwrap(), "demo-9.0.0.wasm").unwrap();
     let pods = s(&tmp.path().join("pods.json"));
     let (code, out, err) =
@@ -633,7 +638,7 @@ fn credentials_come_from_cred_helpers_creds_store_and_the_files_docker_and_podma
         &[base[0], base[1], ("DOCKER_CONFIG", &docker)],
     );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(packs::digest(&std::fs::read(&pulled).unwrap()), digest);
+    assert_eq!(packs::manifest::digest(&std::fs::read(&pulled).unwrap()), digest);
     assert_eq!(std::fs::read_to_string(&calls).unwrap().lines().collect::<Vec<_>>(), [format!("get {host}")]);
 
     // login with a credsStore stores through the helper, as `docker login` does
@@ -840,7 +845,7 @@ fn a_registry_behind_a_private_ca_needs_ca_file() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("san.ext: no PEM certificate in it"), "{err}");
-    assert_eq!(packs::digest(&std::fs::read(&wasm).unwrap()), digest);
+    assert_eq!(packs::manifest::digest(&std::fs::read(&wasm).unwrap()), digest);
 }
 
 #[test]

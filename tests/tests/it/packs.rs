@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use k8srule_host::packs::{self, Manifest};
+use k8srule_host::test_support::packs::{self, Manifest};
 use k8srule_tests::{k8srule, root};
 
 pub(crate) const RULES: &str = r#"
@@ -55,7 +55,7 @@ fn manifest(k8srule: &str, wit: &str) -> String {
 pub(crate) fn pack_dir(tmp: &Path, k8srule_req: &str) -> PathBuf {
     let dir = tmp.join("demo");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, packs::wit_version())).unwrap();
+    std::fs::write(dir.join("pack.yaml"), manifest(k8srule_req, packs::manifest::wit_version())).unwrap();
     std::fs::write(dir.join("boom.k8srule"), RULES).unwrap();
     std::fs::write(dir.join("boom.test.yaml"), FIXTURE).unwrap();
     std::fs::write(tmp.join("pods.json"), PODS).unwrap();
@@ -77,7 +77,7 @@ fn build_inspect_and_diagnose_with_a_pinned_pack() {
     let wasm = tmp.path().join("demo-1.2.0.wasm");
     let (code, out, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&wasm), "--with-sources"]);
     assert_eq!(code, 0, "{err}");
-    let digest = packs::digest(&std::fs::read(&wasm).unwrap());
+    let digest = packs::manifest::digest(&std::fs::read(&wasm).unwrap());
     assert!(out.contains("built demo 1.2.0 (2 rules)") && out.contains(&digest), "{out}");
 
     let (code, out, err) = k8srule(&["pack", "inspect", &s(&wasm)]);
@@ -122,7 +122,11 @@ fn packs_for_another_k8srule_or_wit_version_are_refused() {
     let pods = tmp.path().join("pods.json");
     std::fs::write(&pods, PODS).unwrap();
     for (k8srule_req, wit, message) in [
-        (">=99.0.0", packs::wit_version(), "pack `demo 1.2.0` requires k8srule >=99.0.0; this is k8srule 0.1.0"),
+        (
+            ">=99.0.0",
+            packs::manifest::wit_version(),
+            "pack `demo 1.2.0` requires k8srule >=99.0.0; this is k8srule 0.1.0",
+        ),
         ("*", "0.0.9", "pack `demo 1.2.0` is built for the WIT world k8srule:plugin@0.0.9"),
     ] {
         let mut wasm =
@@ -131,7 +135,7 @@ fn packs_for_another_k8srule_or_wit_version_are_refused() {
             "name": "demo", "version": "1.2.0", "k8srule": k8srule_req, "wit": wit,
         }))
         .unwrap();
-        packs::embed(&mut wasm, &m, None);
+        packs::manifest::embed(&mut wasm, &m, None);
         let file = tmp.path().join("old.wasm");
         std::fs::write(&file, &wasm).unwrap();
         let (code, out, err) = k8srule(&["diagnose", "-f", &s(&pods), "--rules", &s(&file)]);

@@ -78,7 +78,7 @@ fn compiled_rules_are_valid_components_and_diagnose() {
     wasmparser::Validator::new().validate_all(&wasm).unwrap();
 
     let d = Diagnoser::builder().builtin(false).pack_bytes("demo", wasm).build().unwrap();
-    let now = k8srule_host::snapshot::parse_time("2024-05-01T12:00:00Z").unwrap();
+    let now = k8srule_host::test_support::snapshot::parse_time("2024-05-01T12:00:00Z").unwrap();
     let mut s = Snapshot::new(now);
     s.add_text("snap.yaml", SNAPSHOT).unwrap();
     let report = d.diagnose(&s);
@@ -121,7 +121,7 @@ fn parsing_only_the_fields_rules_read_changes_no_finding() {
     let file = k8srule_tests::root().join("examples/snapshots/mixed.json");
     let mut whole = Snapshot::new(1_714_564_800);
     whole.add_path(&file).unwrap();
-    let mut kept = Snapshot::new(1_714_564_800).keeping(d.fields());
+    let mut kept = d.snapshot(1_714_564_800);
     kept.add_path(&file).unwrap();
     let json = |s: &Snapshot| serde_json::to_string_pretty(&d.diagnose(s)).unwrap();
     assert!(!d.diagnose(&whole).findings.is_empty());

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use k8srule_host::engine::{
+use k8srule_host::test_support::packs::manifest::wit_version;
+use k8srule_host::test_support::sandbox::{
     MAX_COLLECTIONS, MAX_INPUTS, MAX_LITERAL_BYTES, MAX_LITERALS, MAX_PLACEHOLDERS, MAX_REGEXES, MAX_RULE_BYTES,
     MAX_RULES,
 };
-use k8srule_host::packs::wit_version;
 use k8srule_host::{Diagnoser, Limits, Report, Snapshot};
 use k8srule_tests::{
     component_from_wat, component_with_wit, describe_rules, evaluate_findings, hostile_pack_wat, hostile_wat, wat_bytes,

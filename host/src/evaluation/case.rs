@@ -6,8 +6,8 @@ use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use crate::doc::{Doc, Node, Store, Sym};
-use crate::snapshot::Snapshot;
+use crate::input::snapshot::Snapshot;
+use crate::input::tree::{Arena, Doc, Node, Sym};
 
 /// The keys the host reads on every pod, resolved once to string ids.
 struct Keys {
@@ -33,7 +33,7 @@ struct Keys {
 }
 
 impl Keys {
-    fn new(store: &Store) -> Self {
+    fn new(store: &Arena) -> Self {
         let k = |path: [&str; 2]| path.map(|s| store.sym(s));
         Keys {
             uid: k(["metadata", "uid"]),

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{Diagnoser, Error, LoadError, Snapshot, read_rule_files};
+use crate::packs::read_rule_files;
+use crate::{Diagnoser, Error, LoadError, Snapshot};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +59,6 @@ impl std::fmt::Display for Expected {
 /// The outcome of one fixture.
 #[derive(Debug)]
 pub struct Outcome {
-    pub fixture: PathBuf,
     /// Expected findings that did not appear.
     pub missing: Vec<String>,
     /// Findings that were not expected.
@@ -80,7 +80,7 @@ pub fn find_fixtures(path: &Path) -> Result<Vec<PathBuf>, LoadError> {
     if path.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let mut out = crate::snapshot::files_under(path).map_err(io)?;
+    let mut out = crate::input::snapshot::files_under(path).map_err(io)?;
     out.retain(|p| p.to_string_lossy().ends_with(".test.yaml"));
     Ok(out)
 }
@@ -115,7 +115,7 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         LoadError::Parse { path: shown.clone(), line, column, message: e.to_string() }
     })?;
-    let now = crate::snapshot::parse_time(&fixture.now).ok_or_else(|| LoadError::Invalid {
+    let now = crate::input::snapshot::parse_time(&fixture.now).ok_or_else(|| LoadError::Invalid {
         path: shown.clone(),
         message: format!("`now` is not an RFC 3339 time: `{}`", fixture.now),
     })?;
@@ -132,7 +132,8 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
             }
             .into());
         };
-        let key = crate::snapshot::LogKey { namespace: namespace.into(), pod: pod.into(), container: log.container };
+        let key =
+            crate::input::snapshot::LogKey { namespace: namespace.into(), pod: pod.into(), container: log.container };
         let run = if log.previous { ".previous" } else { "" };
         let source = format!("logs/{}/{}{run}.log", log.pod, key.container);
         snapshot
@@ -156,7 +157,6 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
         })
         .collect();
     Ok(Outcome {
-        fixture: path.to_path_buf(),
         missing: expected.difference(&got).map(ToString::to_string).collect(),
         unexpected: got.difference(&expected).map(ToString::to_string).collect(),
         errors: report.errors.iter().map(|e| format!("pack `{}`: {}", e.pack, e.message)).collect(),

@@ -5,7 +5,7 @@
 //! POST then PUT; manifest PUT). Every pulled byte is checked against its digest.
 //!
 //! Authentication is the registry's: on a `401`, a `Basic` challenge gets the
-//! user's credentials ([`crate::credentials`]); a `Bearer` challenge gets a
+//! user's credentials ([`crate::packs::credentials`]); a `Bearer` challenge gets a
 //! token from its realm (the distribution token flow: `service` and a
 //! `repository:NAME:pull` or `pull,push` scope, anonymous or with the
 //! credentials), reused until it expires and fetched again on a `401`.
@@ -25,8 +25,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::credentials::{self, Credentials};
-use crate::packs::{digest, parse_digest};
+use crate::packs::credentials::{self, Credentials};
+use crate::packs::manifest::{digest, parse_digest};
 
 pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.k8srule.pack.config.v1+json";
 pub const LAYER_MEDIA_TYPE: &str = "application/vnd.k8srule.pack.v1.wasm";
@@ -739,7 +739,7 @@ impl Cache {
         let path = self.blob_path(digest);
         write_atomic(&path, bytes);
         if let Some(blobs) = path.parent() {
-            crate::engine::cache::evict_least_recently_used(blobs, self.max_bytes);
+            crate::evaluation::cache::evict_least_recently_used(blobs, self.max_bytes);
         }
     }
 

@@ -40,9 +40,13 @@ struct ExplainParams {
     lang: Option<String>,
 }
 
-/// The server: the pack options every call adds to its command line.
+/// The command line, as `k8srule ARGS` with its output and error streams: what each tool call runs.
+pub(crate) type Cli = fn(Vec<String>, &mut dyn std::io::Write, &mut dyn std::io::Write) -> u8;
+
+/// The server: the command line each call runs, and the pack options it adds to it.
 #[derive(Clone)]
 struct Server {
+    cli: Cli,
     pack_options: Vec<String>,
     tool_router: ToolRouter<Self>,
 }
@@ -97,9 +101,10 @@ impl Server {
         if let Some(p) = positional {
             args.extend(["--".to_string(), p]);
         }
+        let cli = self.cli;
         let joined = tokio::task::spawn_blocking(move || {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let code = crate::cli::run(std::iter::once("k8srule".to_string()).chain(args), &mut out, &mut err);
+            let code = cli(args, &mut out, &mut err);
             (code, String::from_utf8_lossy(&out).into_owned(), String::from_utf8_lossy(&err).into_owned())
         })
         .await;
@@ -140,10 +145,10 @@ impl ServerHandler for Server {
 
 /// Serves MCP on standard input and output until the client closes them.
 /// `pack_options` are `k8srule mcp`'s own options, added to every call.
-pub(crate) fn serve(pack_options: Vec<String>) -> Result<(), String> {
+pub(crate) fn serve(cli: Cli, pack_options: Vec<String>) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     runtime.block_on(async {
-        let server = Server { pack_options, tool_router: Server::tool_router() };
+        let server = Server { cli, pack_options, tool_router: Server::tool_router() };
         let running = server.serve(rmcp::transport::stdio()).await.map_err(|e| e.to_string())?;
         running.waiting().await.map_err(|e| e.to_string())?;
         Ok(())

@@ -6,8 +6,13 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::sanitize::text as shown;
-use crate::{Diagnoser, Error, Lang, Limits, LoadError, Report, Severity, Snapshot, fixture};
+use crate::report::sanitize::text as shown;
+pub mod fixture;
+mod mcp;
+mod pack;
+mod rules;
+
+use crate::{Diagnoser, Error, Format, Lang, Limits, LoadError, Report, Severity, Snapshot};
 
 /// Tells why a Kubernetes pod is unhealthy: the root cause, its evidence, and the fix.
 #[derive(Parser)]
@@ -128,8 +133,8 @@ enum Command {
     ///
     /// Example: k8srule rules -o json
     Rules {
-        #[arg(short, long, value_enum, default_value_t = Format::Table)]
-        output: Format,
+        #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+        output: ListFormat,
         #[command(flatten)]
         packs: PackArgs,
     },
@@ -146,7 +151,7 @@ enum Command {
     /// Build, inspect and test shareable rule packs; push them to and pull them from OCI registries.
     ///
     /// Example: k8srule pack build my-pack/ -o my-pack-1.0.0.wasm
-    Pack(crate::cli_pack::PackArgs),
+    Pack(pack::PackArgs),
     /// Serve `diagnose`, `explain` and `rules` to AI agents: a Model Context Protocol server on stdin/stdout.
     ///
     /// Example: k8srule mcp --rules team-pack.wasm
@@ -198,7 +203,7 @@ struct PackArgs {
     #[arg(long)]
     offline: bool,
     #[command(flatten)]
-    registry: crate::cli_pack::RegistryArgs,
+    registry: pack::RegistryArgs,
 }
 
 fn pack_timeout(text: &str) -> Result<f64, String> {
@@ -268,8 +273,8 @@ impl TargetArgs {
         .find_map(|(given, flag)| given.then_some(flag))
     }
 
-    fn target(&self) -> crate::live::Target {
-        crate::live::Target {
+    fn target(&self) -> crate::input::live::Target {
+        crate::input::live::Target {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
             namespace: self.namespace.clone(),
@@ -291,8 +296,8 @@ struct DiagnoseArgs {
     target: TargetArgs,
     #[command(flatten)]
     packs: PackArgs,
-    #[arg(short, long, value_enum, default_value_t = ReportFormat::Table)]
-    output: ReportFormat,
+    #[arg(short, long, value_enum, default_value_t = Format::Table)]
+    output: Format,
     /// The moment ages are measured against (RFC 3339; default: now).
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
@@ -301,52 +306,16 @@ struct DiagnoseArgs {
     lang: Option<LangArg>,
     /// Leave out findings below this severity.
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    min_severity: Option<SeverityArg>,
+    min_severity: Option<Severity>,
     /// Exit with 1 when a finding at or above this severity remains (for CI gates).
     #[arg(long, value_enum, value_name = "SEVERITY")]
-    fail_on: Option<SeverityArg>,
+    fail_on: Option<Severity>,
     /// Reading a cluster, at most this many last lines of each container log (when a rule reads logs).
-    #[arg(long, value_name = "N", default_value_t = crate::live::LogBounds::default().tail_lines)]
+    #[arg(long, value_name = "N", default_value_t = crate::input::live::LogBounds::default().tail_lines)]
     log_tail_lines: i64,
     /// Reading a cluster, at most this many last bytes of each container log (when a rule reads logs).
-    #[arg(long, value_name = "BYTES", default_value_t = crate::live::LogBounds::default().limit_bytes)]
+    #[arg(long, value_name = "BYTES", default_value_t = crate::input::live::LogBounds::default().limit_bytes)]
     log_limit_bytes: i64,
-}
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum ReportFormat {
-    /// Grouped by pod, root causes first with their symptoms under them.
-    Table,
-    /// The table with packs and every confirm command.
-    Wide,
-    /// The stable schema of docs/report.schema.json.
-    Json,
-    Yaml,
-    /// To paste into tickets and pull requests.
-    Markdown,
-    /// JUnit XML for CI gates.
-    Junit,
-    /// A self-contained HTML page.
-    Html,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum SeverityArg {
-    Info,
-    Warning,
-    Error,
-    Critical,
-}
-
-impl From<SeverityArg> for crate::Severity {
-    fn from(s: SeverityArg) -> Self {
-        match s {
-            SeverityArg::Info => crate::Severity::Info,
-            SeverityArg::Warning => crate::Severity::Warning,
-            SeverityArg::Error => crate::Severity::Error,
-            SeverityArg::Critical => crate::Severity::Critical,
-        }
-    }
 }
 
 /// `zh` when the locale says Chinese, else `en`.
@@ -362,8 +331,8 @@ struct WatchArgs {
     #[command(flatten)]
     packs: PackArgs,
     /// `table`: a line per change; `json`: a JSON object per line.
-    #[arg(short, long, value_enum, default_value_t = Format::Table)]
-    output: Format,
+    #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
+    output: ListFormat,
     #[arg(long, value_enum, default_value_t = LangArg::En)]
     lang: LangArg,
     /// Write a Kubernetes Event on the pod for each new finding (needs `create` on events).
@@ -386,8 +355,9 @@ struct SnapshotArgs {
     output: PathBuf,
 }
 
+/// The output of `rules`, `explain` and `watch`.
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-enum Format {
+enum ListFormat {
     Table,
     Json,
 }
@@ -460,13 +430,13 @@ struct Io<'w> {
 }
 
 fn diagnoser(packs: &PackArgs, lang: Lang) -> Result<Diagnoser, Error> {
-    let config = crate::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
+    let config = crate::packs::config::Config::find(packs.config.as_deref())?.unwrap_or_default();
     let mut b = Diagnoser::builder()
         .lang(lang)
         .cache_dir(packs.cache())
         .limits(packs.limits())
         .registry(packs.registry.options(packs.offline));
-    b = config.apply(b, &packs.rules, packs.no_builtin);
+    b = b.configured(&config, &packs.rules, packs.no_builtin);
     for pattern in &packs.disable {
         b = b.disable_rule(pattern);
     }
@@ -492,7 +462,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Check { files } => {
             let mut sources = Vec::new();
             for f in &files {
-                sources.extend(crate::read_rule_files(f)?);
+                sources.extend(crate::packs::read_rule_files(f)?);
             }
             let (_, diags) = k8srule_dsl::check_files(&sources, "check", "0.0.0");
             if diags.is_empty() {
@@ -508,7 +478,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Compile { files, output, name } => {
             let mut sources = Vec::new();
             for f in &files {
-                sources.extend(crate::read_rule_files(f)?);
+                sources.extend(crate::packs::read_rule_files(f)?);
             }
             let name = name
                 .unwrap_or_else(|| output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
@@ -519,12 +489,13 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             Ok(0)
         }
         Command::Test { paths } => test(&paths, io),
-        Command::Pack(args) => crate::cli_pack::run(args, io.out, io.err),
+        Command::Pack(args) => pack::run(args, io.out, io.err),
         Command::Mcp { packs } => {
             diagnoser(&packs, Lang::En)?; // the packs load before the first call
             // every call runs the command line again, with these same options
             let options = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
-            crate::mcp::serve(options).map_err(|message| LoadError::Invalid { path: "mcp".into(), message })?;
+            mcp::serve(|args, out, err| run(std::iter::once("k8srule".to_string()).chain(args), out, err), options)
+                .map_err(|message| LoadError::Invalid { path: "mcp".into(), message })?;
             Ok(0)
         }
         Command::Rules { output, packs } => {
@@ -534,13 +505,13 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
                 .packs()
                 .flat_map(|(pack, info)| {
                     info.rules.iter().map(move |r| {
-                        let mut listed = crate::report::rule_summary(r);
+                        let mut listed = rules::rule_summary(r);
                         listed["source"] = pack.into();
                         listed
                     })
                 })
                 .collect();
-            if output == Format::Json {
+            if output == ListFormat::Json {
                 let _ = writeln!(
                     io.out,
                     "{}",
@@ -572,7 +543,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
                 }
                 .into());
             };
-            let _ = write!(io.out, "{}", shown(&crate::report::explain(r, lang.into())));
+            let _ = write!(io.out, "{}", shown(&rules::explain(r, lang.into())));
             Ok(0)
         }
     }
@@ -589,7 +560,7 @@ fn refused_packs(d: &Diagnoser, io: &mut Io) -> bool {
 fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
     let mut unformatted = 0;
     for path in paths {
-        for file in crate::read_rule_files(path)? {
+        for file in crate::packs::read_rule_files(path)? {
             let formatted =
                 k8srule_dsl::fmt::format(&file.text).map_err(|d| Error::Compile(d.render(&file.name, &file.text)))?;
             if formatted == file.text {
@@ -609,6 +580,7 @@ fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
 }
 
 /// The command-line reference (docs/cli.md), rendered from the definition.
+#[cfg(any(test, feature = "test-support"))]
 pub fn reference() -> String {
     let mut cli = <Cli as clap::CommandFactory>::command().term_width(100);
     let mut out = String::from(
@@ -629,7 +601,7 @@ pub fn reference() -> String {
 
 fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     let now = match &args.now {
-        Some(t) => crate::snapshot::parse_time(t).ok_or_else(|| crate::LoadError::Invalid {
+        Some(t) => crate::input::snapshot::parse_time(t).ok_or_else(|| crate::LoadError::Invalid {
             path: "--now".into(),
             message: format!("`{t}` is not an RFC 3339 time such as 2024-05-01T12:00:00Z"),
         })?,
@@ -638,10 +610,10 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
     let mut snapshot = if args.files.is_empty() {
         let needs = diagnoser.needs();
-        let bounds = crate::live::LogBounds {
+        let bounds = crate::input::live::LogBounds {
             tail_lines: args.log_tail_lines,
             limit_bytes: args.log_limit_bytes,
-            ..crate::live::LogBounds::default()
+            ..crate::input::live::LogBounds::default()
         };
         let logs = diagnoser.logs().map(|r| (r, bounds));
         read_cluster(&args.target, needs, diagnoser.fields(), now, logs, io)?
@@ -674,20 +646,12 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     }
     let mut report: Report = diagnoser.diagnose(&snapshot);
     if let Some(min) = args.min_severity {
-        report.retain_severity(min.into());
+        report.retain_severity(min);
     }
     let color = io.color;
-    let text = match args.output {
-        ReportFormat::Table => crate::render::table(&report, color),
-        ReportFormat::Wide => crate::render::wide(&report, color),
-        ReportFormat::Json => report.to_json(),
-        ReportFormat::Yaml => crate::render::yaml(&report),
-        ReportFormat::Markdown => crate::render::markdown(&report),
-        ReportFormat::Junit => crate::render::junit(&report),
-        ReportFormat::Html => crate::render::html(&report),
-    };
+    let text = report.render(args.output, color);
     let _ = io.out.write_all(text.as_bytes());
-    let failed = args.fail_on.is_some_and(|s| report.findings.iter().any(|f| f.severity >= s.into()));
+    let failed = args.fail_on.is_some_and(|s| report.findings.iter().any(|f| f.severity >= s));
     Ok(if !report.errors.is_empty() {
         EXIT_PACK_FAILED
     } else if failed {
@@ -700,10 +664,10 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
 /// Reads the cluster once, with a progress line on stderr when it is a terminal.
 fn read_cluster(
     target: &TargetArgs,
-    needs: crate::live::Needs,
-    fields: crate::fields::Fields,
+    needs: crate::input::Needs,
+    fields: crate::input::fields::Fields,
     now: i64,
-    logs: Option<(crate::redact::Redactor, crate::live::LogBounds)>,
+    logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
     io: &mut Io,
 ) -> Result<Snapshot, Error> {
     use std::io::IsTerminal;
@@ -715,14 +679,14 @@ fn read_cluster(
             let _ = err.flush();
         }
     };
-    let read = crate::live::block_on(async {
-        let cluster = crate::live::Cluster::connect(&target.target()).await?;
+    let read = crate::input::live::block_on(async {
+        let cluster = crate::input::live::Cluster::connect(&target.target()).await?;
         let mut snapshot = cluster.snapshot(needs, now, fields, &mut progress).await?;
         if let Some((redactor, bounds)) = logs {
             progress("container logs", 0);
             cluster.read_logs(&mut snapshot, redactor, bounds).await;
         }
-        Ok::<_, crate::live::LiveError>(snapshot)
+        Ok::<_, crate::input::live::LiveError>(snapshot)
     })?;
     if tty {
         let _ = write!(io.err, "\r\x1b[2K");
@@ -738,10 +702,16 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         );
     }
     let now = chrono::Utc::now();
-    let logs = crate::redact::Redactor::new(&[]).map_err(Error::Redact)?;
-    let logs = Some((logs, crate::live::LogBounds::default()));
-    let snapshot =
-        read_cluster(&args.target, crate::live::Needs::ALL, crate::fields::Fields::All, now.timestamp(), logs, io)?;
+    let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
+    let logs = Some((logs, crate::input::live::LogBounds::default()));
+    let snapshot = read_cluster(
+        &args.target,
+        crate::input::Needs::ALL,
+        crate::input::fields::Fields::All,
+        now.timestamp(),
+        logs,
+        io,
+    )?;
     snapshot.write_bundle(dir)?;
     let _ = writeln!(
         io.out,
@@ -783,7 +753,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
         duration: args.duration.map(std::time::Duration::from_secs),
         ..crate::watch::Options::default()
     };
-    let json = args.output == Format::Json;
+    let json = args.output == ListFormat::Json;
     let mut sink = |change: Change| {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         if json {
@@ -829,9 +799,9 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
         }
         let _ = io.out.flush();
     };
-    crate::live::block_on(async {
-        let cluster = crate::live::Cluster::connect(&args.target.target()).await?;
-        crate::watch::watch(&cluster, &diagnoser, diagnoser.needs(), &options, &mut sink).await
+    crate::input::live::block_on(async {
+        let cluster = crate::input::live::Cluster::connect(&args.target.target()).await?;
+        crate::watch::watch(&cluster, &diagnoser, &options, &mut sink).await
     })??;
     Ok(0)
 }

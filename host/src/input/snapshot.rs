@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeSeed;
 use serde_json::Value;
 
-use crate::doc::{Doc, Node, Store, View};
-use crate::fields::{CONTAINER_LISTS, Fields};
-use crate::redact::Redactor;
+use crate::input::fields::{CONTAINER_LISTS, Fields};
+use crate::input::redact::Redactor;
+use crate::input::tree::{Arena, Doc, Node, View};
 
 /// A problem with the input the user gave; the CLI exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub struct ContainerLog {
 /// in `store`; the lists hold their nodes.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub store: Store,
+    pub store: Arena,
     pub pods: Vec<Node>,
     pub events: Vec<Node>,
     pub nodes: Vec<Node>,
@@ -77,7 +77,7 @@ pub struct Snapshot {
 
 /// What an object is to a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub enum Section {
     Pod,
     Event,
     Node,
@@ -87,7 +87,8 @@ pub enum Part {
     ControlPlane,
 }
 
-const OWNER_KINDS: [&str; 7] =
+/// The kinds of objects that own pods, directly or through another.
+pub const OWNER_KINDS: [&str; 7] =
     ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "ReplicationController"];
 
 impl Snapshot {
@@ -165,20 +166,20 @@ impl Snapshot {
     }
 
     /// Adds an object whose kind is known (as a live read lists them).
-    pub fn add_part(&mut self, part: Part, value: &Value) {
+    pub fn add_to_section(&mut self, part: Section, value: &Value) {
         let node = self.store.add_value(value, &self.fields);
         self.push(part, node, value.get("kind").and_then(Value::as_str).unwrap_or_default());
     }
 
-    fn push(&mut self, part: Part, node: Node, kind: &str) {
-        let node = if part == Part::Event { self.normalize_event(node) } else { node };
+    fn push(&mut self, part: Section, node: Node, kind: &str) {
+        let node = if part == Section::Event { self.normalize_event(node) } else { node };
         self.note_wrong_types(part, node, kind);
         match part {
-            Part::Pod => self.pods.push(node),
-            Part::Event => self.events.push(node),
-            Part::Node => self.nodes.push(node),
-            Part::ControlPlane => self.control_plane.push(node),
-            Part::Owner => match self.get(node).str_at(&["metadata", "uid"]) {
+            Section::Pod => self.pods.push(node),
+            Section::Event => self.events.push(node),
+            Section::Node => self.nodes.push(node),
+            Section::ControlPlane => self.control_plane.push(node),
+            Section::Owner => match self.get(node).str_at(&["metadata", "uid"]) {
                 Some(uid) => {
                     self.owners.insert(uid.to_string(), node);
                 }
@@ -228,11 +229,11 @@ impl Snapshot {
                 if !self.get(node).get("metadata").is_some_and(Doc::is_object) {
                     return Err(invalid("a Pod without `metadata`".into()));
                 }
-                Part::Pod
+                Section::Pod
             }
-            "Event" => Part::Event,
-            "Node" => Part::Node,
-            k if OWNER_KINDS.contains(&k) => Part::Owner,
+            "Event" => Section::Event,
+            "Node" => Section::Node,
+            k if OWNER_KINDS.contains(&k) => Section::Owner,
             other => {
                 *self.skipped.entry(other.to_string()).or_default() += 1;
                 return Ok(());
@@ -429,7 +430,7 @@ const BUNDLE_DIR: &str = "_k8srule";
 /// Lines kept of one container run's log: the last ones.
 pub const MAX_LOG_LINES: usize = 1000;
 /// Bytes kept of one container run's log (after each line is cut to
-/// [`crate::redact::MAX_LINE_BYTES`]): the last ones.
+/// [`crate::input::redact::MAX_LINE_BYTES`]): the last ones.
 pub const MAX_LOG_BYTES: usize = 512 * 1024;
 
 /// Which container a log belongs to.
@@ -461,10 +462,10 @@ impl Tail {
 }
 
 /// Calls `f` with each line of `reader` (without its line end): at most
-/// [`crate::redact::MAX_LINE_BYTES`] bytes of it and how many more it had, so
+/// [`crate::input::redact::MAX_LINE_BYTES`] bytes of it and how many more it had, so
 /// one huge line costs no more memory than a short one.
 fn each_line(mut reader: impl std::io::BufRead, mut f: impl FnMut(&[u8], usize)) -> std::io::Result<()> {
-    let limit = crate::redact::MAX_LINE_BYTES;
+    let limit = crate::input::redact::MAX_LINE_BYTES;
     let (mut line, mut more) = (Vec::with_capacity(256), 0usize);
     loop {
         let buf = reader.fill_buf()?;
@@ -530,7 +531,7 @@ impl Snapshot {
     fn add_dump_logs(&mut self, source: &str, reader: impl std::io::BufRead) -> std::io::Result<()> {
         let Some(redactor) = self.logs.clone() else { return Ok(()) };
         let mut done: Vec<(LogKey, Tail)> = Vec::new();
-        let mut open: Option<(LogKey, Tail, crate::redact::LineRedactor)> = None;
+        let mut open: Option<(LogKey, Tail, crate::input::redact::LineRedactor)> = None;
         each_line(reader, |line, more| {
             let text = String::from_utf8_lossy(line);
             if let Some(header) =
@@ -630,7 +631,7 @@ impl Json {
     }
 }
 
-/// Fields the host reads (see [`crate::case`]), besides the container lists
+/// Fields the host reads (see [`crate::evaluation::case`]), besides the container lists
 /// of pods, with the type it reads them as; `*` is each item of a list.
 const POD_FIELDS: &[(&[&str], Json)] = &[
     (&["metadata", "name"], Json::Str),
@@ -670,20 +671,20 @@ impl Snapshot {
     /// missing, null nor of the JSON type it expects: it reads them as
     /// missing, and the report says so (`shop/web: status.containerStatuses
     /// is a string, not a list; ignored`).
-    fn note_wrong_types(&mut self, part: Part, node: Node, kind: &str) {
+    fn note_wrong_types(&mut self, part: Section, node: Node, kind: &str) {
         let doc = self.get(node);
         let mut problems = Vec::new();
         let mut check = |path: &[&str], want: Json| wrong_types(doc, path, path, &mut Vec::new(), want, &mut problems);
         let fields = match part {
-            Part::Pod | Part::ControlPlane => POD_FIELDS,
-            Part::Event => EVENT_FIELDS,
-            Part::Node => NODE_FIELDS,
-            Part::Owner => OWNER_FIELDS,
+            Section::Pod | Section::ControlPlane => POD_FIELDS,
+            Section::Event => EVENT_FIELDS,
+            Section::Node => NODE_FIELDS,
+            Section::Owner => OWNER_FIELDS,
         };
         for (path, want) in fields {
             check(path, *want);
         }
-        if matches!(part, Part::Pod | Part::ControlPlane) {
+        if matches!(part, Section::Pod | Section::ControlPlane) {
             for [place, list] in CONTAINER_LISTS {
                 check(&[place, list], Json::List);
                 check(&[place, list, "*"], Json::Object);
@@ -696,13 +697,13 @@ impl Snapshot {
         let name = doc.str_at(&["metadata", "name"]).unwrap_or("<no name>");
         let namespace = doc.str_at(&["metadata", "namespace"]);
         let kind = match part {
-            Part::Event => "Event",
-            Part::Node => "Node",
+            Section::Event => "Event",
+            Section::Node => "Node",
             _ if kind.is_empty() => "object",
             _ => kind,
         };
         let object = match (part, namespace) {
-            (Part::Pod | Part::ControlPlane, ns) => format!("{}/{name}", ns.unwrap_or("default")),
+            (Section::Pod | Section::ControlPlane, ns) => format!("{}/{name}", ns.unwrap_or("default")),
             (_, Some(ns)) => format!("{kind} {ns}/{name}"),
             (_, None) => format!("{kind} {name}"),
         };
@@ -833,8 +834,8 @@ mod tests {
             "kind: Pod\nmetadata: {name: a, uid: u1}\n---\nkind: ReplicaSet\nmetadata: {name: r, uid: r1}\n",
         )
         .unwrap();
-        s.add_part(
-            Part::ControlPlane,
+        s.add_to_section(
+            Section::ControlPlane,
             &serde_json::json!({"kind": "Pod", "metadata": {"name": "kcm", "namespace": "kube-system"}}),
         );
         s.notes.push("cannot list nodes: forbidden".into());
@@ -860,7 +861,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("k8srule-node-logs-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("node-logs/n1")).unwrap();
         std::fs::create_dir_all(dir.join("logs/ns/p")).unwrap();
-        let long = "z".repeat(crate::redact::MAX_LINE_BYTES + 1);
+        let long = "z".repeat(crate::input::redact::MAX_LINE_BYTES + 1);
         std::fs::write(dir.join("node-logs/n1/kubelet.log"), format!("login token=abc123 ok\n{long}\n")).unwrap();
         std::fs::write(dir.join("logs/ns/p/c.log"), "x\n").unwrap();
         let mut s = Snapshot::new(0);

@@ -11,19 +11,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
 
-use crate::project::{CollectionPath, Derive, Input};
+use crate::evaluation::projection::{CollectionPath, Derive, Input};
 
-pub(crate) mod cache;
-
-mod bindings {
-    wasmtime::component::bindgen!({ path: "../wit", world: "plugin" });
-}
-
-/// The types of the WIT contract (`wit/plugin.wit`), as the host sees them.
-pub use bindings::exports::k8srule::plugin::rule_pack as types;
-
-use bindings::PluginPre;
-use types::PluginInfo;
+use super::cache;
+use super::contract::{self as types, PluginInfo, PluginPre};
 
 /// Limits every pack runs under.
 #[derive(Debug, Clone)]
@@ -344,7 +335,7 @@ impl Pack {
                 .collect();
             let bytes: usize = templates.iter().chain(&[r.id.as_str()]).map(|t| t.len()).sum::<usize>()
                 + r.explains.iter().map(String::len).sum::<usize>();
-            let uses: usize = templates.iter().map(|t| crate::report::placeholders(t).count()).sum();
+            let uses: usize = templates.iter().map(|t| super::template::placeholders(t).count()).sum();
             for (what, declared, max) in
                 [("bytes of texts", bytes, MAX_RULE_BYTES), ("placeholders", uses, MAX_PLACEHOLDERS)]
             {

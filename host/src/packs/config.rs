@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::{DiagnoserBuilder, Severity};
+use crate::report::Severity;
 
 /// The file looked for in the current directory when `--config` is not given.
 pub const FILE: &str = "k8srule.yaml";
@@ -53,7 +53,7 @@ pub struct Config {
     #[serde(default)]
     pub redact: Vec<String>,
     #[serde(skip)]
-    dir: PathBuf,
+    pub dir: PathBuf,
 }
 
 /// A severity as the file writes it: `info`, `warning`, `error` or `critical`.
@@ -86,35 +86,5 @@ impl Config {
         })?;
         config.dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(config)
-    }
-
-    /// Configures `builder`; `flag_rules` (`--rules`), when given, replace the
-    /// file's packs, and `no_builtin` (`--no-builtin`) wins over `builtin`.
-    pub fn apply(&self, mut builder: DiagnoserBuilder, flag_rules: &[PathBuf], no_builtin: bool) -> DiagnoserBuilder {
-        builder = builder.builtin(!no_builtin && self.builtin.unwrap_or(true));
-        if flag_rules.is_empty() {
-            for p in &self.packs {
-                // a path relative to the file's directory, or an oci:// reference
-                let path = if p.starts_with("oci://") { PathBuf::from(p) } else { self.dir.join(p) };
-                builder = builder.rules_path(path);
-            }
-        } else {
-            for p in flag_rules {
-                builder = builder.rules_path(p);
-            }
-        }
-        for pattern in &self.disable {
-            builder = builder.disable_rule(pattern);
-        }
-        for (pattern, severity) in &self.severity {
-            builder = builder.severity(pattern, severity.0);
-        }
-        for ns in &self.skip_namespaces {
-            builder = builder.skip_namespace(ns);
-        }
-        for pattern in &self.redact {
-            builder = builder.redact(pattern);
-        }
-        builder
     }
 }

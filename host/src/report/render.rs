@@ -8,27 +8,61 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
+use crate::report::sanitize;
 use crate::report::{Finding, Report, Severity};
-use crate::sanitize;
+
+/// How a report is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+pub enum Format {
+    /// Grouped by pod, root causes first with their symptoms under them.
+    Table,
+    /// The table with packs and every confirm command.
+    Wide,
+    /// The stable schema of docs/report.schema.json.
+    Json,
+    Yaml,
+    /// To paste into tickets and pull requests.
+    Markdown,
+    /// JUnit XML for CI gates.
+    Junit,
+    /// A self-contained HTML page.
+    Html,
+}
+
+impl Report {
+    /// The report in `format`; severities in ANSI colors when `color` (table and wide only).
+    pub fn render(&self, format: Format, color: bool) -> String {
+        match format {
+            Format::Table => table(self, color),
+            Format::Wide => wide(self, color),
+            Format::Json => self.to_json(),
+            Format::Yaml => yaml(self),
+            Format::Markdown => markdown(self),
+            Format::Junit => junit(self),
+            Format::Html => html(self),
+        }
+    }
+}
 
 /// Findings grouped by pod, root causes first with their symptoms indented
 /// under them; severities in ANSI colors when `color`.
-pub fn table(report: &Report, color: bool) -> String {
+fn table(report: &Report, color: bool) -> String {
     text(report, color, false)
 }
 
 /// The table, with each finding's pack and the confirm commands of symptoms too.
-pub fn wide(report: &Report, color: bool) -> String {
+fn wide(report: &Report, color: bool) -> String {
     text(report, color, true)
 }
 
 /// The report as YAML, the same structure as the JSON.
-pub fn yaml(report: &Report) -> String {
+fn yaml(report: &Report) -> String {
     serde_yaml::to_string(report).unwrap_or_default()
 }
 
 /// Markdown to paste into tickets and pull requests.
-pub fn markdown(report: &Report) -> String {
+fn markdown(report: &Report) -> String {
     let report = &sanitize::report(report);
     let mut out = format!("**{}**\n", md(&report.summary_line()));
     for pod in by_pod(report) {
@@ -63,7 +97,7 @@ pub fn markdown(report: &Report) -> String {
 
 /// JUnit XML: one failing test case per root cause, its symptoms folded into
 /// the failure text, and one erroring test case per pack that failed.
-pub fn junit(report: &Report) -> String {
+fn junit(report: &Report) -> String {
     let report = &sanitize::report(report);
     let pods = by_pod(report);
     let failures = pods.iter().map(|p| p.groups.len()).sum::<usize>();
@@ -142,7 +176,7 @@ h3,h4{margin:.5rem 0}
 
 /// A self-contained HTML page (inline CSS, no scripts): counts per namespace
 /// and per cause, then a card per pod.
-pub fn html(report: &Report) -> String {
+fn html(report: &Report) -> String {
     let report = &sanitize::report(report);
     let mut out = format!(
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>k8srule report</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<h1>k8srule report</h1>\n<p class=\"summary\">{}</p>\n",
@@ -594,7 +628,7 @@ mod tests {
 
     #[test]
     fn schema_names_every_field_the_json_has() {
-        let schema: serde_json::Value = serde_json::from_str(include_str!("../../docs/report.schema.json")).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/report.schema.json")).unwrap();
         let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         let required = |v: &serde_json::Value| {

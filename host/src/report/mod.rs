@@ -1,31 +1,24 @@
-//! Findings, their ranking (root causes above the symptoms they explain), and
-//! the report renderers.
+//! The report: findings, their ranking (root causes above the symptoms they
+//! explain), and its renderers. Only [`findings`] reads the
+//! contract's types.
+
+pub mod findings;
+pub mod render;
+pub mod sanitize;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::engine::types::{self, Value};
-
+/// How bad a finding is, least first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
     Warning,
     Error,
     Critical,
-}
-
-impl From<types::Severity> for Severity {
-    fn from(s: types::Severity) -> Self {
-        match s {
-            types::Severity::Info => Severity::Info,
-            types::Severity::Warning => Severity::Warning,
-            types::Severity::Error => Severity::Error,
-            types::Severity::Critical => Severity::Critical,
-        }
-    }
 }
 
 impl std::str::FromStr for Severity {
@@ -97,84 +90,6 @@ pub struct Report {
     pub errors: Vec<ReportError>,
     /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
     pub notes: Vec<String>,
-}
-
-/// A piece of a text template: literal text, or argument N for `{N}` (none
-/// when N is not a number). `{{` and `}}` are literal braces.
-enum Piece<'t> {
-    Text(&'t str),
-    Arg(Option<usize>),
-}
-
-fn pieces(template: &str) -> impl Iterator<Item = Piece<'_>> {
-    let mut rest = template;
-    std::iter::from_fn(move || {
-        let at = rest.find(['{', '}']);
-        let piece = match at {
-            _ if rest.is_empty() => return None,
-            None => Piece::Text(std::mem::take(&mut rest)),
-            Some(0) if rest.starts_with("{{") || rest.starts_with("}}") => {
-                let brace = &rest[..1];
-                rest = &rest[2..];
-                Piece::Text(brace)
-            }
-            Some(0) if rest.starts_with('}') => {
-                rest = &rest[1..];
-                Piece::Text("}")
-            }
-            Some(0) => {
-                let inner = &rest[1..];
-                let (n, after) = inner.split_once('}').unwrap_or((inner, ""));
-                rest = after;
-                Piece::Arg(n.parse().ok())
-            }
-            Some(at) => {
-                let (text, after) = rest.split_at(at);
-                rest = after;
-                Piece::Text(text)
-            }
-        };
-        Some(piece)
-    })
-}
-
-/// Renders a text template: `{N}` is argument N, `{{`/`}}` literal braces.
-pub fn render_template(template: &str, args: &[String]) -> String {
-    let mut out = String::with_capacity(template.len() + 32);
-    for piece in pieces(template) {
-        out.push_str(match piece {
-            Piece::Text(t) => t,
-            Piece::Arg(n) => n.and_then(|i| args.get(i)).map_or("<none>", String::as_str),
-        });
-    }
-    out
-}
-
-/// The argument indexes a template refers to.
-pub fn placeholders(template: &str) -> impl Iterator<Item = usize> {
-    pieces(template).filter_map(|p| match p {
-        Piece::Arg(n) => n,
-        Piece::Text(_) => None,
-    })
-}
-
-/// Renders a finding's argument (the host reads `Value::Input`s before).
-pub fn render_value(v: Value, batch: &types::Batch) -> String {
-    match v {
-        Value::Null | Value::Input(_) => "<none>".into(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Integer(i) => i.to_string(),
-        Value::Float(f) => f.to_string(),
-        Value::Interned(id) => crate::project::batch_string(batch, id).unwrap_or("<none>").to_string(),
-        Value::Text(s) => s,
-    }
-}
-
-pub fn pick(text: &types::Text, lang: Lang) -> &str {
-    match (lang, &text.zh) {
-        (Lang::Zh, Some(zh)) if !zh.is_empty() => zh,
-        _ => &text.en,
-    }
 }
 
 /// Whether cause `key` is selected by `selector`: the same key, or a
@@ -363,62 +278,9 @@ impl Report {
     }
 }
 
-/// A rule as `k8srule rules -o json` and `k8srule pack inspect` list it.
-pub fn rule_summary(r: &types::RuleInfo) -> serde_json::Value {
-    serde_json::json!({
-        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": r.title.en,
-    })
-}
-
-/// The documentation of a rule, as `k8srule explain` prints it.
-pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
-    let mut out = String::new();
-    // placeholders show what they stand for: `<c.name>`
-    let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
-    let t = |x: &types::Text| render_template(pick(x, lang), &names);
-    let _ = writeln!(
-        out,
-        "{} ({}, {}, confidence {:.0}%)",
-        r.id,
-        r.cause,
-        Severity::from(r.severity).as_str(),
-        r.confidence * 100.0
-    );
-    let _ = writeln!(out, "\n{}", t(&r.title));
-    let (detects, why, confirm, fix) = match lang {
-        Lang::En => ("What it detects", "Why it happens", "How to confirm", "How to fix"),
-        Lang::Zh => ("检测内容", "原因", "如何确认", "如何修复"),
-    };
-    let _ = writeln!(out, "\n{detects}\n  {}", t(&r.detects));
-    let _ = writeln!(out, "\n{why}\n  {}", t(&r.why));
-    let _ = writeln!(out, "\n{confirm}");
-    for c in &r.confirm {
-        let _ = writeln!(out, "  {}", t(c));
-    }
-    let _ = writeln!(out, "\n{fix}");
-    for f in &r.fix {
-        let _ = writeln!(out, "  {}", t(f));
-    }
-    if !r.explains.is_empty() {
-        let _ = writeln!(out, "\nExplains: {}", r.explains.join(", "));
-    }
-    for link in &r.references {
-        let _ = writeln!(out, "See: {link}");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn templates_fill_arguments_and_keep_escaped_braces() {
-        let args = vec!["app".to_string(), "137".to_string()];
-        assert_eq!(render_template("{0} exited {1} {{x}} {5}", &args), "app exited 137 {x} <none>");
-        assert_eq!(render_template("a } {x}", &args), "a } <none>");
-        assert_eq!(placeholders("{1} {{2}} {x} {0}").collect::<Vec<_>>(), [1, 0]);
-    }
 
     fn finding(rule: &str, severity: Severity, container: Option<&str>, explains: &[&str]) -> Finding {
         Finding {

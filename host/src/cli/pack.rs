@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
 
-use crate::credentials::{self, Credentials};
-use crate::engine::Sandbox;
-use crate::oci::{self, Access, Client, Reference};
+use super::fixture;
+use crate::evaluation::sandbox::Sandbox;
+use crate::packs::credentials::{self, Credentials};
+use crate::packs::registry::{self, Access, Client, Reference};
 use crate::packs::{self, Manifest, PackFileError};
-use crate::{Diagnoser, Error, Limits, fixture};
+use crate::{Diagnoser, Error, Limits};
 
 #[derive(clap::Args)]
 pub(crate) struct PackArgs {
@@ -36,8 +37,8 @@ pub(crate) struct RegistryArgs {
 }
 
 impl RegistryArgs {
-    pub(crate) fn options(&self, offline: bool) -> oci::Options {
-        oci::Options {
+    pub(crate) fn options(&self, offline: bool) -> registry::Options {
+        registry::Options {
             plain_http: self.plain_http,
             ca_file: self.ca_file.clone(),
             registry_config: self.registry_config.clone(),
@@ -139,7 +140,7 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
                 built.info.rules.len(),
                 output.display(),
                 built.bytes.len(),
-                packs::digest(&built.bytes)
+                packs::manifest::digest(&built.bytes)
             );
             Ok(0)
         }
@@ -173,10 +174,11 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
         PackCommand::Push { file, reference, registry } => {
             let reference = Reference::parse(&reference)?;
             let bytes = read_file(&file)?;
-            let manifest = packs::embedded_manifest(&bytes, &file)?.ok_or_else(|| PackFileError::Manifest {
-                path: file.display().to_string(),
-                message: "has no pack manifest; build it with `k8srule pack build`".into(),
-            })?;
+            let manifest =
+                packs::manifest::embedded_manifest(&bytes, &file)?.ok_or_else(|| PackFileError::Manifest {
+                    path: file.display().to_string(),
+                    message: "has no pack manifest; build it with `k8srule pack build`".into(),
+                })?;
             manifest.check(&file)?;
             let config = serde_json::to_vec(&manifest).unwrap_or_default();
             let title = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -187,13 +189,13 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
                 "pushed {} {} to {reference}@{manifest_digest} (pack {})",
                 manifest.name,
                 manifest.version,
-                packs::digest(&bytes)
+                packs::manifest::digest(&bytes)
             );
             Ok(0)
         }
         PackCommand::Pull { reference, output, registry } => {
             let reference = Reference::parse(&reference)?;
-            let pulled = oci::pull(&reference, &registry.options(false), None)?;
+            let pulled = registry::pull(&reference, &registry.options(false), None)?;
             write_file(&output, &pulled.bytes)?;
             let _ = writeln!(
                 out,
@@ -228,13 +230,13 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             let options = registry_args.options(false);
             Client::login(&registry, credentials.clone(), &options)?;
             let file = login_file(&registry_args)?;
-            let saved = credentials::store(&file, &registry, &credentials).map_err(oci::OciError::from)?;
+            let saved = credentials::store(&file, &registry, &credentials).map_err(registry::OciError::from)?;
             let _ = writeln!(out, "logged in to {registry}; credentials saved in {saved}");
             Ok(0)
         }
         PackCommand::Logout { registry, registry_args } => {
             let file = login_file(&registry_args)?;
-            if credentials::erase(&file, &registry).map_err(oci::OciError::from)? {
+            if credentials::erase(&file, &registry).map_err(registry::OciError::from)? {
                 let _ = writeln!(out, "removed the credentials for {registry} from {}", file.display());
             } else {
                 let _ = writeln!(err, "warning: no credentials for {registry} in {}", file.display());
@@ -255,13 +257,13 @@ fn login_file(args: &RegistryArgs) -> Result<PathBuf, PackFileError> {
 /// sources and the rules its `describe` declares.
 fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
     let bytes = read_file(file)?;
-    let manifest = packs::embedded_manifest(&bytes, file)?;
+    let manifest = packs::manifest::embedded_manifest(&bytes, file)?;
     let compatible = manifest.as_ref().map(|m| m.check(file).map_err(|e| e.to_string()));
-    let sources = packs::embedded_sources(&bytes, file)?;
+    let sources = packs::manifest::embedded_sources(&bytes, file)?;
     let name = manifest.as_ref().map_or_else(|| file.display().to_string(), |m| m.name.clone());
     let info = Sandbox::new(Limits::default(), None)?.load(&name, &bytes)?.info;
-    let digest = packs::digest(&bytes);
-    let rules: Vec<serde_json::Value> = info.rules.iter().map(crate::report::rule_summary).collect();
+    let digest = packs::manifest::digest(&bytes);
+    let rules: Vec<serde_json::Value> = info.rules.iter().map(super::rules::rule_summary).collect();
     if json {
         let shown = serde_json::json!({
             "file": file.display().to_string(),
@@ -313,6 +315,6 @@ fn inspect(file: &Path, json: bool, out: &mut dyn Write) -> Result<u8, Error> {
             r["title"].as_str().unwrap_or("")
         );
     }
-    let _ = write!(out, "{}", crate::sanitize::text(&text));
+    let _ = write!(out, "{}", crate::report::sanitize::text(&text));
     Ok(0)
 }

@@ -7,18 +7,19 @@ use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, ReplicationController};
 use kube::api::{ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
 use serde_json::Value;
 
 use crate::Snapshot;
-use crate::fields::Fields;
-use crate::redact::Redactor;
-use crate::snapshot::{LogKey, MAX_LOG_LINES, Part};
+use crate::input::Needs;
+use crate::input::fields::Fields;
+use crate::input::redact::Redactor;
+use crate::input::snapshot::{LogKey, MAX_LOG_LINES, OWNER_KINDS, Section};
 
 /// How container logs are read from a cluster (`pods/log`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,23 +53,6 @@ pub struct Target {
     pub all_namespaces: bool,
     /// A label selector for the pods.
     pub selector: Option<String>,
-}
-
-/// What a read lists besides the pods (see [`crate::Diagnoser::needs`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Needs {
-    pub events: bool,
-    pub nodes: bool,
-    /// ReplicaSets, DaemonSets, StatefulSets and Jobs that own the pods.
-    pub owners: bool,
-    /// kube-system control-plane pods, when the read pods may not include them.
-    pub control_plane: bool,
-    /// Container logs: a pack reads `c.logs`.
-    pub logs: bool,
-}
-
-impl Needs {
-    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true, logs: true };
 }
 
 /// A cluster that cannot be used; the CLI exits with code 2.
@@ -168,7 +152,7 @@ impl Cluster {
             HashSet::new()
         };
         let wanted_owners = if needs.owners { owner_refs(&pods) } else { BTreeSet::new() };
-        store(&mut snapshot, Part::Pod, pods);
+        store(&mut snapshot, Section::Pod, pods);
         let mut notes = Vec::new();
         let mut note = |kind: &str, message: String, without: &str| {
             notes.push(format!("cannot list {kind}: {message}; rules that read {without} ran without them"))
@@ -180,7 +164,7 @@ impl Cluster {
                     if self.selector.is_some() {
                         events.retain(|e| event_keys(e).iter().any(|k| pod_keys.contains(k)));
                     }
-                    store(&mut snapshot, Part::Event, events);
+                    store(&mut snapshot, Section::Event, events);
                 }
                 Listed::Refused(m) => note("events", m, "events"),
             }
@@ -192,7 +176,7 @@ impl Cluster {
                     nodes.retain(|n| {
                         n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used_nodes.contains(n))
                     });
-                    store(&mut snapshot, Part::Node, nodes);
+                    store(&mut snapshot, Section::Node, nodes);
                 }
                 Listed::Refused(m) => note("nodes", m, "nodes"),
             }
@@ -201,19 +185,12 @@ impl Cluster {
             let kinds: BTreeSet<&str> = wanted_owners.iter().map(|(k, _)| k.as_str()).collect();
             let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
             for kind in kinds {
-                let listed = match kind {
-                    "ReplicaSet" => self.list::<ReplicaSet>(ns, &ListParams::default(), progress).await?,
-                    "DaemonSet" => self.list::<DaemonSet>(ns, &ListParams::default(), progress).await?,
-                    "StatefulSet" => self.list::<StatefulSet>(ns, &ListParams::default(), progress).await?,
-                    "Job" => self.list::<Job>(ns, &ListParams::default(), progress).await?,
-                    _ => continue,
-                };
-                match listed {
+                match self.list_owners(kind, ns, progress).await? {
                     Listed::Items(mut owners) => {
                         owners.retain(|o| {
                             o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
                         });
-                        store(&mut snapshot, Part::Owner, owners);
+                        store(&mut snapshot, Section::Owner, owners);
                     }
                     Listed::Refused(m) => note(&plural(kind), m, "owners"),
                 }
@@ -221,7 +198,7 @@ impl Cluster {
         }
         if needs.control_plane && !self.sees_control_plane() {
             match self.control_plane(progress).await? {
-                Listed::Items(pods) => store(&mut snapshot, Part::ControlPlane, pods),
+                Listed::Items(pods) => store(&mut snapshot, Section::ControlPlane, pods),
                 Listed::Refused(m) => note("pods in kube-system", m, "the control plane"),
             }
         }
@@ -303,6 +280,25 @@ impl Cluster {
 
     /// Lists every object of `K` in `ns` (all namespaces if `None`), a page of
     /// [`PAGE_SIZE`] at a time. A continue token that expired restarts the list.
+    /// Lists the objects of one owner kind (one of [`OWNER_KINDS`]).
+    pub(crate) async fn list_owners(
+        &self,
+        kind: &str,
+        ns: Option<&str>,
+        progress: &mut dyn FnMut(&str, usize),
+    ) -> Result<Listed, LiveError> {
+        let lp = ListParams::default();
+        match kind {
+            "ReplicaSet" => self.list::<ReplicaSet>(ns, &lp, progress).await,
+            "Deployment" => self.list::<Deployment>(ns, &lp, progress).await,
+            "DaemonSet" => self.list::<DaemonSet>(ns, &lp, progress).await,
+            "StatefulSet" => self.list::<StatefulSet>(ns, &lp, progress).await,
+            "Job" => self.list::<Job>(ns, &lp, progress).await,
+            "CronJob" => self.list::<CronJob>(ns, &lp, progress).await,
+            _ => self.list::<ReplicationController>(ns, &lp, progress).await,
+        }
+    }
+
     pub(crate) async fn list<K>(
         &self,
         ns: Option<&str>,
@@ -373,13 +369,13 @@ impl Cluster {
                     let key = || LogKey { namespace: namespace.into(), pod: name.into(), container: container.into() };
                     let has = |path: &[&str]| c.path(path).is_some();
                     let previous = has(&["lastState", "terminated"])
-                        || c.path(&["restartCount"]).and_then(crate::doc::Doc::as_i64).is_some_and(|n| n > 0);
+                        || c.path(&["restartCount"]).and_then(crate::input::tree::Doc::as_i64).is_some_and(|n| n > 0);
                     let failed = c
                         .path(&["state", "terminated", "exitCode"])
-                        .and_then(crate::doc::Doc::as_i64)
+                        .and_then(crate::input::tree::Doc::as_i64)
                         .is_some_and(|n| n != 0);
                     let not_ready = has(&["state", "running"])
-                        && matches!(c.path(&["ready"]).map(|r| r.view()), Some(crate::doc::View::Bool(false)));
+                        && matches!(c.path(&["ready"]).map(|r| r.view()), Some(crate::input::tree::View::Bool(false)));
                     if previous {
                         out.push((key(), true));
                     }
@@ -495,14 +491,11 @@ pub(crate) fn owner_refs(pods: &[Value]) -> BTreeSet<(String, String)> {
 }
 
 /// Moves listed objects into the snapshot's store.
-fn store(snapshot: &mut Snapshot, part: Part, objects: Vec<Value>) {
+fn store(snapshot: &mut Snapshot, part: Section, objects: Vec<Value>) {
     for o in &objects {
-        snapshot.add_part(part, o);
+        snapshot.add_to_section(part, o);
     }
 }
-
-/// The owner kinds a live read lists.
-pub(crate) const OWNER_KINDS: [&str; 4] = ["ReplicaSet", "DaemonSet", "StatefulSet", "Job"];
 
 /// How events name a pod: `uid:U` and `ns/name`.
 pub(crate) fn pod_keys(p: &Value) -> Vec<String> {

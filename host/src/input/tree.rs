@@ -12,9 +12,9 @@ use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess,
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde_json::Value;
 
-use crate::fields::Fields;
+use crate::input::fields::Fields;
 
-/// A value in a [`Store`]: the low 3 bits are the type, the rest the payload.
+/// A value in a [`Arena`]: the low 3 bits are the type, the rest the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Node(u64);
 
@@ -22,12 +22,12 @@ const NULL: u64 = 0;
 const BOOL: u64 = 1;
 /// An integer that fits in 61 bits, shifted.
 const INT: u64 = 2;
-/// Index into `Store::numbers`: a float, or an integer too wide for `INT`.
+/// Index into `Arena::numbers`: a float, or an integer too wide for `INT`.
 const NUMBER: u64 = 3;
 const STR: u64 = 4;
-/// Offset into `Store::words` of the length, then the elements.
+/// Offset into `Arena::words` of the length, then the elements.
 const LIST: u64 = 5;
-/// Offset into `Store::words` of the length, then key and value words.
+/// Offset into `Arena::words` of the length, then key and value words.
 const OBJECT: u64 = 6;
 
 impl Node {
@@ -74,7 +74,7 @@ enum Number {
 
 /// Values, with their lists, objects and strings.
 #[derive(Debug, Default)]
-pub struct Store {
+pub struct Arena {
     words: Vec<u64>,
     numbers: Vec<Number>,
     strings: IndexSet<Box<str>, FxBuildHasher>,
@@ -82,7 +82,7 @@ pub struct Store {
     scratch: Vec<u64>,
 }
 
-impl Store {
+impl Arena {
     pub fn get(&self, node: Node) -> Doc<'_> {
         Doc { store: self, node }
     }
@@ -135,13 +135,13 @@ impl Store {
 
 impl Fields {
     /// Parses a value into `store`, keeping these fields of its objects.
-    pub fn seed<'s>(&'s self, store: &'s mut Store) -> Keep<'s> {
+    pub fn seed<'s>(&'s self, store: &'s mut Arena) -> Keep<'s> {
         Keep { fields: self, items: None, store }
     }
 
     /// As [`Fields::seed`], for a whole document: the `items` of a `List`
     /// are objects too.
-    pub fn document<'s>(&'s self, store: &'s mut Store) -> Keep<'s> {
+    pub fn document<'s>(&'s self, store: &'s mut Arena) -> Keep<'s> {
         Keep { fields: self, items: Some(self), store }
     }
 }
@@ -152,7 +152,7 @@ pub struct Keep<'s> {
     fields: &'s Fields,
     /// At the top of a document: what to keep of the objects under `items`.
     items: Option<&'s Fields>,
-    store: &'s mut Store,
+    store: &'s mut Arena,
 }
 
 impl<'de> DeserializeSeed<'de> for Keep<'_> {
@@ -236,7 +236,7 @@ impl<'de> Visitor<'de> for Keep<'_> {
 struct Key<'f, 's> {
     fields: &'f Fields,
     items: Option<&'f Fields>,
-    store: &'s mut Store,
+    store: &'s mut Arena,
 }
 
 type KeptKey<'f> = Option<(Sym, &'f Fields, Option<&'f Fields>)>;
@@ -269,7 +269,7 @@ impl<'de, 'f> Visitor<'de> for Key<'f, '_> {
 /// value of another type reads as `None`.
 #[derive(Clone, Copy)]
 pub struct Doc<'a> {
-    store: &'a Store,
+    store: &'a Arena,
     node: Node,
 }
 
@@ -469,7 +469,7 @@ mod tests {
     use super::*;
 
     fn parse(fields: &Fields, text: &str) -> Value {
-        let mut store = Store::default();
+        let mut store = Arena::default();
         let node = fields.document(&mut store).deserialize(&mut serde_json::Deserializer::from_str(text)).unwrap();
         store.get(node).to_value()
     }
@@ -508,7 +508,7 @@ mod tests {
 
     #[test]
     fn keys_and_paths_read_like_json() {
-        let mut store = Store::default();
+        let mut store = Arena::default();
         let v = serde_json::json!({"metadata": {"name": "web", "n": 7}, "list": [1, 2]});
         let doc = store.add_value(&v, &Fields::All);
         let doc = store.get(doc);

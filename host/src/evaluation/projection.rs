@@ -5,11 +5,11 @@ use rustc_hash::FxHashMap;
 use k8srule_dsl::pack::{encode_version, tag};
 use regex::Regex;
 
-use crate::case::{Case, Container};
-use crate::doc::{Doc, Store, Sym, View};
-use crate::engine::types::{Batch, Column, Value};
-use crate::fields::{CONTAINER_LISTS, Fields};
-use crate::snapshot::parse_time;
+use crate::evaluation::case::{Case, Container};
+use crate::evaluation::contract::{Batch, Column, Value};
+use crate::input::fields::{CONTAINER_LISTS, Fields};
+use crate::input::snapshot::parse_time;
+use crate::input::tree::{Arena, Doc, Sym, View};
 
 /// What the host computes from a value, with regexes compiled once.
 #[derive(Debug)]
@@ -90,7 +90,7 @@ struct Segment<'p> {
     sym: Option<Sym>,
 }
 
-fn segments<'p>(store: &Store, path: &'p [String]) -> Vec<Segment<'p>> {
+fn segments<'p>(store: &Arena, path: &'p [String]) -> Vec<Segment<'p>> {
     let name = |s: &str| match s {
         "pod" => Name::Pod,
         "node" => Name::Node,
@@ -173,7 +173,7 @@ fn elements<'a>(v: Val<'_, 'a>, case: u32, out: &mut Vec<Row<'a>>) {
 
 /// Interns the strings of one batch; the pack's literals come first.
 struct Strings<'s> {
-    store: &'s Store,
+    store: &'s Arena,
     /// Batch id + 1 of each string of the snapshot, 0 for none; reset after each batch.
     ids: &'s mut [u32],
     /// Snapshot strings given a batch id.
@@ -187,7 +187,7 @@ struct Strings<'s> {
 impl<'s> Strings<'s> {
     /// Starts in `bytes` and `offsets`, buffers of an earlier batch.
     fn new(
-        store: &'s Store,
+        store: &'s Arena,
         ids: &'s mut [u32],
         literals: &'s [String],
         mut bytes: Vec<u8>,
@@ -337,7 +337,7 @@ impl Cell {
 
     /// The value shown in a finding: an object or list shows as null, as in
     /// the findings of compiled packs.
-    fn show(self, store: &Store) -> Value {
+    fn show(self, store: &Arena) -> Value {
         match self {
             Cell::Null | Cell::Present => Value::Null,
             Cell::Bool(b) => Value::Boolean(b),
@@ -441,7 +441,7 @@ pub const OBJECT_TAG: u8 = 5;
 /// Projects one pack's inputs from one snapshot, batch after batch, into
 /// buffers it keeps from one batch to the next.
 pub struct Projector<'p> {
-    store: &'p Store,
+    store: &'p Arena,
     collections: Vec<(Option<usize>, Vec<Segment<'p>>)>,
     inputs: &'p [Input],
     /// The path of each input, for the values read only for findings.
@@ -465,7 +465,7 @@ pub struct Projection<'x, 'c, 'a> {
 
 impl<'p> Projector<'p> {
     pub fn new(
-        store: &'p Store,
+        store: &'p Arena,
         collections: &'p [CollectionPath],
         inputs: &'p [Input],
         literals: &'p [String],
@@ -731,8 +731,8 @@ pub fn parse_version(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::case::Index;
-    use crate::snapshot::Snapshot;
+    use crate::evaluation::case::Index;
+    use crate::input::snapshot::Snapshot;
 
     #[test]
     fn shown_inputs_have_no_column_and_are_read_for_findings() {

@@ -1,0 +1,53 @@
+//! Rules as `k8srule rules` and `k8srule explain` show them.
+
+use std::fmt::Write as _;
+
+use crate::evaluation::contract as types;
+use crate::evaluation::template::render_template;
+use crate::report::findings::pick;
+use crate::report::{Lang, Severity};
+
+/// A rule as `k8srule rules -o json` and `k8srule pack inspect` list it.
+pub fn rule_summary(r: &types::RuleInfo) -> serde_json::Value {
+    serde_json::json!({
+        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": r.title.en,
+    })
+}
+
+/// The documentation of a rule, as `k8srule explain` prints it.
+pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
+    let mut out = String::new();
+    // placeholders show what they stand for: `<c.name>`
+    let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
+    let t = |x: &types::Text| render_template(pick(x, lang), &names);
+    let _ = writeln!(
+        out,
+        "{} ({}, {}, confidence {:.0}%)",
+        r.id,
+        r.cause,
+        Severity::from(r.severity).as_str(),
+        r.confidence * 100.0
+    );
+    let _ = writeln!(out, "\n{}", t(&r.title));
+    let (detects, why, confirm, fix) = match lang {
+        Lang::En => ("What it detects", "Why it happens", "How to confirm", "How to fix"),
+        Lang::Zh => ("检测内容", "原因", "如何确认", "如何修复"),
+    };
+    let _ = writeln!(out, "\n{detects}\n  {}", t(&r.detects));
+    let _ = writeln!(out, "\n{why}\n  {}", t(&r.why));
+    let _ = writeln!(out, "\n{confirm}");
+    for c in &r.confirm {
+        let _ = writeln!(out, "  {}", t(c));
+    }
+    let _ = writeln!(out, "\n{fix}");
+    for f in &r.fix {
+        let _ = writeln!(out, "  {}", t(f));
+    }
+    if !r.explains.is_empty() {
+        let _ = writeln!(out, "\nExplains: {}", r.explains.join(", "));
+    }
+    for link in &r.references {
+        let _ = writeln!(out, "See: {link}");
+    }
+    out
+}
