@@ -51,6 +51,7 @@ impl DiagnoserBuilder {
         self
     }
 
+    /// The limits every pack runs under (default: [`Limits::default`]).
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -75,6 +76,7 @@ impl DiagnoserBuilder {
         self
     }
 
+    /// The language of the findings' texts (default: English).
     pub fn lang(mut self, lang: Lang) -> Self {
         self.lang = lang;
         self
@@ -256,6 +258,7 @@ pub struct Diagnoser {
 }
 
 impl Diagnoser {
+    /// A builder with the defaults: the built-in rules, English, one thread per CPU.
     pub fn builder() -> DiagnoserBuilder {
         DiagnoserBuilder {
             limits: Limits::default(),

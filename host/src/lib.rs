@@ -47,6 +47,8 @@
 // pack building, the configuration file) are unused; the default build, which
 // clippy checks with `-D warnings`, still reports dead code.
 #![cfg_attr(not(feature = "cli"), allow(dead_code))]
+// every public item is documented (internals reached through `test_support` are not public)
+#![cfg_attr(not(feature = "test-support"), warn(missing_docs))]
 
 #[cfg(feature = "cli")]
 mod cli;
@@ -66,6 +68,8 @@ pub use input::snapshot::{LoadError, LogKey, Snapshot};
 pub use packs::PackFileError;
 pub use packs::config::ConfigError;
 #[cfg(feature = "oci")]
+pub use packs::credentials::CredentialsError;
+#[cfg(feature = "oci")]
 pub use packs::registry::{OciError, Options as RegistryOptions};
 pub use report::render::Format;
 pub use report::{Finding, Lang, Report, ReportError, Severity, Summary};
@@ -76,11 +80,13 @@ pub const BUILTIN_PACK: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/builti
 /// Why a [`Diagnoser`] could not be built, or a snapshot not read.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Input that cannot be read or parsed.
     #[error(transparent)]
     Load(#[from] LoadError),
     /// Rule files that do not compile; each diagnostic is rendered.
     #[error("{0}")]
     Compile(String),
+    /// A pack the sandbox cannot be set up for.
     #[error(transparent)]
     Pack(#[from] PackError),
     /// A kubeconfig that does not load, a cluster that cannot be reached or read.
@@ -94,10 +100,12 @@ pub enum Error {
     #[cfg(feature = "oci")]
     #[error(transparent)]
     Registry(#[from] OciError),
+    /// A configuration file that cannot be read or does not parse.
     #[error(transparent)]
     Config(#[from] ConfigError),
     /// A rule to disable or re-rank that no loaded rule matches.
     #[error("{setting} `{pattern}`: no loaded rule matches it (see `k8srule rules`)")]
+    #[allow(missing_docs)]
     UnknownRule { setting: &'static str, pattern: String },
     /// A `redact` pattern that does not compile.
     #[error("{0}")]
@@ -126,6 +134,23 @@ pub mod test_support {
     #[cfg(feature = "oci")]
     pub use crate::packs::registry;
     pub use crate::report::cause_matches;
+
+    /// The pods of a snapshot, as stored.
+    pub fn pods(snapshot: &crate::Snapshot) -> impl Iterator<Item = crate::input::tree::Doc<'_>> {
+        snapshot.pods.iter().map(|n| snapshot.get(*n))
+    }
+
+    /// Each container log run a snapshot holds: `namespace/pod/container`,
+    /// whether it is the previous run, and its lines as stored.
+    pub fn container_logs(snapshot: &crate::Snapshot) -> Vec<(String, bool, Vec<String>)> {
+        let line = |n: &crate::input::tree::Node| snapshot.get(*n).str_at(&["line"]).unwrap_or_default().to_string();
+        let runs = snapshot.container_logs.iter();
+        runs.map(|l| {
+            (format!("{}/{}/{}", l.namespace, l.pod, l.container), l.previous, l.lines.iter().map(line).collect())
+        })
+        .collect()
+    }
+
     #[cfg(feature = "live")]
     pub mod watch {
         pub use crate::watch::*;

@@ -120,7 +120,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> (Duration, T) {
 
 fn hand_written(snapshot: &Snapshot) -> Vec<(String, String, String)> {
     let mut out = Vec::new();
-    for p in snapshot.pods.iter().map(|n| snapshot.get(*n)) {
+    for p in k8srule_host::test_support::pods(snapshot) {
         let Some(statuses) = p.path(&["status", "containerStatuses"]) else { continue };
         for s in statuses.items() {
             let t = s.path(&["lastState", "terminated"]);

@@ -52,7 +52,9 @@ impl Default for Limits {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("pack `{pack}`: {message}")]
 pub struct PackError {
+    /// The pack's name.
     pub pack: String,
+    /// What went wrong.
     pub message: String,
 }
 

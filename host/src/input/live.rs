@@ -63,9 +63,11 @@ pub enum LiveError {
     Config(String),
     /// The API server cannot be reached, or the connection broke.
     #[error("cannot reach the cluster at {url}: {message}")]
+    #[allow(missing_docs)]
     Connect { url: String, message: String },
     /// The API server refused a request that k8srule cannot do without.
     #[error("cannot {what}: {message}")]
+    #[allow(missing_docs)]
     Api { what: String, message: String },
 }
 

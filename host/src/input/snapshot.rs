@@ -13,11 +13,15 @@ use crate::input::tree::{Arena, Doc, Node, View};
 
 /// A problem with the input the user gave; the CLI exits with code 2.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // each field is what the message shows
 pub enum LoadError {
+    /// A file or directory that cannot be read.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// Text that is not JSON or YAML, at 1-based `line` and `column`.
     #[error("{path}:{line}:{column}: {message}")]
     Parse { path: String, line: usize, column: usize, message: String },
+    /// Well-formed data that is not what it should be.
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
 }
@@ -46,29 +50,29 @@ pub struct ContainerLog {
 /// in `store`; the lists hold their nodes.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub store: Arena,
-    pub pods: Vec<Node>,
-    pub events: Vec<Node>,
-    pub nodes: Vec<Node>,
+    pub(crate) store: Arena,
+    pub(crate) pods: Vec<Node>,
+    pub(crate) events: Vec<Node>,
+    pub(crate) nodes: Vec<Node>,
     /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid.
-    pub owners: HashMap<String, Node>,
-    pub node_logs: Vec<LogLine>,
+    pub(crate) owners: HashMap<String, Node>,
+    pub(crate) node_logs: Vec<LogLine>,
     /// Container logs, read only when [`Snapshot::reading_logs`] asked for them.
-    pub container_logs: Vec<ContainerLog>,
+    pub(crate) container_logs: Vec<ContainerLog>,
     /// Seconds since the Unix epoch that ages are measured against.
-    pub now: i64,
+    pub(crate) now: i64,
     /// Objects that were read but are not used, counted by kind.
-    pub skipped: BTreeMap<String, usize>,
+    pub(crate) skipped: BTreeMap<String, usize>,
     /// Files of a directory that hold no objects, counted by name pattern (`*.txt`).
-    pub skipped_files: BTreeMap<String, usize>,
+    pub(crate) skipped_files: BTreeMap<String, usize>,
     /// kube-system control-plane pods read for context only (not diagnosed):
     /// a live read of one namespace adds them; a bundle keeps them in
     /// `_k8srule/control-plane.json`.
-    pub control_plane: Vec<Node>,
+    pub(crate) control_plane: Vec<Node>,
     /// What could not be read (a forbidden list, say), shown in the report.
-    pub notes: Vec<String>,
+    pub(crate) notes: Vec<String>,
     /// Container log files not read because no loaded pack reads logs.
-    pub skipped_logs: usize,
+    pub(crate) skipped_logs: usize,
     /// The fields of objects kept (default: all).
     fields: Fields,
     /// How container logs are redacted; none: they are not read.
@@ -92,13 +96,21 @@ pub const OWNER_KINDS: [&str; 7] =
     ["ReplicaSet", "Deployment", "DaemonSet", "StatefulSet", "Job", "CronJob", "ReplicationController"];
 
 impl Snapshot {
+    /// An empty snapshot; `now` (seconds since the Unix epoch) is the moment
+    /// ages are measured against. [`crate::Diagnoser::snapshot`] gives one
+    /// that keeps only what the loaded packs read.
     pub fn new(now: i64) -> Self {
         Snapshot { now, ..Snapshot::default() }
     }
 
+    /// How many pods the snapshot holds (the pods it diagnoses).
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
     /// Keeps only these fields of the objects added afterwards:
     /// [`crate::Diagnoser::fields`] for a snapshot that is only diagnosed.
-    pub fn keeping(mut self, fields: Fields) -> Self {
+    pub(crate) fn keeping(mut self, fields: Fields) -> Self {
         self.fields = fields;
         self
     }
@@ -106,13 +118,13 @@ impl Snapshot {
     /// Reads container logs (bundles' `logs/`, the `logs.txt` of a cluster-info
     /// dump, [`Snapshot::add_container_log`]), each line through `redactor`:
     /// [`crate::Diagnoser::logs`] when a loaded pack reads them.
-    pub fn reading_logs(mut self, redactor: Option<Redactor>) -> Self {
+    pub(crate) fn reading_logs(mut self, redactor: Option<Redactor>) -> Self {
         self.logs = redactor;
         self
     }
 
     /// A value of the snapshot.
-    pub fn get(&self, node: Node) -> Doc<'_> {
+    pub(crate) fn get(&self, node: Node) -> Doc<'_> {
         self.store.get(node)
     }
 
@@ -166,7 +178,7 @@ impl Snapshot {
     }
 
     /// Adds an object whose kind is known (as a live read lists them).
-    pub fn add_to_section(&mut self, part: Section, value: &Value) {
+    pub(crate) fn add_to_section(&mut self, part: Section, value: &Value) {
         let node = self.store.add_value(value, &self.fields);
         self.push(part, node, value.get("kind").and_then(Value::as_str).unwrap_or_default());
     }
@@ -436,8 +448,11 @@ pub const MAX_LOG_BYTES: usize = 512 * 1024;
 /// Which container a log belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LogKey {
+    /// The pod's namespace.
     pub namespace: String,
+    /// The pod's name.
     pub pod: String,
+    /// The container's name.
     pub container: String,
 }
 
@@ -510,7 +525,8 @@ impl Snapshot {
     /// `source` saying where it was read. Each line is cut, made UTF-8 and
     /// redacted; the last [`MAX_LOG_LINES`] lines within [`MAX_LOG_BYTES`]
     /// are kept, after a line saying how many earlier ones were not.
-    /// Nothing is read when the snapshot is not [`Snapshot::reading_logs`].
+    /// Nothing is read when no loaded pack reads logs (see
+    /// [`crate::Diagnoser::snapshot`]).
     pub fn add_container_log(
         &mut self,
         key: LogKey,

@@ -23,10 +23,14 @@ use crate::report::Severity;
 /// The file looked for in the current directory when `--config` is not given.
 pub const FILE: &str = "k8srule.yaml";
 
+/// A configuration file that cannot be read or does not parse.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are what the message shows
 pub enum ConfigError {
+    /// The file cannot be read.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
+    /// The file is not valid YAML for a configuration.
     #[error("{path}:{line}:{column}: {message}")]
     Parse { path: String, line: usize, column: usize, message: String },
 }

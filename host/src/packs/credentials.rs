@@ -38,11 +38,13 @@ impl Credentials {
     }
 }
 
+/// Saved registry credentials that cannot be read, or a helper that fails.
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {message}")]
 pub struct CredentialsError {
     /// The file or helper.
     pub path: String,
+    /// What went wrong.
     pub message: String,
 }
 

@@ -15,7 +15,9 @@ pub const SOURCES_SECTION: &str = "k8srule-pack-sources";
 
 /// A problem with a pack file, a pack directory or a digest.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are what the message shows
 pub enum PackFileError {
+    /// A file or directory that cannot be read.
     #[error("{path}: {message}")]
     Io { path: String, message: String },
     /// A manifest that does not parse or says something impossible.
@@ -24,10 +26,13 @@ pub enum PackFileError {
     /// A pack built for another k8srule or another version of the WIT world.
     #[error("{path}: pack `{pack}` {message}")]
     Incompatible { path: String, pack: String, message: String },
+    /// A pack file whose SHA-256 is not the pinned one.
     #[error("{path}: digest mismatch: pinned {expected}, but the file is {actual}")]
     DigestMismatch { path: String, expected: String, actual: String },
+    /// A pin that is not `sha256:` and 64 hex digits.
     #[error("`{text}` is not a digest: expected `sha256:` and 64 lowercase hex digits")]
     BadDigest { text: String },
+    /// A pin on a directory.
     #[error("{path}: a digest pins a pack file; this is a directory")]
     PinnedDirectory { path: String },
 }

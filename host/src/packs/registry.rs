@@ -35,21 +35,29 @@ const MANIFEST_MEDIA_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const MAX_MANIFEST: u64 = 4 << 20;
 const MAX_PACK: u64 = 256 << 20;
 
+/// A pack that cannot be pulled or pushed.
 #[derive(Debug, thiserror::Error)]
+#[allow(missing_docs)] // the fields are what the message shows
 pub enum OciError {
+    /// Not `oci://host[:port]/repository[:tag][@sha256:...]`.
     #[error("`{reference}` is not an OCI reference: {message}")]
     Reference { reference: String, message: String },
     /// The registry cannot be reached, or answered with an error.
     #[error("{reference}: {message}")]
     Registry { reference: String, message: String },
+    /// A manifest or blob whose content is not the digest it was asked by.
     #[error("{reference}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch { reference: String, expected: String, actual: String },
+    /// An artifact that is not a k8srule pack (media types, layers).
     #[error("{reference}: not a k8srule pack: {message}")]
     NotAPack { reference: String, message: String },
+    /// `--offline`, and the pack is not in the cache.
     #[error("{reference}: --offline: {message}")]
     Offline { reference: String, message: String },
+    /// Saved credentials that cannot be read, or a helper that fails.
     #[error(transparent)]
     Credentials(#[from] credentials::CredentialsError),
+    /// A `--ca-file` that cannot be read or holds no certificate.
     #[error("--ca-file {path}: {message}")]
     CaFile { path: String, message: String },
 }

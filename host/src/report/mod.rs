@@ -15,9 +15,13 @@ use serde::Serialize;
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing; nothing is broken.
     Info,
+    /// May break, or is degraded.
     Warning,
+    /// Broken: the pod does not do its job.
     Error,
+    /// Broken, and more than this pod is at stake.
     Critical,
 }
 
@@ -33,6 +37,7 @@ impl std::str::FromStr for Severity {
 }
 
 impl Severity {
+    /// The name as reports and flags write it: `info`, `warning`, `error`, `critical`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Info => "info",
@@ -46,47 +51,71 @@ impl Severity {
 /// The language texts are rendered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
+    /// English (every text has it).
     #[default]
     En,
+    /// Chinese (simplified), where the pack has it; English otherwise.
     Zh,
 }
 
 /// One diagnosis of one pod (or one of its containers).
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
+    /// The id of the rule that found it (`crashloop.cgroup-oom`).
     pub rule: String,
+    /// The cause key (`cgroup-oom`; a refinement after a dot: `app-exit.crash`).
     pub cause: String,
+    /// How bad it is.
     pub severity: Severity,
+    /// How sure the rule is, from 0 to 1.
     pub confidence: f32,
+    /// `namespace/name` of the pod.
     pub pod: String,
+    /// The container, for a finding about one.
     pub container: Option<String>,
+    /// One line: what is wrong.
     pub title: String,
+    /// The values that made the rule fire.
     pub evidence: Vec<String>,
+    /// Commands that confirm the diagnosis.
     pub confirm: Vec<String>,
+    /// Steps that fix it.
     pub fix: Vec<String>,
     /// The rule id of the root cause this finding is a symptom of.
     pub explained_by: Option<String>,
+    /// The pack the rule is in.
     pub pack: String,
+    /// The cause keys this finding is the root cause of (what ranking reads).
     #[serde(skip)]
     pub explains: Vec<String>,
 }
 
+/// A pack that could not be loaded or failed while it ran: it reports nothing.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReportError {
+    /// The pack's name (or the path or reference it was given by).
     pub pack: String,
+    /// What went wrong.
     pub message: String,
 }
 
+/// How many pods were diagnosed, and how many have a finding.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Pods diagnosed.
     pub pods: usize,
+    /// Pods with at least one finding.
     pub unhealthy: usize,
 }
 
+/// What a diagnosis found: the schema of docs/report.schema.json.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
+    /// The counts.
     pub summary: Summary,
+    /// By pod; each root cause followed by the symptoms it explains.
     pub findings: Vec<Finding>,
+    /// Packs that could not be loaded or failed.
     pub errors: Vec<ReportError>,
     /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
     pub notes: Vec<String>,
@@ -244,6 +273,7 @@ impl Report {
         self.summary.unhealthy = unhealthy.len();
     }
 
+    /// The report as pretty-printed JSON (docs/report.schema.json), with a final newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
     }

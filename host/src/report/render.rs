@@ -21,6 +21,7 @@ pub enum Format {
     Wide,
     /// The stable schema of docs/report.schema.json.
     Json,
+    /// The JSON's structure in YAML.
     Yaml,
     /// To paste into tickets and pull requests.
     Markdown,

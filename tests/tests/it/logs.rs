@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use k8srule_host::test_support::container_logs;
 use k8srule_host::test_support::snapshot::{LogKey, MAX_LOG_LINES};
 use k8srule_host::{Diagnoser, Snapshot};
 use k8srule_tests::{k8srule, root};
@@ -136,11 +137,7 @@ fn a_huge_line_is_cut_and_a_long_log_keeps_its_tail() {
     let key = LogKey { namespace: "shop".into(), pod: "p".into(), container: "c".into() };
     let huge = [vec![b'y'; 50 << 20], b"\nend\n".to_vec()].concat();
     snapshot.add_container_log(key, true, "test", &huge[..]).unwrap();
-    let lines: Vec<String> = snapshot.container_logs[0]
-        .lines
-        .iter()
-        .map(|l| snapshot.get(*l).str_at(&["line"]).unwrap().to_string())
-        .collect();
+    let lines = container_logs(&snapshot).remove(0).2;
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0], format!("{} … [cut {} bytes]", "y".repeat(4096), (50 << 20) - 4096));
     assert_eq!(lines[1], "end");
@@ -162,14 +159,7 @@ fn a_snapshot_bundle_writes_its_logs_and_reads_them_back() {
     assert!(text.contains("password=[REDACTED]") && text.contains("panic: runtime error"), "{text}");
     let back = load(dir.path());
     let lines = |s: &Snapshot| {
-        let mut all: Vec<(String, bool, Vec<String>)> = s
-            .container_logs
-            .iter()
-            .map(|l| {
-                let text = l.lines.iter().map(|n| s.get(*n).str_at(&["line"]).unwrap().to_string()).collect();
-                (format!("{}/{}/{}", l.namespace, l.pod, l.container), l.previous, text)
-            })
-            .collect();
+        let mut all = container_logs(s);
         all.sort();
         all
     };
