@@ -21,17 +21,7 @@ pub type FileDiagnostic = (usize, Diagnostic);
 
 /// Checks parsed files together as one pack.
 pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<FileDiagnostic>) {
-    let mut c = Checker {
-        info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
-        collections: HashMap::new(),
-        inputs: HashMap::new(),
-        literals: HashMap::new(),
-        rules: Vec::new(),
-        row_slots: 0,
-        value_slots: 0,
-        diags: Vec::new(),
-        file: 0,
-    };
+    let mut c = Checker::new(name, version);
     let mut seen: HashMap<String, ()> = HashMap::new();
     for (i, file) in files.iter().enumerate() {
         c.file = i;
@@ -160,6 +150,20 @@ const QUANTITY_UNITS: [(&str, i64); 13] = [
 ];
 
 impl Checker {
+    fn new(name: &str, version: &str) -> Self {
+        Checker {
+            info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
+            collections: HashMap::new(),
+            inputs: HashMap::new(),
+            literals: HashMap::new(),
+            rules: Vec::new(),
+            row_slots: 0,
+            value_slots: 0,
+            diags: Vec::new(),
+            file: 0,
+        }
+    }
+
     fn error(&mut self, d: Diagnostic) {
         self.diags.push((self.file, d));
     }
@@ -868,3 +872,6 @@ impl From<schema::FieldType> for Ty {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 mod cli;
 mod corpus;
 mod differential;
+mod expressions;
 mod fuzz_corpus;
 mod hostile;
 mod html;
