@@ -668,7 +668,7 @@ impl Checker {
                     BinOp::EndsWith => Derive::EndsWith(lit.clone()),
                     _ => Derive::Matches(lit.clone()),
                 };
-                Some(Lowered::Value(self.input(&p, derive), Ty::Bool))
+                Some(Lowered::Value(ir::Expr::Truth(Box::new(self.input(&p, derive))), Ty::Bool))
             }
             BinOp::In => {
                 let left = self.lower(a, env)?;
@@ -719,22 +719,16 @@ impl Checker {
             _ => {
                 let left = self.lower(a, env)?;
                 let right = self.lower(b, env)?;
-                if matches!(op, BinOp::Eq | BinOp::Ne) {
-                    let eq = op == BinOp::Eq;
-                    match (&left, &right) {
-                        (Lowered::Null, Lowered::Null) => {
-                            return Some(Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(eq)), Ty::Bool));
-                        }
-                        (Lowered::Null, _) => {
-                            let (v, _) = self.value(right, b.span, None)?;
-                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
-                        }
-                        (_, Lowered::Null) => {
-                            let (v, _) = self.value(left, a.span, None)?;
-                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
-                        }
-                        _ => {}
-                    }
+                // `!=` is the negation of `==`, null included
+                let negated = |v: ir::Expr| if op == BinOp::Ne { ir::Expr::Not(Box::new(v)) } else { v };
+                let null = |l: &Lowered| matches!(l, Lowered::Null);
+                if matches!(op, BinOp::Eq | BinOp::Ne) && (null(&left) || null(&right)) {
+                    let is_null = match (left, right) {
+                        (Lowered::Null, Lowered::Null) => ir::Expr::Const(tag::BOOL, 1),
+                        (Lowered::Null, other) => ir::Expr::IsNull(Box::new(self.value(other, b.span, None)?.0)),
+                        (other, _) => ir::Expr::IsNull(Box::new(self.value(other, a.span, None)?.0)),
+                    };
+                    return Some(Lowered::Value(negated(is_null), Ty::Bool));
                 }
                 // a unit literal takes its family from the other side
                 let (x, tx, y, ty) = if matches!(left, Lowered::Unit(..)) {
@@ -748,8 +742,7 @@ impl Checker {
                 };
                 let (x, y) = (Box::new(x), Box::new(y));
                 let cmp = match op {
-                    BinOp::Eq => Some(Cmp::Eq),
-                    BinOp::Ne => Some(Cmp::Ne),
+                    BinOp::Eq | BinOp::Ne => Some(Cmp::Eq),
                     BinOp::Lt => Some(Cmp::Lt),
                     BinOp::Le => Some(Cmp::Le),
                     BinOp::Gt => Some(Cmp::Gt),
@@ -761,9 +754,7 @@ impl Checker {
                         self.error(Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name())));
                         return None;
                     }
-                    if !matches!(cmp, Cmp::Eq | Cmp::Ne)
-                        && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool))
-                    {
+                    if cmp != Cmp::Eq && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool)) {
                         self.error(Diagnostic::new(
                             span,
                             format!(
@@ -773,7 +764,7 @@ impl Checker {
                         ));
                         return None;
                     }
-                    return Some(Lowered::Value(ir::Expr::Compare(cmp, x, y), Ty::Bool));
+                    return Some(Lowered::Value(negated(ir::Expr::Compare(cmp, x, y)), Ty::Bool));
                 }
                 self.numeric(tx, a.span)?;
                 self.numeric(ty, b.span)?;
@@ -840,7 +831,10 @@ impl Checker {
             return None;
         }
         Some(match name.name.as_str() {
-            "has" => Lowered::Value(ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)), false), Ty::Bool),
+            "has" => {
+                let is_null = ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)));
+                Lowered::Value(ir::Expr::Not(Box::new(is_null)), Ty::Bool)
+            }
             "age" => {
                 let t = self.input(&p, Derive::Timestamp);
                 Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Now), Box::new(t)), Ty::Duration)

@@ -363,6 +363,7 @@ impl<'p> Eval<'p> {
                 self.cond(a);
                 self.emit([I::I32Eqz]);
             }
+            Expr::Truth(a) => self.cond(a),
             Expr::And(a, b) => {
                 self.cond(a);
                 self.emit([I::If(BlockType::Result(ValType::I32))]);
@@ -380,11 +381,10 @@ impl<'p> Eval<'p> {
                 let (tb, vb) = self.value(b);
                 let code = match op {
                     Cmp::Eq => 0,
-                    Cmp::Ne => 1,
-                    Cmp::Lt => 2,
-                    Cmp::Le => 3,
-                    Cmp::Gt => 4,
-                    Cmp::Ge => 5,
+                    Cmp::Lt => 1,
+                    Cmp::Le => 2,
+                    Cmp::Gt => 3,
+                    Cmp::Ge => 4,
                 };
                 self.emit([
                     I::LocalGet(ta),
@@ -395,12 +395,9 @@ impl<'p> Eval<'p> {
                     I::Call(F_CMP),
                 ]);
             }
-            Expr::IsNull(a, is_null) => {
+            Expr::IsNull(a) => {
                 let (t, _) = self.value(a);
                 self.emit([I::LocalGet(t), I::I32Eqz]);
-                if !is_null {
-                    self.emit([I::I32Eqz]);
-                }
             }
             Expr::InRange(a, lo, hi) => {
                 let (t, v) = self.value(a);

@@ -60,33 +60,33 @@
     (global.set $heap (local.get $end))
     (local.get $p))
 
-  ;; `cmp(tag_a, a, tag_b, b, op) -> bool`, `op` being 0 `==`, 1 `!=`, 2 `<`,
-  ;; 3 `<=`, 4 `>`, 5 `>=`. False when a side is null, an object or a list;
-  ;; ints and floats compare as numbers, mixed ones as f64; values of the same
-  ;; other kind (strings, booleans) only for (in)equality; anything else is false.
+  ;; `cmp(tag_a, a, tag_b, b, op) -> bool`, `op` being 0 `==`, 1 `<`, 2 `<=`,
+  ;; 3 `>`, 4 `>=` (`!=` is the negation of `==`). Null equals null and
+  ;; nothing else, and is not ordered; objects and lists equal nothing. Ints
+  ;; and floats compare as numbers, mixed ones as f64; values of the same other
+  ;; kind (strings, booleans) only for equality; anything else is false.
   (func $cmp (export "cmp")
     (param $ta i32) (param $a i64) (param $tb i32) (param $b i64) (param $op i32)
     (result i32)
     (local $fa f64) (local $fb f64)
-    ;; null, and objects or lists (tags above string), equal nothing
-    (if (i32.or
-          (i32.or (i32.eqz (local.get $ta)) (i32.eqz (local.get $tb)))
-          (i32.or (i32.gt_u (local.get $ta) (i32.const 4))
-                  (i32.gt_u (local.get $tb) (i32.const 4))))
+    ;; null: equal to null alone, never ordered
+    (if (i32.or (i32.eqz (local.get $ta)) (i32.eqz (local.get $tb)))
+      (then (return (i32.and (i32.eqz (local.get $op)) (i32.eq (local.get $ta) (local.get $tb))))))
+    ;; objects and lists (tags above string)
+    (if (i32.or (i32.gt_u (local.get $ta) (i32.const 4)) (i32.gt_u (local.get $tb) (i32.const 4)))
       (then (return (i32.const 0))))
     ;; the same kind, not float: the payloads compare as integers
     (if (i32.and (i32.eq (local.get $ta) (local.get $tb))
                  (i32.ne (local.get $ta) (i32.const 3)))
       (then
         ;; only ints are ordered
-        (if (i32.and (i32.ge_u (local.get $op) (i32.const 2))
+        (if (i32.and (i32.ne (local.get $op) (i32.const 0))
                      (i32.ne (local.get $ta) (i32.const 2)))
           (then (return (i32.const 0))))
         (block $other
-          (block $ge (block $gt (block $le (block $lt (block $ne (block $eq
-            (br_table $eq $ne $lt $le $gt $ge $other (local.get $op)))
+          (block $ge (block $gt (block $le (block $lt (block $eq
+            (br_table $eq $lt $le $gt $ge $other (local.get $op)))
             (return (i64.eq (local.get $a) (local.get $b))))
-            (return (i64.ne (local.get $a) (local.get $b))))
             (return (i64.lt_s (local.get $a) (local.get $b))))
             (return (i64.le_s (local.get $a) (local.get $b))))
             (return (i64.gt_s (local.get $a) (local.get $b))))
@@ -99,10 +99,9 @@
     (local.set $fa (call $to_f64 (local.get $ta) (local.get $a)))
     (local.set $fb (call $to_f64 (local.get $tb) (local.get $b)))
     (block $other
-      (block $ge (block $gt (block $le (block $lt (block $ne (block $eq
-        (br_table $eq $ne $lt $le $gt $ge $other (local.get $op)))
+      (block $ge (block $gt (block $le (block $lt (block $eq
+        (br_table $eq $lt $le $gt $ge $other (local.get $op)))
         (return (f64.eq (local.get $fa) (local.get $fb))))
-        (return (f64.ne (local.get $fa) (local.get $fb))))
         (return (f64.lt (local.get $fa) (local.get $fb))))
         (return (f64.le (local.get $fa) (local.get $fb))))
         (return (f64.gt (local.get $fa) (local.get $fb))))

@@ -1,11 +1,13 @@
 //! The generated code, expression by expression: each row of `ROWS` is an
 //! expression and its value on the container of each sample pod, run in the
-//! sandbox through the public API. A value is read as the finding's title
+//! sandbox through the public API; `TRAPS` holds the expressions whose
+//! meaning surprised rule authors, with what they mean or why `check`
+//! refuses them. A value is read as the finding's title
 //! (`title "{EXPR}"`, null shown as `<none>`); an expression whose values are
 //! all `true`/`false` is also a `when` condition, which must fire exactly where
 //! its value is `true`.
 
-use k8srule_host::{Diagnoser, Report, Snapshot};
+use k8srule_host::{Diagnoser, Snapshot};
 
 /// 2024-05-01T12:00:00Z
 const NOW: i64 = 1_714_564_800;
@@ -83,18 +85,34 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("3037000500 * 3037000500", ["<none>", "<none>"]),
     ("t.exitCode - 128", ["9", "<none>"]),
     ("r in [0, 3]", ["true", "true"]),
-    // null: absent paths; a comparison with null is false, except `== null` and `!= null`
+    // null (absent paths): equal to null alone, never ordered; `!=` is `not ==`
     ("t.exitCode", ["137", "<none>"]),
+    ("-t.exitCode", ["-137", "<none>"]),
     ("t.exitCode == 137", ["true", "false"]),
-    ("t.exitCode != 137", ["false", "false"]),
+    ("t.exitCode != 137", ["false", "true"]),
+    ("t.reason != \"OOMKilled\"", ["false", "true"]),
+    ("t.exitCode == e.count", ["false", "true"]),
+    ("t.exitCode != e.count", ["true", "false"]),
     ("t.exitCode > 0", ["true", "false"]),
     ("t.exitCode <= 0", ["false", "false"]),
     ("not (t.exitCode > 0)", ["false", "true"]),
     ("t.exitCode + 1 > 0", ["true", "false"]),
     ("t.exitCode == null", ["false", "true"]),
     ("t.exitCode != null", ["true", "false"]),
+    ("t.exitCode in [137, 1]", ["true", "false"]),
+    ("t.exitCode in [1, null]", ["false", "true"]),
+    ("t.finishedAt contains \"2024\"", ["true", "false"]),
+    ("not (t.reason matches \"OOM\")", ["false", "true"]),
     ("has(c.lastState.terminated)", ["true", "false"]),
     ("coalesce(t.exitCode, -1)", ["137", "-1"]),
+    ("coalesce(t.reason, c.state.waiting.reason)", ["OOMKilled", "<none>"]),
+    ("len(c.state.waiting.message)", ["<none>", "<none>"]),
+    ("version(c.image)", ["<none>", "<none>"]),
+    ("quantity(c.name)", ["<none>", "<none>"]),
+    ("signal[t.exitCode]", ["<none>", "<none>"]),
+    ("count(v in pod.spec.volumes: true)", ["0", "0"]),
+    ("any(v in pod.spec.volumes: true)", ["false", "false"]),
+    ("all(v in pod.spec.volumes: false)", ["true", "true"]),
     // logic
     ("c.ready or r > 2", ["true", "true"]),
     ("not c.ready and r > 2", ["true", "false"]),
@@ -139,29 +157,44 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("e == null", ["false", "true"]),
 ];
 
+/// The traps a rule author fell into with the first edition of the language
+/// (#21): each expression, what it means, and what it gives: its values on
+/// the sample pods, or what `check` says about it.
+const TRAPS: &[(&str, &str, Outcome)] = &[
+    ("t.exitCode != 137", "`!=` is the negation of `==`: true where there is no exit code", Values(["false", "true"])),
+    ("not (t.exitCode == 137)", "the same as `t.exitCode != 137`", Values(["false", "true"])),
+    ("r != \"3\"", "a number never equals a string: always true", Refused("cannot compare a number with a string")),
+];
+
+enum Outcome {
+    /// `check` accepts it; its values on `full` and on `bare`.
+    Values([&'static str; 2]),
+    /// `check` refuses it with this message.
+    Refused(&'static str),
+}
+use Outcome::{Refused, Values};
+
 fn is_condition(values: &[&str; 2]) -> bool {
     values.iter().all(|v| matches!(*v, "true" | "false"))
 }
 
-/// One rule per row showing its value (`v.N`), and one per condition row
-/// testing it (`w.N`).
-fn rules() -> String {
-    let mut out = String::from(TABLES);
-    for (i, (expr, values)) in ROWS.iter().enumerate() {
-        let quoted = expr.replace('\\', "\\\\").replace('"', "\\\"");
-        out += &format!(
-            "rule v.{i} {{\n  cause \"v\"\n  severity info\n{PRELUDE}  when true\n  title \"{{{quoted}}}\"\n}}\n"
-        );
-        if is_condition(values) {
-            out +=
-                &format!("rule w.{i} {{\n  cause \"w\"\n  severity info\n{PRELUDE}  when {expr}\n  title \"t\"\n}}\n");
-        }
-    }
-    out
+/// A rule `ID` with the prelude, `when WHEN` and `title TITLE`.
+fn rule(id: &str, when: &str, title: &str) -> String {
+    format!("rule {id} {{\n  cause \"c\"\n  severity info\n{PRELUDE}  when {when}\n  title \"{title}\"\n}}\n")
 }
 
-fn run() -> Report {
-    let source = rules();
+/// Runs each expression on the sample pods: one rule showing its value
+/// (`v.N`), and one testing it (`w.N`) where all its values are booleans.
+/// Returns what is wrong.
+fn check_values(rows: &[(&str, [&str; 2])]) -> Vec<String> {
+    let mut source = String::from(TABLES);
+    for (i, (expr, values)) in rows.iter().enumerate() {
+        let quoted = expr.replace('\\', "\\\\").replace('"', "\\\"");
+        source += &rule(&format!("v.{i}"), "true", &format!("{{{quoted}}}"));
+        if is_condition(values) {
+            source += &rule(&format!("w.{i}"), expr, "t");
+        }
+    }
     let diagnoser = Diagnoser::builder()
         .builtin(false)
         .rules_source("t.k8srule", source.as_str())
@@ -171,16 +204,10 @@ fn run() -> Report {
     snapshot.add_text("pods.yaml", PODS).unwrap();
     let report = diagnoser.diagnose(&snapshot);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
-    report
-}
 
-#[test]
-fn expressions_have_their_values_on_sample_pods() {
-    let report = run();
-    let pods = ["default/full", "default/bare"];
     let mut wrong = Vec::new();
-    for (i, (expr, values)) in ROWS.iter().enumerate() {
-        for (pod, want) in pods.iter().zip(values) {
+    for (i, (expr, values)) in rows.iter().enumerate() {
+        for (pod, want) in ["default/full", "default/bare"].iter().zip(values) {
             let finding = |id: &str| report.findings.iter().find(|f| f.rule == id && f.pod == *pod);
             let got = finding(&format!("v.{i}")).map_or("(no finding)", |f| f.title.as_str());
             if got != *want {
@@ -192,6 +219,34 @@ fn expressions_have_their_values_on_sample_pods() {
                     wrong.push(format!("when {expr} on {pod}: fired {fired}, value {want}"));
                 }
             }
+        }
+    }
+    wrong
+}
+
+#[test]
+fn expressions_have_their_values_on_sample_pods() {
+    let wrong = check_values(ROWS);
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn the_first_editions_traps_mean_what_they_say_or_are_refused() {
+    let values: Vec<(&str, [&str; 2])> = TRAPS
+        .iter()
+        .filter_map(|(expr, _, outcome)| match outcome {
+            Values(v) => Some((*expr, *v)),
+            Refused(_) => None,
+        })
+        .collect();
+    let mut wrong = check_values(&values);
+    for (expr, meaning, outcome) in TRAPS {
+        let Refused(want) = outcome else { continue };
+        let source = format!("{TABLES}{}", rule("trap", expr, "t"));
+        match Diagnoser::builder().builtin(false).rules_source("t.k8srule", source.as_str()).build() {
+            Ok(_) => wrong.push(format!("{expr} ({meaning}): accepted, want {want}")),
+            Err(e) if !e.to_string().contains(want) => wrong.push(format!("{expr} ({meaning}): want {want}, got {e}")),
+            Err(_) => {}
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
