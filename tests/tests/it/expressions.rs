@@ -134,8 +134,24 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("quantity(c.resources.limits.memory) > 200Mi", ["true", "false"]),
     ("quantity(c.resources.limits.cpu) == 500m", ["true", "false"]),
     ("quantity(c.resources.requests.memory) > 1Gi", ["true", "false"]),
+    ("quantity(c.resources.requests.memory) == 1.5Gi", ["true", "false"]),
+    ("quantity(c.resources.limits.cpu) == 0.5", ["true", "false"]),
+    ("quantity(c.resources.limits.cpu) < 1", ["true", "false"]),
+    ("quantity(c.resources.limits.cpu) in [0.5, 2]", ["true", "false"]),
+    ("coalesce(quantity(c.resources.limits.cpu), 1)", ["500", "1000"]),
+    ("1.5Gi", ["1610612736000", "1610612736000"]),
+    ("0.001E", ["1000000000000000000", "1000000000000000000"]),
+    // decimals: a fraction left makes a float
+    ("0.5", ["0.5", "0.5"]),
+    ("-0.5 < 0", ["true", "true"]),
+    ("3.25 > 3", ["true", "true"]),
+    ("t.exitCode > 136.5", ["true", "false"]),
     // durations and times, in seconds
     ("5m", ["300", "300"]),
+    ("1500ms", ["1.5", "1.5"]),
+    ("2000ms", ["2", "2"]),
+    ("age(pod.metadata.creationTimestamp) > 60500ms", ["true", "false"]),
+    ("age(pod.metadata.creationTimestamp) >= 1.5m", ["true", "false"]),
     ("age(pod.metadata.creationTimestamp)", ["3600", "60"]),
     ("age(pod.metadata.creationTimestamp) > 5m", ["true", "false"]),
     ("age(pod.metadata.creationTimestamp) >= 1h", ["true", "false"]),
@@ -146,6 +162,9 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("version(node.status.nodeInfo.kubeletVersion) >= 1.28.3", ["true", "false"]),
     ("version(node.status.nodeInfo.kubeletVersion) < 1.28.3", ["false", "false"]),
     ("version(node.status.nodeInfo.kubeletVersion) in 1.29 .. 1.30", ["false", "false"]),
+    ("version(node.status.nodeInfo.kubeletVersion) >= 1.28", ["true", "false"]),
+    ("version(node.status.nodeInfo.kubeletVersion) == 1.28", ["false", "false"]),
+    ("version(node.status.nodeInfo.kubeletVersion) in [1.27, 1.28.3]", ["true", "false"]),
     // quantifiers, and the row `first` found
     ("count(e in events: e.reason == \"BackOff\")", ["1", "0"]),
     ("any(e in c.events: e.reason == \"BackOff\")", ["true", "false"]),
@@ -164,6 +183,31 @@ const TRAPS: &[(&str, &str, Outcome)] = &[
     ("t.exitCode != 137", "`!=` is the negation of `==`: true where there is no exit code", Values(["false", "true"])),
     ("not (t.exitCode == 137)", "the same as `t.exitCode != 137`", Values(["false", "true"])),
     ("r != \"3\"", "a number never equals a string: always true", Refused("cannot compare a number with a string")),
+    ("t.exitCode > 136.5", "a decimal number, not the version 136.5", Values(["true", "false"])),
+    ("quantity(c.resources.requests.memory) == 1.5Gi", "a quantity with a fraction", Values(["true", "false"])),
+    ("age(pod.metadata.creationTimestamp) > 90000ms", "milliseconds: 90 s", Values(["true", "false"])),
+    ("0.001E", "E is 10^18 (held in thousandths)", Values(["1000000000000000000", "1000000000000000000"])),
+    ("1E", "10^18 units, more than a quantity holds", Refused("`1E` is too large")),
+    (
+        "quantity(c.resources.limits.cpu) < 1",
+        "a plain number next to a quantity is units: one CPU",
+        Values(["true", "false"]),
+    ),
+    (
+        "r > 5m",
+        "a count is not a duration",
+        Refused("`5m` is a duration or a quantity, and the other side is a number"),
+    ),
+    (
+        "age(pod.metadata.creationTimestamp) > 5Mi",
+        "a duration is not a quantity",
+        Refused("`Mi` is not a duration unit"),
+    ),
+    (
+        "r * 0.5",
+        "arithmetic is on whole numbers",
+        Refused("arithmetic is on whole numbers, and this one has a fraction"),
+    ),
 ];
 
 enum Outcome {
