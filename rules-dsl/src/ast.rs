@@ -127,6 +127,22 @@ pub enum Quant {
     First,
 }
 
+/// A number as written in decimal: `mantissa / 10^scale` (`1.5` is 15 and 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decimal {
+    pub mantissa: i128,
+    pub scale: u32,
+}
+
+impl std::fmt::Display for Decimal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let digits = format!("{:0>width$}", self.mantissa.unsigned_abs(), width = self.scale as usize + 1);
+        let (whole, fraction) = digits.split_at(digits.len() - self.scale as usize);
+        let sign = if self.mantissa < 0 { "-" } else { "" };
+        if fraction.is_empty() { write!(f, "{sign}{whole}") } else { write!(f, "{sign}{whole}.{fraction}") }
+    }
+}
+
 /// A version literal: up to three numeric parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
@@ -139,8 +155,11 @@ pub enum ExprKind {
     Null,
     Bool(bool),
     Int(i64),
-    /// A number with a unit: `5m`, `256Mi`.
-    Unit(i64, String),
+    /// A number with a fraction: `0.5`, or the version `1.10` next to a version.
+    Decimal(Decimal),
+    /// A number with a unit: `5m`, `256Mi`, `1.5Gi`.
+    Unit(Decimal, String),
+    /// A version of three parts: `1.10.3`.
     Version(Version),
     Str(String),
     Ident(String),

@@ -21,17 +21,7 @@ pub type FileDiagnostic = (usize, Diagnostic);
 
 /// Checks parsed files together as one pack.
 pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<FileDiagnostic>) {
-    let mut c = Checker {
-        info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
-        collections: HashMap::new(),
-        inputs: HashMap::new(),
-        literals: HashMap::new(),
-        rules: Vec::new(),
-        row_slots: 0,
-        value_slots: 0,
-        diags: Vec::new(),
-        file: 0,
-    };
+    let mut c = Checker::new(name, version);
     let mut seen: HashMap<String, ()> = HashMap::new();
     for (i, file) in files.iter().enumerate() {
         c.file = i;
@@ -83,7 +73,10 @@ impl Ty {
         self == other
             || self == Ty::Any
             || other == Ty::Any
-            || (self.numeric() && other.numeric() && (self == Ty::Int || other == Ty::Int))
+            || (self.numeric()
+                && other.numeric()
+                && [self, other].contains(&Ty::Int)
+                && ![self, other].contains(&Ty::Quantity))
     }
 }
 
@@ -111,7 +104,8 @@ enum Lowered {
     Value(ir::Expr, Ty),
     Path(PathRef),
     Row(u32, u32),
-    Unit(i64, String),
+    /// A number literal and its unit: its value depends on the other side.
+    Number(ast::Decimal, Option<String>),
     Null,
     List(Vec<(ast::Expr, Lowered)>),
     Range(i64, i64),
@@ -142,24 +136,41 @@ impl Env<'_> {
     }
 }
 
-const DURATION_UNITS: [(&str, i64); 4] = [("s", 1), ("m", 60), ("h", 3600), ("d", 86400)];
-const QUANTITY_UNITS: [(&str, i64); 13] = [
-    ("m", 1),
-    ("k", 1_000_000),
-    ("M", 1_000_000_000),
-    ("G", 1_000_000_000_000),
-    ("T", 1_000_000_000_000_000),
-    ("P", 1_000_000_000_000_000_000),
-    ("E", 0),
-    ("Ki", 1_024_000),
-    ("Mi", 1_048_576_000),
-    ("Gi", 1_073_741_824_000),
-    ("Ti", 1_099_511_627_776_000),
-    ("Pi", 1_125_899_906_842_624_000),
-    ("Ei", 0),
+/// Duration units in seconds, as a fraction (`ms` is 1/1000).
+const DURATION_UNITS: [(&str, i128, i128); 5] =
+    [("ms", 1, 1000), ("s", 1, 1), ("m", 60, 1), ("h", 3600, 1), ("d", 86400, 1)];
+/// Quantity units in thousandths of a unit, as the host reads quantities.
+const QUANTITY_UNITS: [(&str, i128, i128); 13] = [
+    ("m", 1, 1),
+    ("k", 1_000_000, 1),
+    ("M", 1_000_000_000, 1),
+    ("G", 1_000_000_000_000, 1),
+    ("T", 1_000_000_000_000_000, 1),
+    ("P", 1_000_000_000_000_000_000, 1),
+    ("E", 1_000_000_000_000_000_000_000, 1),
+    ("Ki", 1_024_000, 1),
+    ("Mi", 1_048_576_000, 1),
+    ("Gi", 1_073_741_824_000, 1),
+    ("Ti", 1_099_511_627_776_000, 1),
+    ("Pi", 1_125_899_906_842_624_000, 1),
+    ("Ei", 1_152_921_504_606_846_976_000, 1),
 ];
 
 impl Checker {
+    fn new(name: &str, version: &str) -> Self {
+        Checker {
+            info: PluginInfo { name: name.to_string(), version: version.to_string(), ..PluginInfo::default() },
+            collections: HashMap::new(),
+            inputs: HashMap::new(),
+            literals: HashMap::new(),
+            rules: Vec::new(),
+            row_slots: 0,
+            value_slots: 0,
+            diags: Vec::new(),
+            file: 0,
+        }
+    }
+
     fn error(&mut self, d: Diagnostic) {
         self.diags.push((self.file, d));
     }
@@ -450,28 +461,7 @@ impl Checker {
                 }
                 Some((self.input(&p, Derive::Value), Ty::from(ty.unwrap_or(schema::FieldType::Any))))
             }
-            Lowered::Unit(n, unit) => {
-                let quantity = match hint {
-                    Some(Ty::Quantity) => true,
-                    Some(Ty::Duration | Ty::Time) => false,
-                    _ => !DURATION_UNITS.iter().any(|(u, _)| *u == unit),
-                };
-                let table: &[(&str, i64)] = if quantity { &QUANTITY_UNITS } else { &DURATION_UNITS };
-                let factor = table.iter().find(|(u, _)| *u == unit).map(|(_, f)| *f);
-                match factor.and_then(|f| n.checked_mul(f).filter(|_| f != 0)) {
-                    Some(v) => Some((ir::Expr::Const(tag::INT, v), if quantity { Ty::Quantity } else { Ty::Duration })),
-                    None => {
-                        self.error(Diagnostic::new(
-                            span,
-                            format!(
-                                "`{n}{unit}` is out of range or not a {} unit",
-                                if quantity { "quantity" } else { "duration" }
-                            ),
-                        ));
-                        None
-                    }
-                }
-            }
+            Lowered::Number(n, unit) => self.number(n, unit.as_deref(), span, hint),
             Lowered::Null => Some((ir::Expr::Const(tag::NULL, 0), Ty::Any)),
             // a list element as a whole: a string of `finalizers`, or null for a `first(...)` that found nothing
             Lowered::Row(slot, coll) => Some((
@@ -483,6 +473,92 @@ impl Checker {
                 None
             }
         }
+    }
+
+    /// The value of a number literal: `5m` is minutes next to a duration or a
+    /// time and thousandths next to a quantity; a plain number is units next
+    /// to a quantity (`quantity(cpu) < 1` is one CPU) and a version next to a
+    /// version (`1.10`); without another side, a unit's first family (`5m` is
+    /// minutes). Durations are seconds, quantities thousandths of a unit; a
+    /// value with a fraction left (`0.5`, `1500ms`) is a float.
+    fn number(&mut self, n: ast::Decimal, unit: Option<&str>, span: Span, hint: Option<Ty>) -> Option<(ir::Expr, Ty)> {
+        let literal = format!("{n}{}", unit.unwrap_or(""));
+        let (num, den, ty) = match (unit, hint) {
+            (None, Some(Ty::Version)) if n.scale > 0 => {
+                let tens = 10i128.pow(n.scale);
+                let parts = (u32::try_from(n.mantissa / tens), u32::try_from(n.mantissa % tens));
+                let (Ok(major), Ok(minor)) = parts else {
+                    self.error(Diagnostic::new(span, "version part out of range"));
+                    return None;
+                };
+                return Some((ir::Expr::Const(tag::INT, encode_version(major, minor, 0)), Ty::Version));
+            }
+            (None, Some(Ty::Quantity)) => (1000, 1, Ty::Quantity),
+            (None, _) => (1, 1, Ty::Int),
+            (Some(unit), hint) => {
+                let in_table = |table: &[(&'static str, i128, i128)]| {
+                    table.iter().find(|(u, ..)| *u == unit).map(|&(_, num, den)| (num, den))
+                };
+                let (duration, quantity) = (in_table(&DURATION_UNITS), in_table(&QUANTITY_UNITS));
+                let found = match hint {
+                    Some(Ty::Quantity) => quantity.map(|(num, den)| (num, den, Ty::Quantity)).ok_or("quantity"),
+                    Some(Ty::Duration | Ty::Time) => {
+                        duration.map(|(num, den)| (num, den, Ty::Duration)).ok_or("duration")
+                    }
+                    None | Some(Ty::Any) => duration
+                        .map(|(num, den)| (num, den, Ty::Duration))
+                        .or(quantity.map(|(num, den)| (num, den, Ty::Quantity)))
+                        .ok_or("quantity"),
+                    Some(other) => {
+                        let kind = match (duration.is_some(), quantity.is_some()) {
+                            (true, true) => "a duration or a quantity",
+                            (true, false) => "a duration",
+                            _ => "a quantity",
+                        };
+                        self.error(
+                            Diagnostic::new(
+                                span,
+                                format!("`{literal}` is {kind}, and the other side is {}", other.name()),
+                            )
+                            .with_help(
+                                "a duration goes with `age(t)` or `time(a) - time(b)`, a quantity with \
+                                     `quantity(x)`; a count takes a plain number such as `5`",
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                match found {
+                    Ok(found) => found,
+                    Err(family) => {
+                        let units = if family == "quantity" { "m k M G T P E Ki Mi Gi Ti Pi Ei" } else { "ms s m h d" };
+                        self.error(
+                            Diagnostic::new(span, format!("`{unit}` is not a {family} unit"))
+                                .with_help(format!("the {family} units are {units}")),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
+        // value = mantissa * num / (den * 10^scale), exactly when it is whole
+        let scaled = n.mantissa.checked_mul(num);
+        let divisor = 10i128.checked_pow(n.scale).and_then(|t| t.checked_mul(den));
+        let value = match (scaled, divisor) {
+            (Some(v), Some(d)) if v % d == 0 => i64::try_from(v / d).ok().map(|v| ir::Expr::Const(tag::INT, v)),
+            (Some(v), Some(d)) => Some(ir::Expr::Const(tag::FLOAT, (v as f64 / d as f64).to_bits() as i64)),
+            _ => None,
+        };
+        let Some(value) = value else {
+            let held = match ty {
+                Ty::Quantity => "a quantity is held in thousandths of a unit, up to about 9.2P (8Pi)",
+                Ty::Duration => "a duration is held in seconds, up to about 292 billion years",
+                _ => "a number is held in 64 bits, up to 9223372036854775807",
+            };
+            self.error(Diagnostic::new(span, format!("`{literal}` is too large")).with_help(held));
+            return None;
+        };
+        Some((value, ty))
     }
 
     fn base_path(&self, base: &Base) -> Option<String> {
@@ -506,8 +582,9 @@ impl Checker {
         Some(match &e.kind {
             ExprKind::Null => Lowered::Null,
             ExprKind::Bool(b) => Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(*b)), Ty::Bool),
-            ExprKind::Int(n) => Lowered::Value(ir::Expr::Const(tag::INT, *n), Ty::Int),
-            ExprKind::Unit(n, u) => Lowered::Unit(*n, u.clone()),
+            ExprKind::Int(n) => Lowered::Number(ast::Decimal { mantissa: i128::from(*n), scale: 0 }, None),
+            ExprKind::Decimal(d) => Lowered::Number(*d, None),
+            ExprKind::Unit(d, u) => Lowered::Number(*d, Some(u.clone())),
             ExprKind::Version(v) => Lowered::Value(ir::Expr::Const(tag::INT, version_low(v)), Ty::Version),
             ExprKind::Str(s) => Lowered::Value(ir::Expr::Const(tag::STRING, self.literal(s)), Ty::Str),
             ExprKind::Range(a, b) => Lowered::Range(version_low(a), version_high(b)),
@@ -593,6 +670,9 @@ impl Checker {
             ExprKind::Not(inner) => Lowered::Value(ir::Expr::Not(Box::new(self.condition(inner, env)?)), Ty::Bool),
             ExprKind::Neg(inner) => {
                 let l = self.lower(inner, env)?;
+                if let Lowered::Number(n, unit) = l {
+                    return Some(Lowered::Number(ast::Decimal { mantissa: -n.mantissa, ..n }, unit));
+                }
                 let (v, ty) = self.value(l, inner.span, None)?;
                 self.numeric(ty, inner.span)?;
                 Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Const(tag::INT, 0)), Box::new(v)), ty)
@@ -664,7 +744,7 @@ impl Checker {
                     BinOp::EndsWith => Derive::EndsWith(lit.clone()),
                     _ => Derive::Matches(lit.clone()),
                 };
-                Some(Lowered::Value(self.input(&p, derive), Ty::Bool))
+                Some(Lowered::Value(ir::Expr::Truth(Box::new(self.input(&p, derive))), Ty::Bool))
             }
             BinOp::In => {
                 let left = self.lower(a, env)?;
@@ -715,37 +795,34 @@ impl Checker {
             _ => {
                 let left = self.lower(a, env)?;
                 let right = self.lower(b, env)?;
-                if matches!(op, BinOp::Eq | BinOp::Ne) {
-                    let eq = op == BinOp::Eq;
-                    match (&left, &right) {
-                        (Lowered::Null, Lowered::Null) => {
-                            return Some(Lowered::Value(ir::Expr::Const(tag::BOOL, i64::from(eq)), Ty::Bool));
-                        }
-                        (Lowered::Null, _) => {
-                            let (v, _) = self.value(right, b.span, None)?;
-                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
-                        }
-                        (_, Lowered::Null) => {
-                            let (v, _) = self.value(left, a.span, None)?;
-                            return Some(Lowered::Value(ir::Expr::IsNull(Box::new(v), eq), Ty::Bool));
-                        }
-                        _ => {}
-                    }
+                // `!=` is the negation of `==`, null included
+                let negated = |v: ir::Expr| if op == BinOp::Ne { ir::Expr::Not(Box::new(v)) } else { v };
+                let null = |l: &Lowered| matches!(l, Lowered::Null);
+                if matches!(op, BinOp::Eq | BinOp::Ne) && (null(&left) || null(&right)) {
+                    let is_null = match (left, right) {
+                        (Lowered::Null, Lowered::Null) => ir::Expr::Const(tag::BOOL, 1),
+                        (Lowered::Null, other) => ir::Expr::IsNull(Box::new(self.value(other, b.span, None)?.0)),
+                        (other, _) => ir::Expr::IsNull(Box::new(self.value(other, a.span, None)?.0)),
+                    };
+                    return Some(Lowered::Value(negated(is_null), Ty::Bool));
                 }
-                // a unit literal takes its family from the other side
-                let (x, tx, y, ty) = if matches!(left, Lowered::Unit(..)) {
+                // a number literal takes its meaning from the other side (see
+                // `number`), except as a factor of `*`, `/` or `%`
+                let factor = matches!(op, BinOp::Mul | BinOp::Div | BinOp::Rem);
+                let hint = |t: Ty| (!factor).then_some(t);
+                let number = |l: &Lowered| matches!(l, Lowered::Number(..));
+                let (x, tx, y, ty) = if number(&left) && !number(&right) {
                     let (y, ty) = self.value(right, b.span, None)?;
-                    let (x, tx) = self.value(left, a.span, Some(ty))?;
+                    let (x, tx) = self.value(left, a.span, hint(ty))?;
                     (x, tx, y, ty)
                 } else {
                     let (x, tx) = self.value(left, a.span, None)?;
-                    let (y, ty) = self.value(right, b.span, Some(tx))?;
+                    let (y, ty) = self.value(right, b.span, hint(tx))?;
                     (x, tx, y, ty)
                 };
                 let (x, y) = (Box::new(x), Box::new(y));
                 let cmp = match op {
-                    BinOp::Eq => Some(Cmp::Eq),
-                    BinOp::Ne => Some(Cmp::Ne),
+                    BinOp::Eq | BinOp::Ne => Some(Cmp::Eq),
                     BinOp::Lt => Some(Cmp::Lt),
                     BinOp::Le => Some(Cmp::Le),
                     BinOp::Gt => Some(Cmp::Gt),
@@ -757,9 +834,7 @@ impl Checker {
                         self.error(Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name())));
                         return None;
                     }
-                    if !matches!(cmp, Cmp::Eq | Cmp::Ne)
-                        && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool))
-                    {
+                    if cmp != Cmp::Eq && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool)) {
                         self.error(Diagnostic::new(
                             span,
                             format!(
@@ -769,10 +844,19 @@ impl Checker {
                         ));
                         return None;
                     }
-                    return Some(Lowered::Value(ir::Expr::Compare(cmp, x, y), Ty::Bool));
+                    return Some(Lowered::Value(negated(ir::Expr::Compare(cmp, x, y)), Ty::Bool));
                 }
                 self.numeric(tx, a.span)?;
                 self.numeric(ty, b.span)?;
+                for (v, side) in [(&x, a), (&y, b)] {
+                    if let ir::Expr::Const(tag::FLOAT, _) = **v {
+                        self.error(
+                            Diagnostic::new(side.span, "arithmetic is on whole numbers, and this one has a fraction")
+                                .with_help("compare with it instead, or write a whole number"),
+                        );
+                        return None;
+                    }
+                }
                 let arith = match op {
                     BinOp::Add => Arith::Add,
                     BinOp::Sub => Arith::Sub,
@@ -801,7 +885,7 @@ impl Checker {
             let mut ty = Ty::Any;
             for a in args {
                 let l = self.lower(a, env)?;
-                let (v, t) = self.value(l, a.span, None)?;
+                let (v, t) = self.value(l, a.span, (ty != Ty::Any).then_some(ty))?;
                 if ty == Ty::Any {
                     ty = t;
                 } else if !ty.comparable(t) {
@@ -836,7 +920,10 @@ impl Checker {
             return None;
         }
         Some(match name.name.as_str() {
-            "has" => Lowered::Value(ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)), false), Ty::Bool),
+            "has" => {
+                let is_null = ir::Expr::IsNull(Box::new(self.input(&p, Derive::Value)));
+                Lowered::Value(ir::Expr::Not(Box::new(is_null)), Ty::Bool)
+            }
             "age" => {
                 let t = self.input(&p, Derive::Timestamp);
                 Lowered::Value(ir::Expr::Arith(Arith::Sub, Box::new(ir::Expr::Now), Box::new(t)), Ty::Duration)
@@ -868,3 +955,6 @@ impl From<schema::FieldType> for Ty {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

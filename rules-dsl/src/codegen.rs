@@ -1,6 +1,8 @@
 //! IR to a core WebAssembly module that implements the `rule-pack` world with
 //! the canonical ABI: `describe` returns static data, `evaluate` reads the
 //! projected columns in linear memory and writes findings with a bump allocator.
+//! The functions every pack shares (the allocator, the comparison of values,
+//! the append of a finding) are WAT text, `runtime.wat`, assembled by `build.rs`.
 
 use wasm_encoder::{
     BlockType, CodeSection, ConstExpr, DataSection, ExportKind, ExportSection, Function, FunctionSection,
@@ -14,25 +16,33 @@ use crate::pack::{Derive, PluginInfo, RuleInfo, Scope, Severity, Text, tag};
 
 /// Where static data starts; address 0 stays unused.
 const STATIC_BASE: u32 = 16;
-/// Bytes of a `finding` and of a `value` in the canonical ABI.
-const FINDING_SIZE: i32 = 24;
+/// Bytes of a `value` in the canonical ABI.
 const VALUE_SIZE: i32 = 16;
 /// The case of `value::input` in the `value` variant.
 const VALUE_INPUT: i32 = 6;
 
-// function indices
-const F_REALLOC: u32 = 0;
-const F_ALLOC: u32 = 1;
-const F_DESCRIBE: u32 = 2;
-const F_EVALUATE: u32 = 3;
-const F_CMP: u32 = 4;
-const F_PUSH: u32 = 5;
+/// The functions and globals every pack carries, assembled from `runtime.wat`
+/// by `build.rs`: the functions come first in a pack's index space and the
+/// globals are all of its globals, so the indices `build.rs` read there
+/// (`F_ALLOC`, `G_HEAP`, ...) hold in the pack.
+mod runtime {
+    use wasm_encoder::ValType;
 
-// globals
-const G_HEAP: u32 = 0;
-const G_OUT_PTR: u32 = 1;
-const G_OUT_LEN: u32 = 2;
-const G_OUT_CAP: u32 = 3;
+    /// A runtime function: its type and its body as the code section encodes it.
+    pub(crate) struct RuntimeFn {
+        pub params: &'static [ValType],
+        pub results: &'static [ValType],
+        pub body: &'static [u8],
+    }
+
+    include!(concat!(env!("OUT_DIR"), "/runtime.rs"));
+}
+
+use runtime::{F_ALLOC, F_CABI_REALLOC, F_CMP, F_PUSH, FUNCTIONS, G_HEAP, G_OUT_LEN, G_OUT_PTR, GLOBALS};
+
+/// The pack's own functions, after the runtime's.
+const F_DESCRIBE: u32 = FUNCTIONS.len() as u32;
+const F_EVALUATE: u32 = F_DESCRIBE + 1;
 
 fn mem(offset: u64, align: u32) -> MemArg {
     MemArg { offset, align, memory_index: 0 }
@@ -45,40 +55,36 @@ pub fn module(pack: &Pack) -> Vec<u8> {
     let ret_area = data.alloc(8, 4);
     let heap_start = (STATIC_BASE + data.bytes.len() as u32 + 7) & !7;
 
+    // each function has a type of its own, at its own index
     let mut types = TypeSection::new();
-    use ValType::{I32, I64};
-    types.ty().function([I32, I32, I32, I32], [I32]); // 0 realloc
-    types.ty().function([I32, I32], [I32]); // 1 alloc
-    types.ty().function([], [I32]); // 2 describe
-    types.ty().function([I32, I64, I32, I32, I32, I32, I32, I32, I32, I32], [I32]); // 3 evaluate
-    types.ty().function([I32, I64, I32, I64, I32], [I32]); // 4 cmp
-    types.ty().function([I32, I32, I32, I32, I32, I32], []); // 5 push
     let mut funcs = FunctionSection::new();
-    for t in 0..6 {
-        funcs.function(t);
+    let mut code = CodeSection::new();
+    for (index, f) in FUNCTIONS.iter().enumerate() {
+        types.ty().function(f.params.iter().copied(), f.results.iter().copied());
+        funcs.function(index as u32);
+        code.raw(f.body);
     }
+    use ValType::{I32, I64};
+    types.ty().function([], [I32]);
+    funcs.function(F_DESCRIBE);
+    code.function(&finish(Vec::new(), vec![I::I32Const(info_addr as i32), I::End]));
+    types.ty().function([I32, I64, I32, I32, I32, I32, I32, I32, I32, I32], [I32]);
+    funcs.function(F_EVALUATE);
+    code.function(&Eval::new(pack).function(ret_area));
+
     let mut memories = MemorySection::new();
     let pages = u64::from(heap_start.div_ceil(65536)).max(1);
     memories.memory(MemoryType { minimum: pages, maximum: None, memory64: false, shared: false, page_size_log2: None });
     let mut globals = GlobalSection::new();
-    let g = GlobalType { val_type: I32, mutable: true, shared: false };
-    globals.global(g, &ConstExpr::i32_const(heap_start as i32));
-    for _ in 0..3 {
-        globals.global(g, &ConstExpr::i32_const(0));
+    for g in 0..GLOBALS {
+        let start = if g == G_HEAP { heap_start as i32 } else { 0 };
+        globals.global(GlobalType { val_type: I32, mutable: true, shared: false }, &ConstExpr::i32_const(start));
     }
     let mut exports = ExportSection::new();
     exports.export("memory", ExportKind::Memory, 0);
-    exports.export("cabi_realloc", ExportKind::Func, F_REALLOC);
+    exports.export("cabi_realloc", ExportKind::Func, F_CABI_REALLOC);
     exports.export(&format!("{INTERFACE}#describe"), ExportKind::Func, F_DESCRIBE);
     exports.export(&format!("{INTERFACE}#evaluate"), ExportKind::Func, F_EVALUATE);
-
-    let mut code = CodeSection::new();
-    code.function(&realloc_fn());
-    code.function(&alloc_fn());
-    code.function(&finish(Vec::new(), vec![I::I32Const(info_addr as i32), I::End]));
-    code.function(&Eval::new(pack).function(ret_area));
-    code.function(&cmp_fn());
-    code.function(&push_fn());
 
     let mut data_section = DataSection::new();
     data_section.active(0, &ConstExpr::i32_const(STATIC_BASE as i32), data.bytes);
@@ -100,263 +106,6 @@ fn finish(locals: Vec<ValType>, body: Vec<I<'static>>) -> Function {
         f.instruction(i);
     }
     f
-}
-
-/// `cabi_realloc(old_ptr, old_size, align, new_size)`: bump allocation; grows copy.
-fn realloc_fn() -> Function {
-    let (old, old_size, align, new_size, p) = (0, 1, 2, 3, 4);
-    finish(
-        vec![ValType::I32],
-        vec![
-            // shrinking in place
-            I::LocalGet(old),
-            I::I32Const(0),
-            I::I32Ne,
-            I::LocalGet(new_size),
-            I::LocalGet(old_size),
-            I::I32LeU,
-            I::I32And,
-            I::If(BlockType::Empty),
-            I::LocalGet(old),
-            I::Return,
-            I::End,
-            I::LocalGet(new_size),
-            I::LocalGet(align),
-            I::Call(F_ALLOC),
-            I::LocalSet(p),
-            I::LocalGet(old),
-            I::If(BlockType::Empty),
-            I::LocalGet(p),
-            I::LocalGet(old),
-            I::LocalGet(old_size),
-            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
-            I::End,
-            I::LocalGet(p),
-            I::End,
-        ],
-    )
-}
-
-/// `alloc(size, align)`: aligned bump allocation; grows memory or traps.
-fn alloc_fn() -> Function {
-    let (size, align, p, end) = (0, 1, 2, 3);
-    finish(
-        vec![ValType::I32, ValType::I32],
-        vec![
-            I::GlobalGet(G_HEAP),
-            I::LocalGet(align),
-            I::I32Add,
-            I::I32Const(1),
-            I::I32Sub,
-            I::I32Const(0),
-            I::LocalGet(align),
-            I::I32Sub,
-            I::I32And,
-            I::LocalTee(p),
-            I::LocalGet(size),
-            I::I32Add,
-            I::LocalTee(end),
-            I::LocalGet(p),
-            I::I32LtU,
-            I::If(BlockType::Empty),
-            I::Unreachable,
-            I::End,
-            I::LocalGet(end),
-            I::MemorySize(0),
-            I::I32Const(16),
-            I::I32Shl,
-            I::I32GtU,
-            I::If(BlockType::Empty),
-            I::LocalGet(end),
-            I::MemorySize(0),
-            I::I32Const(16),
-            I::I32Shl,
-            I::I32Sub,
-            I::I32Const(65535),
-            I::I32Add,
-            I::I32Const(16),
-            I::I32ShrU,
-            I::MemoryGrow(0),
-            I::I32Const(-1),
-            I::I32Eq,
-            I::If(BlockType::Empty),
-            I::Unreachable,
-            I::End,
-            I::End,
-            I::LocalGet(end),
-            I::GlobalSet(G_HEAP),
-            I::LocalGet(p),
-            I::End,
-        ],
-    )
-}
-
-/// `cmp(ta, a, tb, b, op) -> bool`: false on null or on different kinds;
-/// ints and floats compare numerically; strings and booleans only for (in)equality.
-fn cmp_fn() -> Function {
-    let (ta, a, tb, b, op) = (0, 1, 2, 3, 4);
-    let (fa, fb) = (5, 6);
-    let mut body = vec![
-        // null, and objects or lists (tags above string), equal nothing
-        I::LocalGet(ta),
-        I::I32Eqz,
-        I::LocalGet(tb),
-        I::I32Eqz,
-        I::I32Or,
-        I::LocalGet(ta),
-        I::I32Const(tag::STRING),
-        I::I32GtU,
-        I::I32Or,
-        I::LocalGet(tb),
-        I::I32Const(tag::STRING),
-        I::I32GtU,
-        I::I32Or,
-        I::If(BlockType::Empty),
-        I::I32Const(0),
-        I::Return,
-        I::End,
-        // same kind, not float: compare the payloads as integers
-        I::LocalGet(ta),
-        I::LocalGet(tb),
-        I::I32Eq,
-        I::LocalGet(ta),
-        I::I32Const(tag::FLOAT),
-        I::I32Ne,
-        I::I32And,
-        I::If(BlockType::Empty),
-        // ordering is only for ints
-        I::LocalGet(op),
-        I::I32Const(2),
-        I::I32GeU,
-        I::LocalGet(ta),
-        I::I32Const(tag::INT),
-        I::I32Ne,
-        I::I32And,
-        I::If(BlockType::Empty),
-        I::I32Const(0),
-        I::Return,
-        I::End,
-    ];
-    for (k, ins) in [I::I64Eq, I::I64Ne, I::I64LtS, I::I64LeS, I::I64GtS, I::I64GeS].into_iter().enumerate() {
-        body.extend([
-            I::LocalGet(op),
-            I::I32Const(k as i32),
-            I::I32Eq,
-            I::If(BlockType::Empty),
-            I::LocalGet(a),
-            I::LocalGet(b),
-            ins,
-            I::Return,
-            I::End,
-        ]);
-    }
-    body.extend([I::I32Const(0), I::Return, I::End]);
-    // numbers of mixed kinds (int, float): compare as f64
-    for (t, v, f) in [(ta, a, fa), (tb, b, fb)] {
-        body.extend([
-            I::LocalGet(t),
-            I::I32Const(tag::INT),
-            I::I32Eq,
-            I::If(BlockType::Empty),
-            I::LocalGet(v),
-            I::F64ConvertI64S,
-            I::LocalSet(f),
-            I::Else,
-            I::LocalGet(t),
-            I::I32Const(tag::FLOAT),
-            I::I32Ne,
-            I::If(BlockType::Empty),
-            I::I32Const(0),
-            I::Return,
-            I::End,
-            I::LocalGet(v),
-            I::F64ReinterpretI64,
-            I::LocalSet(f),
-            I::End,
-        ]);
-    }
-    for (k, ins) in [I::F64Eq, I::F64Ne, I::F64Lt, I::F64Le, I::F64Gt, I::F64Ge].into_iter().enumerate() {
-        body.extend([
-            I::LocalGet(op),
-            I::I32Const(k as i32),
-            I::I32Eq,
-            I::If(BlockType::Empty),
-            I::LocalGet(fa),
-            I::LocalGet(fb),
-            ins,
-            I::Return,
-            I::End,
-        ]);
-    }
-    body.extend([I::I32Const(0), I::End]);
-    finish(vec![ValType::F64, ValType::F64], body)
-}
-
-/// `push(case, rule, has_container, container, args_ptr, args_len)`: appends a finding.
-fn push_fn() -> Function {
-    let (case, rule, has_c, c, args, nargs, new_cap, new_ptr, p) = (0, 1, 2, 3, 4, 5, 6, 7, 8);
-    let size = FINDING_SIZE;
-    finish(
-        vec![ValType::I32, ValType::I32, ValType::I32],
-        vec![
-            I::GlobalGet(G_OUT_LEN),
-            I::GlobalGet(G_OUT_CAP),
-            I::I32Eq,
-            I::If(BlockType::Empty),
-            // capacity doubles, starting at 16
-            I::I32Const(16),
-            I::GlobalGet(G_OUT_CAP),
-            I::I32Const(1),
-            I::I32Shl,
-            I::GlobalGet(G_OUT_CAP),
-            I::I32Eqz,
-            I::Select,
-            I::LocalTee(new_cap),
-            I::I32Const(size),
-            I::I32Mul,
-            I::I32Const(4),
-            I::Call(F_ALLOC),
-            I::LocalTee(new_ptr),
-            I::GlobalGet(G_OUT_PTR),
-            I::GlobalGet(G_OUT_LEN),
-            I::I32Const(size),
-            I::I32Mul,
-            I::MemoryCopy { src_mem: 0, dst_mem: 0 },
-            I::LocalGet(new_ptr),
-            I::GlobalSet(G_OUT_PTR),
-            I::LocalGet(new_cap),
-            I::GlobalSet(G_OUT_CAP),
-            I::End,
-            I::GlobalGet(G_OUT_PTR),
-            I::GlobalGet(G_OUT_LEN),
-            I::I32Const(size),
-            I::I32Mul,
-            I::I32Add,
-            I::LocalTee(p),
-            I::LocalGet(case),
-            I::I32Store(mem(0, 2)),
-            I::LocalGet(p),
-            I::LocalGet(rule),
-            I::I32Store(mem(4, 2)),
-            I::LocalGet(p),
-            I::LocalGet(has_c),
-            I::I32Store8(mem(8, 0)),
-            I::LocalGet(p),
-            I::LocalGet(c),
-            I::I32Store(mem(12, 2)),
-            I::LocalGet(p),
-            I::LocalGet(args),
-            I::I32Store(mem(16, 2)),
-            I::LocalGet(p),
-            I::LocalGet(nargs),
-            I::I32Store(mem(20, 2)),
-            I::GlobalGet(G_OUT_LEN),
-            I::I32Const(1),
-            I::I32Add,
-            I::GlobalSet(G_OUT_LEN),
-            I::End,
-        ],
-    )
 }
 
 /// Generates the body of `evaluate`.
@@ -614,6 +363,7 @@ impl<'p> Eval<'p> {
                 self.cond(a);
                 self.emit([I::I32Eqz]);
             }
+            Expr::Truth(a) => self.cond(a),
             Expr::And(a, b) => {
                 self.cond(a);
                 self.emit([I::If(BlockType::Result(ValType::I32))]);
@@ -631,11 +381,10 @@ impl<'p> Eval<'p> {
                 let (tb, vb) = self.value(b);
                 let code = match op {
                     Cmp::Eq => 0,
-                    Cmp::Ne => 1,
-                    Cmp::Lt => 2,
-                    Cmp::Le => 3,
-                    Cmp::Gt => 4,
-                    Cmp::Ge => 5,
+                    Cmp::Lt => 1,
+                    Cmp::Le => 2,
+                    Cmp::Gt => 3,
+                    Cmp::Ge => 4,
                 };
                 self.emit([
                     I::LocalGet(ta),
@@ -646,12 +395,9 @@ impl<'p> Eval<'p> {
                     I::Call(F_CMP),
                 ]);
             }
-            Expr::IsNull(a, is_null) => {
+            Expr::IsNull(a) => {
                 let (t, _) = self.value(a);
                 self.emit([I::LocalGet(t), I::I32Eqz]);
-                if !is_null {
-                    self.emit([I::I32Eqz]);
-                }
             }
             Expr::InRange(a, lo, hi) => {
                 let (t, v) = self.value(a);

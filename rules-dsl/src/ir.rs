@@ -15,7 +15,6 @@ pub enum Row {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {
     Eq,
-    Ne,
     Lt,
     Le,
     Gt,
@@ -43,10 +42,15 @@ pub enum Expr {
     Not(Box<Expr>),
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
-    /// Comparison; false when either side is null or the kinds differ.
+    /// Comparison. `==`: both null, or equal values of one kind (numbers of
+    /// either kind compared as numbers); an ordering is false when a side is
+    /// null or the kinds differ. `!=` is `Not` of `Eq`.
     Compare(Cmp, Box<Expr>, Box<Expr>),
-    /// `x == null` (or `!=` when the flag is false).
-    IsNull(Box<Expr>, bool),
+    /// `x == null`.
+    IsNull(Box<Expr>),
+    /// Whether a value is `true`: a predicate the host computed (`contains`,
+    /// `matches`...), false rather than null on a null input.
+    Truth(Box<Expr>),
     /// Integer arithmetic; null when a side is null or on division by zero.
     Arith(Arith, Box<Expr>, Box<Expr>),
     /// `x in lo .. hi`, integer bounds inclusive.
@@ -103,7 +107,9 @@ impl Expr {
         match self {
             Expr::Column(input, _) => f(*input),
             Expr::Const(..) | Expr::Now | Expr::Local(_) => {}
-            Expr::Not(a) | Expr::IsNull(a, _) | Expr::InRange(a, ..) | Expr::Lookup(a, _) => a.each_input(f),
+            Expr::Not(a) | Expr::IsNull(a) | Expr::Truth(a) | Expr::InRange(a, ..) | Expr::Lookup(a, _) => {
+                a.each_input(f)
+            }
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Compare(_, a, b) | Expr::Arith(_, a, b) => {
                 a.each_input(f);
                 b.each_input(f);

@@ -72,7 +72,22 @@ fn rule_name(r: Rule) -> &'static str {
         Rule::string | Rule::str_inner => "a string",
         Rule::ident => "a name",
         Rule::path => "a path such as `containers`",
-        Rule::expr | Rule::postfix_expr | Rule::primary | Rule::literal => "an expression",
+        Rule::expr
+        | Rule::postfix_expr
+        | Rule::primary
+        | Rule::literal
+        | Rule::not_op
+        | Rule::neg_op
+        | Rule::quantifier
+        | Rule::quant_kind
+        | Rule::call
+        | Rule::list
+        | Rule::range
+        | Rule::null
+        | Rule::boolean
+        | Rule::unit_lit
+        | Rule::version
+        | Rule::decimal => "an expression",
         Rule::or_op
         | Rule::and_op
         | Rule::eq
@@ -419,6 +434,18 @@ fn version(p: &Pair<Rule>) -> Result<Version, Diagnostic> {
     Ok(Version { parts, len })
 }
 
+/// Digits with an optional fraction, such as `1.5`.
+fn decimal(text: &str, span: Span) -> Result<Decimal, Diagnostic> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = format!("{whole}{fraction}");
+    // 30 digits keep every computation on it within i128
+    let mantissa = (digits.len() <= 30).then(|| digits.parse().ok()).flatten();
+    let Some(mantissa) = mantissa else {
+        return Err(Diagnostic::new(span, "number out of range"));
+    };
+    Ok(Decimal { mantissa, scale: fraction.len() as u32 })
+}
+
 fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
     let span: Span = p.as_span().into();
     let kind = match p.as_rule() {
@@ -428,10 +455,10 @@ fn primary(p: Pair<Rule>) -> Result<Expr, Diagnostic> {
         Rule::int => ExprKind::Int(int_value(&p)?),
         Rule::unit_lit => {
             let s = p.as_str();
-            let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-            let n = s[..digits].parse().map_err(|_| Diagnostic::new(span, "number out of range"))?;
-            ExprKind::Unit(n, s[digits..].to_string())
+            let end = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+            ExprKind::Unit(decimal(&s[..end], span)?, s[end..].to_string())
         }
+        Rule::decimal => ExprKind::Decimal(decimal(p.as_str(), span)?),
         Rule::version => ExprKind::Version(version(&p)?),
         Rule::string => ExprKind::Str(string(p)?.value),
         Rule::ident => ExprKind::Ident(p.as_str().to_string()),

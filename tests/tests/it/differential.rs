@@ -177,18 +177,19 @@ impl Bool {
         match self {
             Bool::Lit(b) => *b,
             Bool::Ready => p.ready == Some(true),
+            // null equals null alone and is not ordered; `!=` is the negation of `==`
+            Bool::Cmp("==", a, b) => a.eval(p) == b.eval(p),
+            Bool::Cmp("!=", a, b) => a.eval(p) != b.eval(p),
             Bool::Cmp(op, a, b) => {
                 let (Some(a), Some(b)) = (a.eval(p), b.eval(p)) else { return false };
                 match *op {
-                    "==" => a == b,
-                    "!=" => a != b,
                     "<" => a < b,
                     "<=" => a <= b,
                     ">" => a > b,
                     _ => a >= b,
                 }
             }
-            Bool::StrCmp(op, s, l) => s.eval(p).is_some_and(|s| (s == *l) == (*op == "==")),
+            Bool::StrCmp(op, s, l) => (s.eval(p) == Some(*l)) == (*op == "=="),
             Bool::IsNull(a, is) => a.eval(p).is_none() == *is,
             Bool::Not(a) => !a.holds(p),
             Bool::And(a, b) => a.holds(p) && b.holds(p),

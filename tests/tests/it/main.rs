@@ -5,6 +5,7 @@ mod architecture;
 mod cli;
 mod corpus;
 mod differential;
+mod expressions;
 mod fuzz_corpus;
 mod hostile;
 mod html;
