@@ -440,7 +440,7 @@ impl Watch<'_> {
     /// the control-plane pods.
     fn snapshot_of(&self, dirty: &BTreeSet<String>) -> Snapshot {
         let pods: Vec<&Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).collect();
-        let mut snapshot = Snapshot::new(chrono::Utc::now().timestamp());
+        let mut snapshot = Snapshot::new(jiff::Timestamp::now().as_second());
         let events = self.mirrors.iter().find(|s| s.role == Role::Events);
         let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
         for k in dirty {
@@ -585,7 +585,7 @@ impl Watch<'_> {
         }
         let meta = &pod["metadata"];
         let (ns, name) = (meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""));
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = crate::input::snapshot::now_rfc3339();
         let event = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Event",

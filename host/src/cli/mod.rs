@@ -605,7 +605,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             path: "--now".into(),
             message: format!("`{t}` is not an RFC 3339 time such as 2024-05-01T12:00:00Z"),
         })?,
-        None => chrono::Utc::now().timestamp(),
+        None => jiff::Timestamp::now().as_second(),
     };
     let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
     let mut snapshot = if args.files.is_empty() {
@@ -701,14 +701,14 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
             LoadError::Invalid { path: dir.display().to_string(), message: "exists and is not empty".into() }.into()
         );
     }
-    let now = chrono::Utc::now();
+    let now = jiff::Timestamp::now();
     let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
     let logs = Some((logs, crate::input::live::LogBounds::default()));
     let snapshot = read_cluster(
         &args.target,
         crate::input::Needs::ALL,
         crate::input::fields::Fields::All,
-        now.timestamp(),
+        now.as_second(),
         logs,
         io,
     )?;
@@ -729,7 +729,7 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         io.out,
         "diagnose it at the time it was taken: k8srule diagnose -f {} --now {}",
         dir.display(),
-        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        crate::input::snapshot::rfc3339(now)
     );
     Ok(0)
 }
@@ -755,7 +755,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let json = args.output == ListFormat::Json;
     let mut sink = |change: Change| {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let time = crate::input::snapshot::now_rfc3339();
         if json {
             // serialized as the report is, so a confidence reads `0.9` here too
             let line = match &change {
