@@ -590,8 +590,9 @@ fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
     let mut unformatted = 0;
     for path in paths {
         for file in crate::read_rule_files(path)? {
-            let formatted =
-                k8srule_dsl::fmt::format(&file.text).map_err(|d| Error::Compile(d.render(&file.name, &file.text)))?;
+            let formatted = k8srule_dsl::fmt::format(&file.text).map_err(|errors| {
+                Error::Compile(errors.iter().map(|d| d.render(&file.name, &file.text)).collect::<Vec<_>>().join("\n"))
+            })?;
             if formatted == file.text {
                 continue;
             }

@@ -126,14 +126,17 @@ mod tests {
     fn a_smart_quote_renders_one_caret_under_it() {
         // pest reports the error at the quote's first byte; the span's end falls inside it
         let src = "rule a {\n  cause \u{201c}x\u{201d}\n}\n";
-        let d = crate::parse::parse(src).err().unwrap_or_else(|| Diagnostic::new(Span::default(), "parsed"));
-        insta::assert_snapshot!(d.render("q.k8srule", src), @r"
+        let (_, errors) = crate::parse::parse(src);
+        let d = errors.first().cloned().unwrap_or_else(|| Diagnostic::new(Span::default(), "parsed"));
+        insta::assert_snapshot!(d.render("q.k8srule", src), @r#"
         error: expected a string
          --> q.k8srule:2:9
           |
         2 |   cause “x”
           |         ^
-        ");
+          |
+          = help: a string is written in straight double quotes, on one line: `"..."`
+        "#);
     }
 
     #[test]

@@ -59,13 +59,9 @@ pub fn check_files(files: &[SourceFile], name: &str, version: &str) -> (ir::Pack
     let mut parsed = Vec::new();
     let mut diags = Vec::new();
     for (i, f) in files.iter().enumerate() {
-        match parse::parse(&f.text) {
-            Ok(ast) => parsed.push(ast),
-            Err(d) => {
-                diags.push((i, d));
-                parsed.push(ast::File::default());
-            }
-        }
+        let (ast, errors) = parse::parse(&f.text);
+        parsed.push(ast);
+        diags.extend(errors.into_iter().map(|d| (i, d)));
     }
     let (pack, more) = check::check(name, version, &parsed);
     diags.extend(more);

@@ -16,7 +16,7 @@ fn infer(src: &str) -> String {
 fn check_expr(src: &str) -> (Option<Ty>, Vec<Diagnostic>) {
     let expr = match crate::parse::parse_expr(src, 0) {
         Ok(e) => e,
-        Err(d) => return (None, vec![d]),
+        Err(errors) => return (None, errors),
     };
     let mut c = Checker::new("t", "1");
     let tables = Tables::from([("signal".to_string(), vec![(9, c.literal("SIGKILL"))])]);
