@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
-use crate::ir::{self, Arith, Cmp, Let, Row};
+use crate::ir::{self, Arg, Arith, Cmp, Let, Row};
 use crate::pack::{
     Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version, join_path, tag,
 };
@@ -114,6 +114,8 @@ enum Lowered {
     Row(u32, u32),
     /// A number literal and its unit: its value depends on the other side.
     Number(ast::Decimal, Option<String>),
+    /// A text the rule builds (`join`), which it can only show.
+    Text(Arg),
     Null,
     List(Vec<(ast::Expr, Lowered)>),
     Range(i64, i64),
@@ -203,9 +205,17 @@ impl Checker {
     }
 
     fn input(&mut self, p: &PathRef, derive: Derive) -> ir::Expr {
-        let (collection, row) = match p.base {
-            Base::Case => (None, Row::Case),
-            Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
+        let row = match p.base {
+            Base::Case => Row::Case,
+            Base::Row(slot, _) => Row::Var(slot),
+        };
+        ir::Expr::Column(self.input_id(p, derive), row)
+    }
+
+    fn input_id(&mut self, p: &PathRef, derive: Derive) -> u32 {
+        let collection = match p.base {
+            Base::Case => None,
+            Base::Row(_, coll) => Some(coll),
         };
         let key = Input { collection, path: join_path(&p.segments), derive, shown_only: false };
         let next = self.info.inputs.len() as u32;
@@ -213,7 +223,7 @@ impl Checker {
         if id == next {
             self.info.inputs.push(key);
         }
-        ir::Expr::Column(id, row)
+        id
     }
 
     fn tables(&mut self, file: &ast::File) -> Tables {
@@ -308,7 +318,7 @@ impl Checker {
                 ir::Expr::Const(tag::BOOL, 0)
             }
         };
-        let mut args: Vec<(String, ir::Expr)> = Vec::new();
+        let mut args: Vec<(String, Arg)> = Vec::new();
         let mut template = |c: &mut Checker, s: &ast::Str, env: &mut Env| c.template(s, env, &mut args);
         let cause = match &rule.cause {
             Some(s) => template(self, s, &mut env),
@@ -364,7 +374,7 @@ impl Checker {
             }
         };
         let mut many = |key: TextKey| texts.remove(&key).unwrap_or_default();
-        let (arguments, arg_values): (Vec<String>, Vec<ir::Expr>) = args.into_iter().unzip();
+        let (arguments, arg_values): (Vec<String>, Vec<Arg>) = args.into_iter().unzip();
         self.info.rules.push(RuleInfo {
             id: rule.id.name.clone(),
             cause,
@@ -385,7 +395,7 @@ impl Checker {
     }
 
     /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.
-    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, ir::Expr)>) -> String {
+    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, Arg)>) -> String {
         let text = &s.value;
         let mut out = String::new();
         let mut i = 0;
@@ -416,10 +426,17 @@ impl Checker {
                             let key = src.trim().to_string();
                             let index = match args.iter().position(|(k, _)| *k == key) {
                                 Some(n) => Some(n),
-                                None => self.lower(&e, env).and_then(|l| self.value(l, e.span, None)).map(|(v, _)| {
-                                    args.push((key, v));
-                                    args.len() - 1
-                                }),
+                                None => {
+                                    let arg = match self.lower(&e, env) {
+                                        Some(Lowered::Text(arg)) => Some(arg),
+                                        Some(l) => self.value(l, e.span, None).map(|(v, _)| Arg::Value(v)),
+                                        None => None,
+                                    };
+                                    arg.map(|arg| {
+                                        args.push((key, arg));
+                                        args.len() - 1
+                                    })
+                                }
                             };
                             if let Some(n) = index {
                                 out.push_str(&format!("{{{n}}}"));
@@ -459,6 +476,16 @@ impl Checker {
         cond: &ast::Expr,
         env: &mut Env,
     ) -> Option<(u32, Row, u32, ir::Expr)> {
+        let (collection, parent_row, slot) = self.rows(list, env)?;
+        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
+        let cond = self.condition(cond, env);
+        env.vars.pop();
+        Some((collection, parent_row, slot, cond?))
+    }
+
+    /// The rows of a list: its collection, the row it is under, and a new
+    /// slot for its rows.
+    fn rows(&mut self, list: &ast::Expr, env: &mut Env) -> Option<(u32, Row, u32)> {
         let p = match self.lower(list, env)? {
             Lowered::Path(p) => p,
             _ => {
@@ -482,11 +509,7 @@ impl Checker {
             return None;
         }
         let collection = self.collection(parent_coll, join_path(&p.segments));
-        let slot = self.new_row_slot();
-        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
-        let cond = self.condition(cond, env);
-        env.vars.pop();
-        Some((collection, parent_row, slot, cond?))
+        Some((collection, parent_row, self.new_row_slot()))
     }
 
     fn condition(&mut self, e: &ast::Expr, env: &mut Env) -> Option<ir::Expr> {
@@ -521,6 +544,13 @@ impl Checker {
                 self.input(&PathRef { base: Base::Row(slot, coll), segments: Vec::new() }, Derive::Value),
                 Ty::Any,
             )),
+            Lowered::Text(_) => {
+                self.error(
+                    Diagnostic::new(span, "`join(...)` makes a text, which a rule can only show")
+                        .with_help("show it in a text: `title \"... {join(list, \", \")}\"`"),
+                );
+                None
+            }
             Lowered::List(_) | Lowered::Range(..) => {
                 self.error(
                     Diagnostic::new(span, "a list or range can only follow `in`")
@@ -976,7 +1006,28 @@ impl Checker {
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
-        const FUNCTIONS: [&str; 7] = ["has", "age", "time", "version", "quantity", "len", "coalesce"];
+        const FUNCTIONS: [&str; 8] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join"];
+        if name.name == "join" {
+            let [list, sep] = args else {
+                self.error(
+                    Diagnostic::new(span, "`join` takes a list and a separator")
+                        .with_help("such as `join(pod.metadata.finalizers, \", \")`"),
+                );
+                return None;
+            };
+            let ExprKind::Str(sep) = &sep.kind else {
+                self.error(
+                    Diagnostic::new(sep.span, "the separator of `join` is a string literal")
+                        .with_help("such as `join(pod.metadata.finalizers, \", \")`"),
+                );
+                return None;
+            };
+            let (collection, parent, slot) = self.rows(list, env)?;
+            let input =
+                self.input_id(&PathRef { base: Base::Row(slot, collection), segments: Vec::new() }, Derive::Value);
+            let (sep, more) = (self.literal(sep), self.literal("\u{2026}"));
+            return Some(Lowered::Text(Arg::Join { collection, parent, slot, input, sep, more }));
+        }
         if name.name == "coalesce" {
             if args.len() < 2 {
                 self.error(

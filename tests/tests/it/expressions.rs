@@ -24,9 +24,10 @@ items:
     namespace: default
     uid: u-full
     creationTimestamp: "2024-05-01T11:00:00Z"
-    finalizers: [example.com/x]
+    finalizers: [example.com/x, example.com/y]
   spec:
     nodeName: n1
+    securityContext: {supplementalGroups: [1000, -2, 65534]}
     containers:
     - name: app
       image: registry.example.com/shop/app:1.2
@@ -174,6 +175,10 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("e.message", ["Back-off restarting failed container", "<none>"]),
     ("e.count * 2", ["10", "<none>"]),
     ("e == null", ["false", "true"]),
+    // lists shown: strings and integers, a separator between them
+    ("join(pod.metadata.finalizers, \", \")", ["example.com/x, example.com/y", ""]),
+    ("join(pod.spec.securityContext.supplementalGroups, \" \")", ["1000 -2 65534", ""]),
+    ("join(c.events, \", \")", ["", ""]),
 ];
 
 /// The traps a rule author fell into with the first edition of the language
@@ -204,6 +209,7 @@ const TRAPS: &[(&str, &str, Outcome)] = &[
         Refused(&["`Mi` is not a duration unit"]),
     ),
     ("c.name == \"app", "a string ends on its line", Refused(&["unclosed string"])),
+    ("join(pod.metadata.finalizers, \"; \")", "a list shown in a text", Values(["example.com/x; example.com/y", ""])),
     (
         "lenn(c.name) > 3 or c.nam == \"x\" or r > \"3\"",
         "three mistakes, three messages, each where it is",
@@ -309,4 +315,25 @@ fn the_first_editions_traps_mean_what_they_say_or_are_refused() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_long_list_is_joined_within_1024_bytes_cut_between_characters() {
+    // 81 bytes an element and a 2-byte separator: the cut at 1024 falls inside a `ü`
+    let finalizers: Vec<String> = (0..100).map(|_| format!("x{}", "ü".repeat(40))).collect();
+    let pod = serde_json::json!({
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u", "finalizers": finalizers},
+        "spec": {"containers": [{"name": "a"}]},
+    });
+    let rule = "rule j {\n  cause \"c\"\n  severity info\n  when true\n  title \"{join(pod.metadata.finalizers, \\\", \\\")}\"\n}\n";
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rule).build().unwrap();
+    let mut snapshot = Snapshot::new(NOW);
+    snapshot.add_value("pod.json", &pod).unwrap();
+    let report = diagnoser.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let title = &report.findings[0].title;
+    let shown = title.strip_suffix('…').unwrap_or_else(|| panic!("not cut: {title}"));
+    assert!(shown.len() <= 1024 && shown.len() > 1000, "{}", shown.len());
+    assert!(finalizers.join(", ").starts_with(shown));
 }
