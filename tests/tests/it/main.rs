@@ -1,6 +1,7 @@
 //! The end-to-end tests, one binary: every module links the whole host, so
 //! one test executable instead of seven keeps build time and disk use down.
 
+mod check;
 mod cli;
 mod corpus;
 mod differential;
