@@ -464,15 +464,26 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             for f in &files {
                 sources.extend(crate::packs::read_rule_files(f)?);
             }
-            let (_, diags) = k8srule_dsl::check_files(&sources, "check", "0.0.0");
-            if diags.is_empty() {
-                let _ = writeln!(io.out, "{} file(s) checked, no errors", sources.len());
-                return Ok(0);
-            }
+            let (_, mut diags) = k8srule_dsl::check_files(&sources, "check", "0.0.0");
+            let errors = diags.len();
+            // `explains` keys name the causes of these files' rules or of the built-in ones
+            let builtin = Diagnoser::builder().build()?;
+            let causes: Vec<String> =
+                builtin.packs().flat_map(|(_, info)| info.rules.iter().map(|r| r.cause.clone())).collect();
+            diags.extend(k8srule_dsl::explains_warnings(&sources, &causes));
+            diags.sort_by_key(|(i, d)| (*i, d.span.start));
             for r in k8srule_dsl::render(&sources, &diags) {
                 let _ = writeln!(io.err, "{r}");
             }
-            let _ = writeln!(io.err, "{} error(s)", diags.len());
+            let warnings = diags.len() - errors;
+            if warnings > 0 {
+                let _ = writeln!(io.err, "{warnings} warning(s)");
+            }
+            if errors == 0 {
+                let _ = writeln!(io.out, "{} file(s) checked, no errors", sources.len());
+                return Ok(0);
+            }
+            let _ = writeln!(io.err, "{errors} error(s)");
             Ok(EXIT_USAGE)
         }
         Command::Compile { files, output, name } => {
@@ -501,6 +512,10 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Rules { output, packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             let failed = refused_packs(&d, io);
+            let loaded: Vec<_> = d.packs().map(|(_, info)| info).collect();
+            for w in unexplained(&loaded, &[]) {
+                let _ = writeln!(io.err, "{}", shown(&w));
+            }
             let rules: Vec<serde_json::Value> = d
                 .packs()
                 .flat_map(|(pack, info)| {
@@ -549,6 +564,22 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
     }
 }
 
+/// Warnings for the `explains` keys of `packs` that no rule of `packs` or of
+/// `others` has as its cause, itself or refined: a typo there breaks ranking.
+pub(crate) fn unexplained(
+    packs: &[&crate::engine::types::PluginInfo],
+    others: &[&crate::engine::types::PluginInfo],
+) -> Vec<String> {
+    let causes: Vec<&str> = packs.iter().chain(others).flat_map(|p| p.rules.iter().map(|r| r.cause.as_str())).collect();
+    let mut warnings = Vec::new();
+    for rule in packs.iter().flat_map(|p| &p.rules) {
+        for key in rule.explains.iter().filter(|k| !causes.iter().any(|c| k8srule_dsl::pack::cause_covers(c, k))) {
+            warnings.push(format!("warning: rule {} explains `{key}`, which no loaded rule has as its cause", rule.id));
+        }
+    }
+    warnings
+}
+
 /// Says on stderr which packs could not be loaded; whether there were any.
 fn refused_packs(d: &Diagnoser, io: &mut Io) -> bool {
     for e in d.refused() {
@@ -561,8 +592,9 @@ fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
     let mut unformatted = 0;
     for path in paths {
         for file in crate::packs::read_rule_files(path)? {
-            let formatted =
-                k8srule_dsl::fmt::format(&file.text).map_err(|d| Error::Compile(d.render(&file.name, &file.text)))?;
+            let formatted = k8srule_dsl::fmt::format(&file.text).map_err(|errors| {
+                Error::Compile(errors.iter().map(|d| d.render(&file.name, &file.text)).collect::<Vec<_>>().join("\n"))
+            })?;
             if formatted == file.text {
                 continue;
             }
