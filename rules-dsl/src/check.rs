@@ -15,6 +15,8 @@ use crate::schema;
 pub const CASE_LISTS: [&str; 5] = ["containers", "events", "owners", "controlPlane", "nodeLogs"];
 /// The objects of a case.
 pub const CASE_OBJECTS: [&str; 2] = ["pod", "node"];
+/// The functions of the language.
+pub const FUNCTIONS: [&str; 7] = ["has", "age", "time", "version", "quantity", "len", "coalesce"];
 
 /// A diagnostic and the index of the file it is about.
 pub type FileDiagnostic = (usize, Diagnostic);
@@ -875,7 +877,6 @@ impl Checker {
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
-        const FUNCTIONS: [&str; 7] = ["has", "age", "time", "version", "quantity", "len", "coalesce"];
         if name.name == "coalesce" {
             if args.len() < 2 {
                 self.error(Diagnostic::new(span, "`coalesce` takes two or more arguments"));
