@@ -15,6 +15,8 @@ use crate::schema;
 pub const CASE_LISTS: [&str; 5] = ["containers", "events", "owners", "controlPlane", "nodeLogs"];
 /// The objects of a case.
 pub const CASE_OBJECTS: [&str; 2] = ["pod", "node"];
+/// The functions of the language.
+pub const FUNCTIONS: [&str; 8] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join"];
 
 const COMPARE_HELP: &str = "compare a value with one of its kind: a number with `3`, a string with `\"3\"`, \
      a duration with `5m`, a quantity with `256Mi`, a version with `1.28`";
@@ -1006,7 +1008,6 @@ impl Checker {
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
-        const FUNCTIONS: [&str; 8] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join"];
         if name.name == "join" {
             let [list, sep] = args else {
                 self.error(

@@ -31,6 +31,8 @@ pub mod parse;
 mod schema;
 
 pub use diag::{Diagnostic, Span};
+/// The schema of what rules read, for editors: fields, their types and documentation.
+pub use schema::{Field, field_at, fields_at, type_at};
 
 /// One rule file: its name (for messages) and its text.
 #[derive(Debug, Clone)]

@@ -157,6 +157,67 @@ pub fn check_list(segments: &[String], base: Option<&str>, span: Span) -> Option
     }
 }
 
+/// A field of the schema, as an editor shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    pub name: String,
+    /// The type that declares it (`ContainerState`; `Case` for `pod`, `containers`, ...).
+    pub owner: String,
+    /// Its type as `schema.k8s` writes it: `str`, `int`, `bool`, `any`, `map`, `Event`, `[Event]`.
+    pub ty: String,
+    /// Its documentation (`schema.docs`).
+    pub doc: &'static str,
+}
+
+fn type_text(s: &Shape) -> String {
+    match s {
+        Shape::Scalar(FieldType::Str) => "str".into(),
+        Shape::Scalar(FieldType::Int) => "int".into(),
+        Shape::Scalar(FieldType::Bool) => "bool".into(),
+        Shape::Scalar(FieldType::Any) => "any".into(),
+        Shape::Map => "map".into(),
+        Shape::Object(name) => name.clone(),
+        Shape::List(inner) => format!("[{}]", type_text(inner)),
+    }
+}
+
+fn doc(owner: &str, field: &str) -> &'static str {
+    include_str!("schema.docs")
+        .lines()
+        .find_map(|l| l.strip_prefix(owner)?.strip_prefix('.')?.strip_prefix(field)?.strip_prefix('\t'))
+        .unwrap_or_default()
+}
+
+/// The fields of the object at a path (`base` and `segments` as for
+/// [`type_of`]); none when the path is not an object or does not fit.
+pub fn fields_at(segments: &[String], base: Option<&str>) -> Vec<Field> {
+    let Ok(Shape::Object(owner)) = walk(segments, base) else {
+        return Vec::new();
+    };
+    let fields = types().get(&owner).map(Vec::as_slice).unwrap_or_default();
+    fields
+        .iter()
+        .map(|(name, shape)| Field {
+            name: name.clone(),
+            owner: owner.clone(),
+            ty: type_text(shape),
+            doc: doc(&owner, name),
+        })
+        .collect()
+}
+
+/// The field a path ends at, when an object declares it.
+pub fn field_at(segments: &[String], base: Option<&str>) -> Option<Field> {
+    let (last, parent) = segments.split_last()?;
+    fields_at(parent, base).into_iter().find(|f| f.name == *last)
+}
+
+/// The type at a path, as `schema.k8s` writes it; for a collection `base`
+/// and no segments, its element's (`containers` is `Container`).
+pub fn type_at(segments: &[String], base: Option<&str>) -> Option<String> {
+    walk(segments, base).ok().map(|s| type_text(&s))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +241,35 @@ mod tests {
         let e = type_of(&segs("lastStat.terminated"), Some("containers".into())).err().unwrap();
         assert_eq!(e.message, "`lastStat` is not a field of type `Container`");
         assert_eq!(e.help.as_deref(), Some("did you mean `lastState`?"));
+    }
+
+    #[test]
+    fn every_field_is_documented_and_every_documented_field_exists() {
+        for (owner, fields) in types() {
+            for (name, _) in fields {
+                assert!(!doc(owner, name).is_empty(), "{owner}.{name} has no line in schema.docs");
+            }
+        }
+        for line in include_str!("schema.docs").lines().filter(|l| !l.starts_with('#')) {
+            let (key, text) = line.split_once('\t').unwrap_or_default();
+            let (owner, name) = key.split_once('.').unwrap_or_default();
+            assert!(types().get(owner).is_some_and(|f| f.iter().any(|(n, _)| n == name)), "{key} is not in schema.k8s");
+            assert!(!text.trim().is_empty(), "{key} has an empty text");
+        }
+    }
+
+    #[test]
+    fn fields_and_types_at_a_path() {
+        let terminated = field_at(&segs("lastState.terminated"), Some("containers")).unwrap();
+        assert_eq!((terminated.owner.as_str(), terminated.ty.as_str()), ("ContainerState", "StateTerminated"));
+        let exit = field_at(&segs("lastState.terminated.exitCode"), Some("containers")).unwrap();
+        assert_eq!(exit.doc, "Exit status from the last termination of the container");
+        assert_eq!(field_at(&segs("events"), None).unwrap().ty, "[Event]");
+        let names: Vec<String> = fields_at(&[], Some("containers[].events")).into_iter().map(|f| f.name).collect();
+        assert!(names.contains(&"reason".to_string()) && names.contains(&"involvedObject".to_string()), "{names:?}");
+        assert_eq!(type_at(&[], Some("containers")).as_deref(), Some("Container"));
+        assert_eq!(type_at(&segs("pod.metadata.labels"), None).as_deref(), Some("map"));
+        assert!(fields_at(&segs("pod.metadata.labels"), None).is_empty());
+        assert!(fields_at(&segs("pod.nope"), None).is_empty());
     }
 }

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::sanitize::text as shown;
 pub mod fixture;
+mod lsp;
 mod mcp;
 mod pack;
 mod rules;
@@ -157,6 +158,15 @@ enum Command {
     /// Example: k8srule mcp --rules team-pack.wasm
     Mcp {
         /// Added to every call the agent makes.
+        #[command(flatten)]
+        packs: PackArgs,
+    },
+    /// Serve editors: a Language Server for `.k8srule` files on stdin/stdout (diagnostics, hover, completion, go to definition, formatting)
+    ///
+    /// `explains` completes the cause keys of the loaded packs.
+    /// Example: k8srule lsp (docs/language.md sets up VS Code and Neovim)
+    #[command(verbatim_doc_comment)]
+    Lsp {
         #[command(flatten)]
         packs: PackArgs,
     },
@@ -507,6 +517,12 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             let options = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
             mcp::serve(|args, out, err| run(std::iter::once("k8srule".to_string()).chain(args), out, err), options)
                 .map_err(|message| LoadError::Invalid { path: "mcp".into(), message })?;
+            Ok(0)
+        }
+        Command::Lsp { packs } => {
+            let d = diagnoser(&packs, Lang::En)?;
+            refused_packs(&d, io);
+            lsp::serve(lsp::causes(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
             Ok(0)
         }
         Command::Rules { output, packs } => {

@@ -12,6 +12,7 @@ mod hostile;
 mod html;
 mod live;
 mod logs;
+mod lsp;
 mod mcp;
 mod oci;
 mod packs;
