@@ -529,7 +529,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             let d = diagnoser(&packs, Lang::En)?;
             let failed = refused_packs(&d, io);
             let loaded: Vec<_> = d.packs().map(|(_, info)| info).collect();
-            for w in unexplained(&loaded, &[]) {
+            for w in rules::unexplained(&loaded, &[]) {
                 let _ = writeln!(io.err, "{}", shown(&w));
             }
             let rules: Vec<serde_json::Value> = d
@@ -578,22 +578,6 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             Ok(0)
         }
     }
-}
-
-/// Warnings for the `explains` keys of `packs` that no rule of `packs` or of
-/// `others` has as its cause, itself or refined: a typo there breaks ranking.
-pub(crate) fn unexplained(
-    packs: &[&crate::engine::types::PluginInfo],
-    others: &[&crate::engine::types::PluginInfo],
-) -> Vec<String> {
-    let causes: Vec<&str> = packs.iter().chain(others).flat_map(|p| p.rules.iter().map(|r| r.cause.as_str())).collect();
-    let mut warnings = Vec::new();
-    for rule in packs.iter().flat_map(|p| &p.rules) {
-        for key in rule.explains.iter().filter(|k| !causes.iter().any(|c| k8srule_dsl::pack::cause_covers(c, k))) {
-            warnings.push(format!("warning: rule {} explains `{key}`, which no loaded rule has as its cause", rule.id));
-        }
-    }
-    warnings
 }
 
 /// Says on stderr which packs could not be loaded; whether there were any.

@@ -135,8 +135,8 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             // `explains` keys name causes of this pack or of the built-in rules
             let builtin = Diagnoser::builder().build()?;
             let others: Vec<_> = builtin.packs().map(|(_, info)| info).collect();
-            for w in crate::cli::unexplained(&[&built.info], &others) {
-                let _ = writeln!(err, "{}", crate::sanitize::text(&w));
+            for w in super::rules::unexplained(&[&built.info], &others) {
+                let _ = writeln!(err, "{}", crate::report::sanitize::text(&w));
             }
             let _ = writeln!(
                 out,

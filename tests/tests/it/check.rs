@@ -71,7 +71,7 @@ fn rules_and_pack_build_warn_about_explains_keys_no_loaded_rule_gives() {
     let dir = tempfile::tempdir().unwrap();
     let pack = dir.path().join("pack");
     std::fs::create_dir(&pack).unwrap();
-    let wit = k8srule_host::packs::wit_version();
+    let wit = k8srule_host::test_support::packs::manifest::wit_version();
     std::fs::write(pack.join("pack.yaml"), format!("name: p\nversion: 1.0.0\nk8srule: \"*\"\nwit: {wit}\n")).unwrap();
     std::fs::write(pack.join("r.k8srule"), RULE).unwrap();
     let warning =

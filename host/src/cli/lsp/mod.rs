@@ -47,7 +47,7 @@ pub(crate) const MAX_FILE_BYTES: usize = 1 << 20;
 const STACK_BYTES: usize = 512 << 20;
 
 /// The functions of the language: name, signature, what it gives.
-const FUNCTIONS: [(&str, &str, &str); 7] = [
+const FUNCTIONS: [(&str, &str, &str); 8] = [
     ("has", "has(path)", "True when the path is present (not null)."),
     ("age", "age(t)", "The seconds between the timestamp `t` and `now`: a duration (`age(t) > 5m`)."),
     ("time", "time(t)", "The timestamp `t` in seconds since the epoch (`time(a) - time(b)` is a duration)."),
@@ -55,6 +55,11 @@ const FUNCTIONS: [(&str, &str, &str); 7] = [
     ("quantity", "quantity(s)", "The Kubernetes quantity in the text `s` (`512Mi`, `100m`): compares with `1Gi`."),
     ("len", "len(x)", "The number of elements of a list, of bytes of a string."),
     ("coalesce", "coalesce(a, b, ...)", "The first of its arguments that is not null; null when all are."),
+    (
+        "join",
+        "join(list, \", \")",
+        "The strings and integers of a list in one text, with the separator between them (in texts).",
+    ),
 ];
 
 const QUANTIFIERS: [(&str, &str, &str); 4] = [
@@ -405,8 +410,9 @@ fn check(name: &str, text: &str) -> Vec<(Span, String)> {
         .collect()
 }
 
+/// The file as the recovering parser reads it: what parsed, even around errors.
 fn parse(text: &str) -> Option<ast::File> {
-    k8srule_dsl::parse::parse(text).ok()
+    Some(k8srule_dsl::parse::parse(text).0)
 }
 
 /// The string of an `explains` clause at `offset`.
