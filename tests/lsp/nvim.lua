@@ -3,7 +3,7 @@
 -- formatting, and writes what the client got as JSON for the Rust test
 -- (tests/tests/it/lsp.rs). Runs on Neovim 0.7 (Debian 12) and later.
 --   K8SRULE_BIN   the k8srule binary
---   K8SRULE_DIR   a directory holding demo.k8srule (with one error), deep.k8srule, huge.k8srule
+--   K8SRULE_DIR   a directory holding demo.k8srule (with an error) and the hostile files
 --   K8SRULE_OUT   where the JSON goes
 local bin, dir, out = os.getenv('K8SRULE_BIN'), os.getenv('K8SRULE_DIR'), os.getenv('K8SRULE_OUT')
 local got = { steps = {} }
@@ -136,8 +136,8 @@ local function main()
   got.formatted = table.concat(lines(buf), '\n')
   table.insert(got.steps, 'formatted')
 
-  -- hostile files: nested too deep for the parser's stack, larger than the server reads
-  for _, name in ipairs({ 'deep', 'huge' }) do
+  -- hostile files: nested deep, a chain at the nesting bound, past it, larger than the server reads
+  for _, name in ipairs({ 'deep', 'chain', 'nested', 'huge' }) do
     vim.cmd('edit ' .. vim.fn.fnameescape(dir .. '/' .. name .. '.k8srule'))
     local hostile = vim.api.nvim_get_current_buf()
     vim.lsp.buf_attach_client(hostile, client)

@@ -79,6 +79,10 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
         ")".repeat(depth)
     );
     std::fs::write(dir.path().join("deep.k8srule"), deep).unwrap();
+    let rule = |when: &str| format!("rule a {{\n  cause \"a\"\n  severity info\n  when {when}\n}}\n");
+    let chain = format!("true{}", " and true".repeat(19_990));
+    std::fs::write(dir.path().join("chain.k8srule"), rule(&chain)).unwrap();
+    std::fs::write(dir.path().join("nested.k8srule"), rule(&format!("{}1 > 0", "-".repeat(30_000)))).unwrap();
     std::fs::write(dir.path().join("huge.k8srule"), "# padding\n".repeat(120_000)).unwrap();
 
     let got = run_neovim(dir.path());
@@ -145,9 +149,11 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
     assert_ne!(got["messy"], canonical.trim_end());
     assert_eq!(got["formatted"], canonical.trim_end());
 
-    // a file nested thousands deep is checked, one past the size bound is refused, the server goes on
-    let deep = strings(&got["deep"]);
-    assert_eq!(deep, ["`x` is not a field of type `Pod`"], "{deep:?}");
+    // files nested thousands deep are checked, those past the bounds are refused, the server goes on
+    assert_eq!(strings(&got["deep"]), ["`x` is not a field of type `Pod`"]);
+    assert_eq!(strings(&got["chain"]), ["rule `a` has no `title`"]);
+    let refused = "this file has more than 20000 operators, brackets and dots: run `k8srule check` on it";
+    assert_eq!(strings(&got["nested"]), [refused]);
     assert_eq!(strings(&got["huge"]), ["this file is larger than 1024 KiB: run `k8srule check` on it"]);
     assert!(got["hover_after"].as_str().unwrap().contains("StateTerminated"), "{}", got["hover_after"]);
 }

@@ -10,10 +10,10 @@
 //! packs' and the file's own); definition goes from a name to its `let`, `for`
 //! or quantifier and from a lookup to its table; formatting is `k8srule fmt`.
 //!
-//! Bounds: a file over [`MAX_FILE_BYTES`] gets one diagnostic and nothing
-//! else; the server runs on a thread whose stack holds the deepest expression
-//! the parser accepts; a request that fails unexpectedly is answered with an
-//! error and the server goes on.
+//! Bounds: a file over [`MAX_FILE_BYTES`], or whose syntax tree could nest
+//! deeper than [`MAX_NESTING`], gets one diagnostic and nothing else; the
+//! server runs on a thread whose stack holds that deep a tree; a request that
+//! fails unexpectedly is answered with an error and the server goes on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -41,10 +41,20 @@ use analysis::{Context, Meaning, Place};
 /// Files larger than this are not analysed (the largest built-in rule file is ~5 KiB).
 pub(crate) const MAX_FILE_BYTES: usize = 1 << 20;
 
-/// The parser and checker recurse once per level of nesting; pest stops
-/// nesting at a few thousand levels, which this stack holds (it is reserved,
-/// not used, until a file is that deep).
-const STACK_BYTES: usize = 512 << 20;
+/// The parser, the checker and the formatter recurse once per level of an
+/// expression, so a file is analysed only when its syntax tree cannot nest
+/// deeper than this: every level takes an operator, a bracket or a dot, so
+/// a file with fewer of them is that shallow (the largest built-in rule has
+/// 222, all 87 together 10,355).
+pub(crate) const MAX_NESTING: usize = 20_000;
+
+/// The stack of the server's thread: room for [`MAX_NESTING`] levels at
+/// ~20 KiB each (a debug build's largest frames; a release build's are
+/// smaller), reserved and used only as deep as a file goes.
+const STACK_BYTES: usize = 1 << 30;
+
+/// The words that are operators.
+const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
 
 /// The functions of the language: name, signature, what it gives.
 const FUNCTIONS: [(&str, &str, &str); 7] = [
@@ -234,9 +244,9 @@ impl Server {
         }
     }
 
-    /// The text of an open file, unless it is too large to analyse.
+    /// The text of an open file, unless it is refused.
     fn text(&self, uri: &Uri) -> Option<&str> {
-        self.files.get(uri.as_str()).map(|f| f.text.as_str()).filter(|t| t.len() <= MAX_FILE_BYTES)
+        self.files.get(uri.as_str()).map(|f| f.text.as_str()).filter(|t| refused(t).is_none())
     }
 
     fn diagnostics(&self, uri: &Uri) -> PublishDiagnosticsParams {
@@ -386,10 +396,22 @@ impl Server {
     }
 }
 
+/// Why a file is not analysed: too large, or it could nest too deep.
+fn refused(text: &str) -> Option<String> {
+    if text.len() > MAX_FILE_BYTES {
+        return Some(format!("this file is larger than {} KiB: run `k8srule check` on it", MAX_FILE_BYTES >> 10));
+    }
+    // in texts too: their placeholders are expressions
+    let marks = text.bytes().filter(|b| b"([.-+*/%<>=!".contains(b)).count();
+    let words = text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| OPERATOR_WORDS.contains(w));
+    (marks + words.count() > MAX_NESTING).then(|| {
+        format!("this file has more than {MAX_NESTING} operators, brackets and dots: run `k8srule check` on it")
+    })
+}
+
 /// `k8srule check`'s errors for one file: where, and the message with its help.
 fn check(name: &str, text: &str) -> Vec<(Span, String)> {
-    if text.len() > MAX_FILE_BYTES {
-        let message = format!("this file is larger than {} KiB: run `k8srule check` on it", MAX_FILE_BYTES >> 10);
+    if let Some(message) = refused(text) {
         return vec![(Span::default(), message)];
     }
     let (_, found) = k8srule_dsl::check_files(&[SourceFile::new(name, text)], "lsp", "0.0.0");

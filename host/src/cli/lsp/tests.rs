@@ -110,10 +110,15 @@ fn every_function_of_the_language_is_documented() {
 }
 
 #[test]
-fn the_check_of_a_file_too_large_is_one_message() {
+fn a_file_too_large_or_that_could_nest_too_deep_is_one_message() {
     let huge = "#\n".repeat(MAX_FILE_BYTES);
-    assert_eq!(
-        check("f", &huge),
-        [(Span::default(), "this file is larger than 1024 KiB: run `k8srule check` on it".into())]
-    );
+    let too_large = "this file is larger than 1024 KiB: run `k8srule check` on it";
+    assert_eq!(check("f", &huge), [(Span::default(), too_large.into())]);
+    let too_deep = "this file has more than 20000 operators, brackets and dots: run `k8srule check` on it";
+    let chain = |op: &str, n: usize| format!("rule a {{\n  when x{}\n}}\n", format!(" {op} x").repeat(n));
+    assert_eq!(check("f", &chain("and", MAX_NESTING + 1)), [(Span::default(), too_deep.into())]);
+    let placeholders = format!("rule a {{\n  title \"{{{}x}}\"\n}}\n", "-".repeat(MAX_NESTING + 1));
+    assert_eq!(check("f", &placeholders), [(Span::default(), too_deep.into())]);
+    assert!(refused(&chain("or", MAX_NESTING / 2)).is_none());
+    assert!(refused(DEMO).is_none());
 }
