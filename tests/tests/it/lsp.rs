@@ -112,6 +112,12 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
         placeholder.starts_with("`containers[].name`: `str` (`Container.name`)\n\nName of the container"),
         "{placeholder}"
     );
+    assert_eq!(
+        got["hover_function"],
+        "`coalesce(a, b, ...)`\n\nThe first of its arguments that is not null; null when all are."
+    );
+    let cause = got["hover_cause"].as_str().unwrap();
+    assert!(cause.starts_with("cause `state.CrashLoopBackOff`: the cause of `"), "{cause}");
 
     // definitions: of a `let` name, a table, a `for` name
     let line_of = |needle: &str| canonical.lines().position(|l| l.contains(needle)).unwrap();

@@ -286,9 +286,10 @@ impl Server {
             Meaning::Field(place) => field_doc(place)?,
             Meaning::Name(b) => match &b.place {
                 Some(place) => {
-                    let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref()).unwrap_or_default();
+                    let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref());
+                    let ty = ty.map(|t| format!(", `{t}`")).unwrap_or_default();
                     let doc = field_doc(place).map(|d| format!("\n\n{d}")).unwrap_or_default();
-                    format!("`{}`: `{}`, `{ty}`{doc}", b.name, place.show())
+                    format!("`{}`: `{}`{ty}{doc}", b.name, place.show())
                 }
                 None => format!("`{}`: a value computed by `let`", b.name),
             },
