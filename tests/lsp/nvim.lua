@@ -87,7 +87,7 @@ local function main()
   got.fixed = diagnostics(buf)
   table.insert(got.steps, 'fixed')
 
-  -- hover: a field, a name bound by `let`, a field in a text's placeholder, a function, a cause key
+  -- hover: a field, names bound by `let` and `for`, a field in a text's placeholder, a function, a cause key
   local function hover(context, pattern, shift)
     local l, c = find(buf, context, pattern)
     local result = request(buf, 'textDocument/hover', at(buf, l, c + (shift or 0)))
@@ -95,6 +95,7 @@ local function main()
   end
   got.hover_field = hover('let t =', 'terminated', 3)
   got.hover_let = hover('when', 't.reason')
+  got.hover_for = hover('let t =', 'c.lastState')
   got.hover_placeholder = hover('title', 'c.name', 2)
   got.hover_function = hover('when', 'coalesce')
   got.hover_cause = hover('explains', 'state.Crash')

@@ -105,8 +105,9 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
     );
     assert_eq!(
         got["hover_let"],
-        "`t`: `containers[].lastState.terminated`, `StateTerminated`\n\n`containers[].lastState.terminated`: `StateTerminated` (`ContainerState.terminated`)\n\nDetails about a terminated container"
+        "`t` = `containers[].lastState.terminated`: `StateTerminated` (`ContainerState.terminated`)\n\nDetails about a terminated container"
     );
+    assert_eq!(got["hover_for"], "`c` = `containers[]`: `Container`");
     let placeholder = got["hover_placeholder"].as_str().unwrap();
     assert!(
         placeholder.starts_with("`containers[].name`: `str` (`Container.name`)\n\nName of the container"),

@@ -177,7 +177,7 @@ struct File {
     version: i32,
 }
 
-/// Open files and changed files by their URI's text (a `Uri` caches parts of itself: not a key).
+/// The files changed since diagnostics were last published, by their URI's text (a `Uri` caches parts of itself: not a key).
 type Changed = BTreeMap<String, Uri>;
 
 struct Server {
@@ -286,10 +286,11 @@ impl Server {
             Meaning::Field(place) => field_doc(place)?,
             Meaning::Name(b) => match &b.place {
                 Some(place) => {
-                    let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref());
-                    let ty = ty.map(|t| format!(", `{t}`")).unwrap_or_default();
-                    let doc = field_doc(place).map(|d| format!("\n\n{d}")).unwrap_or_default();
-                    format!("`{}`: `{}`{ty}{doc}", b.name, place.show())
+                    let about = field_doc(place).unwrap_or_else(|| {
+                        let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref());
+                        format!("`{}`{}", place.show(), ty.map(|t| format!(": `{t}`")).unwrap_or_default())
+                    });
+                    format!("`{}` = {about}", b.name)
                 }
                 None => format!("`{}`: a value computed by `let`", b.name),
             },
