@@ -107,7 +107,10 @@ fn node_of(p: &Value) -> Option<&str> {
 }
 
 /// What identifies a finding across diagnoses (its texts may change).
-fn identity(f: &Finding) -> (String, String, Option<String>) {
+/// What makes a finding the same one from one diagnosis to the next.
+type Identity = (String, String, Option<String>);
+
+fn identity(f: &Finding) -> Identity {
     (f.rule.clone(), f.cause.clone(), f.container.clone())
 }
 
@@ -123,6 +126,9 @@ struct Watch<'a> {
     owners: HashMap<String, Value>,
     owners_listed: HashMap<&'static str, Instant>,
     findings: HashMap<String, Vec<Finding>>,
+    /// When a pack reads logs: each pod's findings without its logs, whose
+    /// change is what makes its logs worth reading again.
+    without_logs: HashMap<String, HashSet<Identity>>,
     dirty: BTreeSet<String>,
     synced: bool,
     events_api: Api<Event>,
@@ -201,6 +207,7 @@ pub async fn watch(
         owners: HashMap::new(),
         owners_listed: HashMap::new(),
         findings: HashMap::new(),
+        without_logs: HashMap::new(),
         dirty: BTreeSet::new(),
         synced: false,
         events_api,
@@ -429,23 +436,21 @@ impl Watch<'_> {
         }
     }
 
-    async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
-        let pods: Vec<Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
-        let needs_owners = self.diagnoser.needs().owners;
-        if needs_owners {
-            self.fetch_owners(&pods, sink).await;
-        }
-        let mut snapshot = Snapshot::new(chrono::Utc::now().timestamp());
+    /// A snapshot of the `dirty` pods with their events, nodes, owners and
+    /// the control-plane pods.
+    fn snapshot_of(&self, dirty: &BTreeSet<String>) -> Snapshot {
+        let pods: Vec<&Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).collect();
+        let mut snapshot = Snapshot::new(jiff::Timestamp::now().as_second());
         let events = self.mirrors.iter().find(|s| s.role == Role::Events);
         let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
-        for k in &dirty {
+        for k in dirty {
             if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
                 for e in keys.iter().filter_map(|e| store.objects.get(e)) {
                     snapshot.add_to_section(Section::Event, e);
                 }
             }
         }
-        let used: BTreeSet<&str> = pods.iter().filter_map(node_of).collect();
+        let used: BTreeSet<&str> = pods.iter().copied().filter_map(node_of).collect();
         if let Some(store) = nodes {
             for n in used.iter().filter_map(|n| store.objects.get(*n)) {
                 snapshot.add_to_section(Section::Node, n);
@@ -468,24 +473,65 @@ impl Watch<'_> {
                 snapshot.add_to_section(Section::ControlPlane, p);
             }
         }
-        for (_, uid) in owner_refs(&pods) {
+        for (_, uid) in owner_refs(pods.iter().copied()) {
             if let Some(owner) = self.owners.get(&uid) {
                 snapshot.add_to_section(Section::Owner, owner);
             }
         }
-        for p in &pods {
+        for p in pods {
             snapshot.add_to_section(Section::Pod, p);
         }
-        if let Some(redactor) = self.diagnoser.logs() {
-            // the logs of the pods that changed (a restart changes its pod), not of every pod
-            self.cluster.read_logs(&mut snapshot, redactor, crate::input::live::LogBounds::default()).await;
+        snapshot
+    }
+
+    /// Diagnoses the `dirty` pods and reports what changed. When a pack reads
+    /// logs, a pod's logs are read only when its findings without them
+    /// changed (a restart, a new state, a new event), not at every change.
+    async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
+        if self.diagnoser.needs().owners {
+            let pods: Vec<Value> =
+                dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
+            self.fetch_owners(&pods, sink).await;
         }
-        for n in &snapshot.notes {
+        let snapshot = self.snapshot_of(&dirty);
+        let mut report = self.diagnoser.diagnose(&snapshot);
+        let mut notes = snapshot.notes;
+        let mut unchanged = BTreeSet::new();
+        if let Some(redactor) = self.diagnoser.logs() {
+            let mut by_pod: HashMap<&str, HashSet<Identity>> = HashMap::new();
+            for f in &report.findings {
+                by_pod.entry(f.pod.as_str()).or_default().insert(identity(f));
+            }
+            let mut changed = BTreeSet::new();
+            for key in &dirty {
+                let now = by_pod.remove(key.as_str()).unwrap_or_default();
+                if self.without_logs.get(key) == Some(&now) {
+                    unchanged.insert(key.clone());
+                } else {
+                    changed.insert(key.clone());
+                }
+                if now.is_empty() {
+                    self.without_logs.remove(key)
+                } else {
+                    self.without_logs.insert(key.clone(), now)
+                };
+            }
+            let mut with_logs = self.snapshot_of(&changed);
+            self.cluster.read_logs(&mut with_logs, redactor, crate::input::live::LogBounds::default()).await;
+            let logged = self.diagnoser.diagnose(&with_logs);
+            report.findings = logged.findings;
+            for e in logged.errors {
+                if !report.errors.contains(&e) {
+                    report.errors.push(e);
+                }
+            }
+            notes.extend(with_logs.notes);
+        }
+        for n in notes {
             if self.noted.insert(n.clone()) {
-                sink(Change::Note(n.clone()));
+                sink(Change::Note(n));
             }
         }
-        let report = self.diagnoser.diagnose(&snapshot);
         for e in &report.errors {
             sink(Change::Note(format!("pack {} failed: {}", e.pack, e.message)));
         }
@@ -496,7 +542,8 @@ impl Watch<'_> {
         for key in &dirty {
             let deleted = !self.store(Role::Pods).objects.contains_key(key);
             let old = self.findings.remove(key).unwrap_or_default();
-            let new = found.remove(key).unwrap_or_default();
+            // findings read from logs last time stand while the others do not change
+            let new = if unchanged.contains(key) { old.clone() } else { found.remove(key).unwrap_or_default() };
             let before: HashSet<_> = old.iter().map(identity).collect();
             let after: HashSet<_> = new.iter().map(identity).collect();
             for f in old.iter().filter(|f| !after.contains(&identity(f))) {
@@ -538,7 +585,7 @@ impl Watch<'_> {
         }
         let meta = &pod["metadata"];
         let (ns, name) = (meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""));
-        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let now = crate::input::snapshot::now_rfc3339();
         let event = serde_json::json!({
             "apiVersion": "v1",
             "kind": "Event",

@@ -64,6 +64,29 @@ pub struct Rule {
     pub refs: Vec<Str>,
     /// Clauses given twice that may appear once.
     pub repeated: Vec<(String, Span)>,
+    /// The first words of clauses that did not parse, and the names their
+    /// `let` or `for` would have defined: reported already, so not missing.
+    pub broken: Vec<String>,
+}
+
+impl Rule {
+    pub fn new(id: Ident, span: Span) -> Self {
+        Rule {
+            id,
+            span,
+            cause: None,
+            severity: None,
+            confidence: None,
+            explains: Vec::new(),
+            each: None,
+            lets: Vec::new(),
+            when: None,
+            texts: Vec::new(),
+            refs: Vec::new(),
+            repeated: Vec::new(),
+            broken: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -172,4 +195,6 @@ pub enum ExprKind {
     Quantifier(Quant, Ident, Box<Expr>, Box<Expr>),
     List(Vec<Expr>),
     Range(Version, Version),
+    /// A part that did not parse, its error reported.
+    Error,
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
-use crate::ir::{self, Arith, Cmp, Let, Row};
+use crate::ir::{self, Arg, Arith, Cmp, Let, Row};
 use crate::pack::{
     Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version, join_path, tag,
 };
@@ -16,7 +16,10 @@ pub const CASE_LISTS: [&str; 5] = ["containers", "events", "owners", "controlPla
 /// The objects of a case.
 pub const CASE_OBJECTS: [&str; 2] = ["pod", "node"];
 /// The functions of the language.
-pub const FUNCTIONS: [&str; 7] = ["has", "age", "time", "version", "quantity", "len", "coalesce"];
+pub const FUNCTIONS: [&str; 8] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join"];
+
+const COMPARE_HELP: &str = "compare a value with one of its kind: a number with `3`, a string with `\"3\"`, \
+     a duration with `5m`, a quantity with `256Mi`, a version with `1.28`";
 
 /// A diagnostic and the index of the file it is about.
 pub type FileDiagnostic = (usize, Diagnostic);
@@ -30,7 +33,10 @@ pub fn check(name: &str, version: &str, files: &[ast::File]) -> (ir::Pack, Vec<F
         let tables = c.tables(file);
         for rule in &file.rules {
             if seen.insert(rule.id.name.clone(), ()).is_some() {
-                c.error(Diagnostic::new(rule.id.span, format!("rule `{}` is defined twice", rule.id.name)));
+                c.error(
+                    Diagnostic::new(rule.id.span, format!("rule `{}` is defined twice", rule.id.name))
+                        .with_help("a rule id is unique in its pack: rename one of them"),
+                );
                 continue;
             }
             c.rule(rule, &tables);
@@ -99,6 +105,8 @@ enum Binding {
     Row(u32, u32),
     Alias(PathRef),
     Value(u32, Ty),
+    /// A name whose definition had an error, reported already.
+    Broken,
 }
 
 /// What an expression lowered to, before it is used as a value.
@@ -108,6 +116,8 @@ enum Lowered {
     Row(u32, u32),
     /// A number literal and its unit: its value depends on the other side.
     Number(ast::Decimal, Option<String>),
+    /// A text the rule builds (`join`), which it can only show.
+    Text(Arg),
     Null,
     List(Vec<(ast::Expr, Lowered)>),
     Range(i64, i64),
@@ -197,9 +207,17 @@ impl Checker {
     }
 
     fn input(&mut self, p: &PathRef, derive: Derive) -> ir::Expr {
-        let (collection, row) = match p.base {
-            Base::Case => (None, Row::Case),
-            Base::Row(slot, coll) => (Some(coll), Row::Var(slot)),
+        let row = match p.base {
+            Base::Case => Row::Case,
+            Base::Row(slot, _) => Row::Var(slot),
+        };
+        ir::Expr::Column(self.input_id(p, derive), row)
+    }
+
+    fn input_id(&mut self, p: &PathRef, derive: Derive) -> u32 {
+        let collection = match p.base {
+            Base::Case => None,
+            Base::Row(_, coll) => Some(coll),
         };
         let key = Input { collection, path: join_path(&p.segments), derive, shown_only: false };
         let next = self.info.inputs.len() as u32;
@@ -207,7 +225,7 @@ impl Checker {
         if id == next {
             self.info.inputs.push(key);
         }
-        ir::Expr::Column(id, row)
+        id
     }
 
     fn tables(&mut self, file: &ast::File) -> Tables {
@@ -215,7 +233,10 @@ impl Checker {
         for t in &file.tables {
             let entries = t.entries.iter().map(|(k, v)| (*k, self.literal(&v.value))).collect();
             if tables.insert(t.name.name.clone(), entries).is_some() {
-                self.error(Diagnostic::new(t.name.span, format!("table `{}` is defined twice", t.name.name)));
+                self.error(
+                    Diagnostic::new(t.name.span, format!("table `{}` is defined twice", t.name.name))
+                        .with_help("rename one of them"),
+                );
             }
         }
         tables
@@ -226,6 +247,9 @@ impl Checker {
             self.error(Diagnostic::new(*span, format!("`{clause}` is given twice")).with_help("keep one"));
         }
         let mut env = Env { vars: Vec::new(), tables };
+        // names of clauses that did not parse: uses of them are not errors
+        env.vars.extend(rule.broken.iter().map(|name| (name.clone(), Binding::Broken)));
+        let missing = |clause: &str| !rule.broken.iter().any(|b| b == clause);
         let mut scope = Scope::Pod;
         let mut each = None;
         if let Some((var, list)) = &rule.each {
@@ -237,24 +261,39 @@ impl Checker {
                     each = Some((coll, slot));
                     scope = Scope::Container;
                 }
-                Some(_) => self.error(
-                    Diagnostic::new(list.span, "`for` can only iterate `containers`")
-                        .with_help("use a quantifier such as `any(e in events: ...)` for other lists"),
-                ),
-                None => {}
+                found => {
+                    if found.is_some() {
+                        self.error(
+                            Diagnostic::new(list.span, "`for` can only iterate `containers`")
+                                .with_help("use a quantifier such as `any(e in events: ...)` for other lists"),
+                        );
+                    }
+                    env.vars.push((var.name.clone(), Binding::Broken));
+                }
             }
         }
         let mut lets = Vec::new();
         for (name, e) in &rule.lets {
             if let ExprKind::Quantifier(Quant::First, var, list, cond) = &e.kind {
-                if let Some((collection, parent, slot, cond)) = self.quantified(var, list, cond, &mut env) {
-                    lets.push(Let::FirstRow { slot, collection, parent, cond });
-                    env.vars.push((name.name.clone(), Binding::Row(slot, collection)));
-                }
+                let binding = match self.quantified(var, list, cond, &mut env) {
+                    Some((collection, parent, slot, cond)) => {
+                        lets.push(Let::FirstRow { slot, collection, parent, cond });
+                        Binding::Row(slot, collection)
+                    }
+                    None => Binding::Broken,
+                };
+                env.vars.push((name.name.clone(), binding));
                 continue;
             }
             let binding = match self.lower(e, &mut env) {
-                Some(Lowered::Path(p)) => Binding::Alias(p),
+                // a path named here is checked here, not where the name is used
+                Some(Lowered::Path(p)) => match schema::type_of(&p.segments, self.base_path(&p.base)) {
+                    Ok(_) => Binding::Alias(p),
+                    Err(d) => {
+                        self.error(d.at(e.span));
+                        Binding::Broken
+                    }
+                },
                 Some(Lowered::Row(slot, coll)) => Binding::Row(slot, coll),
                 Some(other) => match self.value(other, e.span, None) {
                     Some((v, ty)) => {
@@ -263,25 +302,35 @@ impl Checker {
                         lets.push(Let::Value(slot, v));
                         Binding::Value(slot, ty)
                     }
-                    None => continue,
+                    None => Binding::Broken,
                 },
-                None => continue,
+                None => Binding::Broken,
             };
             env.vars.push((name.name.clone(), binding));
         }
         let when = match &rule.when {
             Some(w) => self.condition(w, &mut env).unwrap_or(ir::Expr::Const(tag::BOOL, 0)),
             None => {
-                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `when` clause", rule.id.name)));
+                if missing("when") {
+                    self.error(
+                        Diagnostic::new(rule.id.span, format!("rule `{}` has no `when` clause", rule.id.name))
+                            .with_help("add the condition under which it fires: `when ...`"),
+                    );
+                }
                 ir::Expr::Const(tag::BOOL, 0)
             }
         };
-        let mut args: Vec<(String, ir::Expr)> = Vec::new();
+        let mut args: Vec<(String, Arg)> = Vec::new();
         let mut template = |c: &mut Checker, s: &ast::Str, env: &mut Env| c.template(s, env, &mut args);
         let cause = match &rule.cause {
             Some(s) => template(self, s, &mut env),
             None => {
-                self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `cause` clause", rule.id.name)));
+                if missing("cause") {
+                    self.error(
+                        Diagnostic::new(rule.id.span, format!("rule `{}` has no `cause` clause", rule.id.name))
+                            .with_help("add the cause key it reports, such as `cause \"cgroup-oom\"`"),
+                    );
+                }
                 String::new()
             }
         };
@@ -297,12 +346,18 @@ impl Checker {
         }
         let one = |key: TextKey| texts.get(&key).and_then(|l| l.first().cloned()).unwrap_or_default();
         let (title, detects, why) = (one(TextKey::Title), one(TextKey::Detects), one(TextKey::Why));
-        if !rule.texts.iter().any(|t| t.key == TextKey::Title) {
-            self.error(Diagnostic::new(rule.id.span, format!("rule `{}` has no `title`", rule.id.name)));
+        if !rule.texts.iter().any(|t| t.key == TextKey::Title) && missing("title") {
+            self.error(
+                Diagnostic::new(rule.id.span, format!("rule `{}` has no `title`", rule.id.name))
+                    .with_help("add the finding's one-line message: `title \"...\"`"),
+            );
         }
         let confidence = match rule.confidence {
             Some((v, span)) if !(0.0..=1.0).contains(&v) => {
-                self.error(Diagnostic::new(span, "confidence must be between 0.0 and 1.0"));
+                self.error(
+                    Diagnostic::new(span, "confidence must be between 0.0 and 1.0")
+                        .with_help("write how sure the rule is when it fires, such as `confidence 0.8`"),
+                );
                 1.0
             }
             Some((v, _)) => v,
@@ -311,15 +366,17 @@ impl Checker {
         let severity = match rule.severity {
             Some((s, _)) => s,
             None => {
-                self.error(
-                    Diagnostic::new(rule.id.span, format!("rule `{}` has no `severity` clause", rule.id.name))
-                        .with_help("add `severity info`, `warning`, `error` or `critical`"),
-                );
+                if missing("severity") {
+                    self.error(
+                        Diagnostic::new(rule.id.span, format!("rule `{}` has no `severity` clause", rule.id.name))
+                            .with_help("add `severity info`, `warning`, `error` or `critical`"),
+                    );
+                }
                 Severity::Warning
             }
         };
         let mut many = |key: TextKey| texts.remove(&key).unwrap_or_default();
-        let (arguments, arg_values): (Vec<String>, Vec<ir::Expr>) = args.into_iter().unzip();
+        let (arguments, arg_values): (Vec<String>, Vec<Arg>) = args.into_iter().unzip();
         self.info.rules.push(RuleInfo {
             id: rule.id.name.clone(),
             cause,
@@ -340,7 +397,7 @@ impl Checker {
     }
 
     /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.
-    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, ir::Expr)>) -> String {
+    fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, Arg)>) -> String {
         let text = &s.value;
         let mut out = String::new();
         let mut i = 0;
@@ -371,16 +428,23 @@ impl Checker {
                             let key = src.trim().to_string();
                             let index = match args.iter().position(|(k, _)| *k == key) {
                                 Some(n) => Some(n),
-                                None => self.lower(&e, env).and_then(|l| self.value(l, e.span, None)).map(|(v, _)| {
-                                    args.push((key, v));
-                                    args.len() - 1
-                                }),
+                                None => {
+                                    let arg = match self.lower(&e, env) {
+                                        Some(Lowered::Text(arg)) => Some(arg),
+                                        Some(l) => self.value(l, e.span, None).map(|(v, _)| Arg::Value(v)),
+                                        None => None,
+                                    };
+                                    arg.map(|arg| {
+                                        args.push((key, arg));
+                                        args.len() - 1
+                                    })
+                                }
                             };
                             if let Some(n) = index {
                                 out.push_str(&format!("{{{n}}}"));
                             }
                         }
-                        Err(d) => self.error(d),
+                        Err(errors) => errors.into_iter().for_each(|d| self.error(d)),
                     }
                     i += len + 2;
                 }
@@ -414,10 +478,23 @@ impl Checker {
         cond: &ast::Expr,
         env: &mut Env,
     ) -> Option<(u32, Row, u32, ir::Expr)> {
+        let (collection, parent_row, slot) = self.rows(list, env)?;
+        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
+        let cond = self.condition(cond, env);
+        env.vars.pop();
+        Some((collection, parent_row, slot, cond?))
+    }
+
+    /// The rows of a list: its collection, the row it is under, and a new
+    /// slot for its rows.
+    fn rows(&mut self, list: &ast::Expr, env: &mut Env) -> Option<(u32, Row, u32)> {
         let p = match self.lower(list, env)? {
             Lowered::Path(p) => p,
             _ => {
-                self.error(Diagnostic::new(list.span, "a quantifier needs a list such as `events` or `c.events`"));
+                self.error(
+                    Diagnostic::new(list.span, "a quantifier needs a list such as `events` or `c.events`")
+                        .with_help("such as `any(e in events: ...)` or `count(s in pod.status.conditions: ...)`"),
+                );
                 return None;
             }
         };
@@ -434,18 +511,17 @@ impl Checker {
             return None;
         }
         let collection = self.collection(parent_coll, join_path(&p.segments));
-        let slot = self.new_row_slot();
-        env.vars.push((var.name.clone(), Binding::Row(slot, collection)));
-        let cond = self.condition(cond, env);
-        env.vars.pop();
-        Some((collection, parent_row, slot, cond?))
+        Some((collection, parent_row, self.new_row_slot()))
     }
 
     fn condition(&mut self, e: &ast::Expr, env: &mut Env) -> Option<ir::Expr> {
         let lowered = self.lower(e, env)?;
         let (v, ty) = self.value(lowered, e.span, None)?;
         if ty != Ty::Bool && ty != Ty::Any {
-            self.error(Diagnostic::new(e.span, format!("expected a condition, found {}", ty.name())));
+            self.error(
+                Diagnostic::new(e.span, format!("expected a condition, found {}", ty.name()))
+                    .with_help("compare it to make a condition, such as `x > 0` or `x == \"...\"`"),
+            );
             return None;
         }
         Some(v)
@@ -470,8 +546,18 @@ impl Checker {
                 self.input(&PathRef { base: Base::Row(slot, coll), segments: Vec::new() }, Derive::Value),
                 Ty::Any,
             )),
+            Lowered::Text(_) => {
+                self.error(
+                    Diagnostic::new(span, "`join(...)` makes a text, which a rule can only show")
+                        .with_help("show it in a text: `title \"... {join(list, \", \")}\"`"),
+                );
+                None
+            }
             Lowered::List(_) | Lowered::Range(..) => {
-                self.error(Diagnostic::new(span, "a list or range can only follow `in`"));
+                self.error(
+                    Diagnostic::new(span, "a list or range can only follow `in`")
+                        .with_help("write `x in [\"A\", \"B\"]` or `version(v) in 1.10 .. 1.11`"),
+                );
                 None
             }
         }
@@ -490,7 +576,10 @@ impl Checker {
                 let tens = 10i128.pow(n.scale);
                 let parts = (u32::try_from(n.mantissa / tens), u32::try_from(n.mantissa % tens));
                 let (Ok(major), Ok(minor)) = parts else {
-                    self.error(Diagnostic::new(span, "version part out of range"));
+                    self.error(
+                        Diagnostic::new(span, "version part out of range")
+                            .with_help("a version part is at most 4294967295"),
+                    );
                     return None;
                 };
                 return Some((ir::Expr::Const(tag::INT, encode_version(major, minor, 0)), Ty::Version));
@@ -598,7 +687,9 @@ impl Checker {
                 }
                 Lowered::List(out)
             }
+            ExprKind::Error => return None,
             ExprKind::Ident(name) => match env.lookup(name) {
+                Some(Binding::Broken) => return None,
                 Some(Binding::Row(slot, coll)) => Lowered::Row(*slot, *coll),
                 Some(Binding::Alias(p)) => Lowered::Path(p.clone()),
                 Some(Binding::Value(slot, ty)) => Lowered::Value(ir::Expr::Local(*slot), *ty),
@@ -612,11 +703,13 @@ impl Checker {
                     known.extend(CASE_LISTS);
                     known.push("now");
                     let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
-                    if env.tables.contains_key(name) {
-                        d = d.with_help(format!("`{name}` is a table: look a key up with `{name}[key]`"));
-                    } else if let Some(s) = did_you_mean(name, known) {
-                        d = d.with_help(format!("did you mean `{s}`?"));
-                    }
+                    d = d.with_help(if env.tables.contains_key(name) {
+                        format!("`{name}` is a table: look a key up with `{name}[key]`")
+                    } else if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                        format!("did you mean `{s}`?")
+                    } else {
+                        format!("the names here are {}", known.join(", "))
+                    });
                     self.error(d);
                     return None;
                 }
@@ -630,7 +723,10 @@ impl Checker {
                     Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![field.name.clone()] })
                 }
                 _ => {
-                    self.error(Diagnostic::new(field.span, format!("`.{}` needs an object on its left", field.name)));
+                    self.error(
+                        Diagnostic::new(field.span, format!("`.{}` needs an object on its left", field.name))
+                            .with_help("fields are read from `pod`, `node` and variables of lists, such as `c.name`"),
+                    );
                     return None;
                 }
             },
@@ -643,16 +739,24 @@ impl Checker {
                     let key = self.lower(index, env)?;
                     let (key, ty) = self.value(key, index.span, Some(Ty::Int))?;
                     if !ty.comparable(Ty::Int) {
-                        self.error(Diagnostic::new(index.span, format!("table keys are numbers, found {}", ty.name())));
+                        self.error(
+                            Diagnostic::new(index.span, format!("table keys are numbers, found {}", ty.name()))
+                                .with_help("look a table up with a number, such as `signal[code - 128]`"),
+                        );
                         return None;
                     }
                     return Some(Lowered::Value(ir::Expr::Lookup(Box::new(key), entries), Ty::Str));
                 }
                 let ExprKind::Str(key) = &index.kind else {
-                    self.error(Diagnostic::new(
-                        index.span,
-                        "an index must be a string key such as `[\"app.kubernetes.io/name\"]`",
-                    ));
+                    self.error(
+                        Diagnostic::new(
+                            index.span,
+                            "an index must be a string key such as `[\"app.kubernetes.io/name\"]`",
+                        )
+                        .with_help(
+                            "a map is read by key (`pod.metadata.labels[\"app\"]`), a table by number (`signal[9]`)",
+                        ),
+                    );
                     return None;
                 };
                 match self.lower(base, env)? {
@@ -664,7 +768,10 @@ impl Checker {
                         Lowered::Path(PathRef { base: Base::Row(slot, coll), segments: vec![key.clone()] })
                     }
                     _ => {
-                        self.error(Diagnostic::new(index.span, "`[...]` needs an object or a table on its left"));
+                        self.error(
+                            Diagnostic::new(index.span, "`[...]` needs an object or a table on its left")
+                                .with_help("such as `pod.metadata.labels[\"app\"]` or `signal[9]`"),
+                        );
                         return None;
                     }
                 }
@@ -700,7 +807,10 @@ impl Checker {
         if ty.numeric() {
             Some(())
         } else {
-            self.error(Diagnostic::new(span, format!("expected a number, found {}", ty.name())));
+            self.error(
+                Diagnostic::new(span, format!("expected a number, found {}", ty.name()))
+                    .with_help("arithmetic is on numbers, durations, quantities and times"),
+            );
             None
         }
     }
@@ -715,10 +825,13 @@ impl Checker {
             }
             BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Matches => {
                 let ExprKind::Str(lit) = &b.kind else {
-                    self.error(Diagnostic::new(
-                        b.span,
-                        format!("`{}` needs a string literal on its right", op.symbol()),
-                    ));
+                    self.error(
+                        Diagnostic::new(b.span, format!("`{}` needs a string literal on its right", op.symbol()))
+                            .with_help(format!(
+                                "the text is part of the rule, such as `c.image {} \"nginx\"`: the host tests each value once",
+                                op.symbol()
+                            )),
+                    );
                     return None;
                 };
                 if op == BinOp::Matches
@@ -726,14 +839,20 @@ impl Checker {
                 {
                     let msg = e.to_string();
                     let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
-                    self.error(Diagnostic::new(
-                        b.span,
-                        format!("invalid regular expression: {}", last.trim_start_matches("error: ")),
-                    ));
+                    self.error(
+                        Diagnostic::new(
+                            b.span,
+                            format!("invalid regular expression: {}", last.trim_start_matches("error: ")),
+                        )
+                        .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on"),
+                    );
                     return None;
                 }
                 let Lowered::Path(p) = self.lower(a, env)? else {
-                    self.error(Diagnostic::new(a.span, format!("`{}` needs a field on its left", op.symbol())));
+                    self.error(
+                        Diagnostic::new(a.span, format!("`{}` needs a field on its left", op.symbol()))
+                            .with_help(format!("such as `c.image {} \"nginx\"`", op.symbol())),
+                    );
                     return None;
                 };
                 if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {
@@ -757,10 +876,13 @@ impl Checker {
                         for (item_ast, item) in items {
                             let (y, ty) = self.value(item, item_ast.span, Some(tx))?;
                             if !tx.comparable(ty) {
-                                self.error(Diagnostic::new(
-                                    item_ast.span,
-                                    format!("cannot compare {} with {}", tx.name(), ty.name()),
-                                ));
+                                self.error(
+                                    Diagnostic::new(
+                                        item_ast.span,
+                                        format!("cannot compare {} with {}", tx.name(), ty.name()),
+                                    )
+                                    .with_help(COMPARE_HELP),
+                                );
                                 return None;
                             }
                             let eq = ir::Expr::Compare(Cmp::Eq, Box::new(x.clone()), Box::new(y));
@@ -786,10 +908,13 @@ impl Checker {
                         Some(Lowered::Value(ir::Expr::InRange(Box::new(x), lo, hi), Ty::Bool))
                     }
                     _ => {
-                        self.error(Diagnostic::new(
-                            b.span,
-                            "`in` needs a list `[...]` or a version range `A .. B` on its right",
-                        ));
+                        self.error(
+                            Diagnostic::new(
+                                b.span,
+                                "`in` needs a list `[...]` or a version range `A .. B` on its right",
+                            )
+                            .with_help("write `x in [\"A\", \"B\"]` or `version(v) in 1.10 .. 1.11`"),
+                        );
                         None
                     }
                 }
@@ -833,17 +958,23 @@ impl Checker {
                 };
                 if let Some(cmp) = cmp {
                     if !tx.comparable(ty) {
-                        self.error(Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name())));
+                        self.error(
+                            Diagnostic::new(span, format!("cannot compare {} with {}", tx.name(), ty.name()))
+                                .with_help(COMPARE_HELP),
+                        );
                         return None;
                     }
                     if cmp != Cmp::Eq && (matches!(tx, Ty::Str | Ty::Bool) || matches!(ty, Ty::Str | Ty::Bool)) {
-                        self.error(Diagnostic::new(
-                            span,
-                            format!(
-                                "`{}` orders numbers, versions, quantities and times, not strings or booleans",
-                                op.symbol()
-                            ),
-                        ));
+                        self.error(
+                            Diagnostic::new(
+                                span,
+                                format!(
+                                    "`{}` orders numbers, versions, quantities and times, not strings or booleans",
+                                    op.symbol()
+                                ),
+                            )
+                            .with_help("compare strings and booleans with `==` and `!=`"),
+                        );
                         return None;
                     }
                     return Some(Lowered::Value(negated(ir::Expr::Compare(cmp, x, y)), Ty::Bool));
@@ -877,9 +1008,33 @@ impl Checker {
     }
 
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
+        if name.name == "join" {
+            let [list, sep] = args else {
+                self.error(
+                    Diagnostic::new(span, "`join` takes a list and a separator")
+                        .with_help("such as `join(pod.metadata.finalizers, \", \")`"),
+                );
+                return None;
+            };
+            let ExprKind::Str(sep) = &sep.kind else {
+                self.error(
+                    Diagnostic::new(sep.span, "the separator of `join` is a string literal")
+                        .with_help("such as `join(pod.metadata.finalizers, \", \")`"),
+                );
+                return None;
+            };
+            let (collection, parent, slot) = self.rows(list, env)?;
+            let input =
+                self.input_id(&PathRef { base: Base::Row(slot, collection), segments: Vec::new() }, Derive::Value);
+            let (sep, more) = (self.literal(sep), self.literal("\u{2026}"));
+            return Some(Lowered::Text(Arg::Join { collection, parent, slot, input, sep, more }));
+        }
         if name.name == "coalesce" {
             if args.len() < 2 {
-                self.error(Diagnostic::new(span, "`coalesce` takes two or more arguments"));
+                self.error(
+                    Diagnostic::new(span, "`coalesce` takes two or more arguments")
+                        .with_help("such as `coalesce(s.reason, t.reason, \"none\")`: the first that is not null"),
+                );
                 return None;
             }
             let mut values = Vec::new();
@@ -890,7 +1045,10 @@ impl Checker {
                 if ty == Ty::Any {
                     ty = t;
                 } else if !ty.comparable(t) {
-                    self.error(Diagnostic::new(a.span, format!("`coalesce` mixes {} and {}", ty.name(), t.name())));
+                    self.error(
+                        Diagnostic::new(a.span, format!("`coalesce` mixes {} and {}", ty.name(), t.name()))
+                            .with_help("give it values of one kind"),
+                    );
                     return None;
                 }
                 values.push(v);
@@ -898,22 +1056,29 @@ impl Checker {
             return Some(Lowered::Value(ir::Expr::Coalesce(values), ty));
         }
         if !FUNCTIONS.contains(&name.name.as_str()) {
-            let mut d = Diagnostic::new(name.span, format!("unknown function `{}`", name.name));
-            if let Some(s) = did_you_mean(&name.name, FUNCTIONS) {
-                d = d.with_help(format!("did you mean `{s}`?"));
-            }
-            self.error(d);
+            let known = format!("the functions are {}", FUNCTIONS.join(", "));
+            let help = match did_you_mean(&name.name, FUNCTIONS) {
+                Some(s) => format!("did you mean `{s}`? {known}"),
+                None => known,
+            };
+            self.error(Diagnostic::new(name.span, format!("unknown function `{}`", name.name)).with_help(help));
             return None;
         }
         let [arg] = args else {
-            self.error(Diagnostic::new(span, format!("`{}` takes one argument", name.name)));
+            self.error(
+                Diagnostic::new(span, format!("`{}` takes one argument", name.name))
+                    .with_help(format!("such as `{}(pod.metadata.creationTimestamp)`", name.name)),
+            );
             return None;
         };
         let Lowered::Path(p) = self.lower(arg, env)? else {
-            self.error(Diagnostic::new(
-                arg.span,
-                format!("`{}` needs a field, such as `pod.metadata.creationTimestamp`", name.name),
-            ));
+            self.error(
+                Diagnostic::new(
+                    arg.span,
+                    format!("`{}` needs a field, such as `pod.metadata.creationTimestamp`", name.name),
+                )
+                .with_help("a function reads a field of the objects, not a value the rule computes"),
+            );
             return None;
         };
         if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {

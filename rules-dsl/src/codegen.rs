@@ -11,14 +11,15 @@ use wasm_encoder::{
 
 use crate::ast::Quant;
 use crate::component::INTERFACE;
-use crate::ir::{Arith, Cmp, Expr, Let, Pack, Row};
+use crate::ir::{Arg, Arith, Cmp, Expr, Let, Pack, Row};
 use crate::pack::{Derive, PluginInfo, RuleInfo, Scope, Severity, Text, tag};
 
 /// Where static data starts; address 0 stays unused.
 const STATIC_BASE: u32 = 16;
 /// Bytes of a `value` in the canonical ABI.
 const VALUE_SIZE: i32 = 16;
-/// The case of `value::input` in the `value` variant.
+/// The cases of `value::text` and `value::input` in the `value` variant.
+const VALUE_TEXT: i32 = 5;
 const VALUE_INPUT: i32 = 6;
 
 /// The functions and globals every pack carries, assembled from `runtime.wat`
@@ -38,7 +39,10 @@ mod runtime {
     include!(concat!(env!("OUT_DIR"), "/runtime.rs"));
 }
 
-use runtime::{F_ALLOC, F_CABI_REALLOC, F_CMP, F_PUSH, FUNCTIONS, G_HEAP, G_OUT_LEN, G_OUT_PTR, GLOBALS};
+use runtime::{
+    F_ALLOC, F_APPEND_INT, F_APPEND_STRING, F_CABI_REALLOC, F_CMP, F_PUSH, FUNCTIONS, G_HEAP, G_OUT_LEN, G_OUT_PTR,
+    GLOBALS,
+};
 
 /// The pack's own functions, after the runtime's.
 const F_DESCRIBE: u32 = FUNCTIONS.len() as u32;
@@ -126,6 +130,8 @@ const P_CASES: u32 = 0;
 const P_NOW: u32 = 1;
 const P_COLLECTIONS: u32 = 2;
 const P_COLUMNS: u32 = 4;
+const P_STRINGS: u32 = 6;
+const P_STRING_OFFSETS: u32 = 8;
 const PARAMS: u32 = 10;
 
 impl<'p> Eval<'p> {
@@ -289,6 +295,13 @@ impl<'p> Eval<'p> {
         self.emit([I::I32Const(n * VALUE_SIZE), I::I32Const(8), I::Call(F_ALLOC), I::LocalSet(args)]);
         for (j, a) in rule.args.iter().enumerate() {
             let at = j as u64 * VALUE_SIZE as u64;
+            let a = match a {
+                Arg::Value(e) => e,
+                Arg::Join { collection, parent, slot, input, sep, more } => {
+                    self.join(*collection, *parent, *slot, *input, (*sep, *more), (args, at));
+                    continue;
+                }
+            };
             if let Expr::Column(input, row) = a
                 && self.pack.info.inputs[*input as usize].shown_only
             {
@@ -332,6 +345,55 @@ impl<'p> Eval<'p> {
             None => self.emit([I::I32Const(0), I::I32Const(0)]),
         }
         self.emit([I::LocalGet(args), I::I32Const(n), I::Call(F_PUSH), I::End]);
+    }
+
+    /// Builds the text of `join` at the top of the heap and stores it as
+    /// `value::text` at `to` (the arguments, the offset of this one).
+    fn join(&mut self, collection: u32, parent: Row, slot: u32, input: u32, (sep, more): (i64, i64), to: (u32, u64)) {
+        let (start, full, count, first) =
+            (self.local(ValType::I32), self.local(ValType::I32), self.local(ValType::I32), self.local(ValType::I32));
+        let append_string = |id: Vec<I<'static>>, start: I<'static>| {
+            let mut code = vec![I::LocalGet(P_STRINGS), I::LocalGet(P_STRING_OFFSETS)];
+            code.extend(id);
+            code.extend([start, I::Call(F_APPEND_STRING)]);
+            code
+        };
+        // the text grows from the top of the heap
+        self.emit([I::GlobalGet(G_HEAP), I::LocalSet(start), I::I32Const(0), I::LocalSet(full)]);
+        self.emit([I::I32Const(0), I::LocalSet(count)]);
+        self.rows(collection, parent, slot, first, |e| {
+            // strings and integers are shown, other elements skipped
+            let (t, v) = e.value(&Expr::Column(input, Row::Var(slot)));
+            e.emit([I::LocalGet(t), I::I32Const(tag::STRING), I::I32Eq, I::LocalGet(t), I::I32Const(tag::INT)]);
+            e.emit([I::I32Eq, I::I32Or, I::If(BlockType::Empty)]);
+            // the separator before each element but the first; `br 2` leaves the rows when full
+            e.emit([I::LocalGet(count), I::If(BlockType::Empty)]);
+            e.emit(append_string(vec![I::I32Const(sep as i32)], I::LocalGet(start)));
+            e.emit([I::LocalSet(full), I::End, I::LocalGet(full), I::BrIf(2)]);
+            e.emit([I::LocalGet(t), I::I32Const(tag::STRING), I::I32Eq, I::If(BlockType::Result(ValType::I32))]);
+            e.emit(append_string(vec![I::LocalGet(v), I::I32WrapI64], I::LocalGet(start)));
+            e.emit([I::Else, I::LocalGet(v), I::LocalGet(start), I::Call(F_APPEND_INT), I::End]);
+            e.emit([I::LocalSet(full), I::LocalGet(full), I::BrIf(2)]);
+            e.emit([I::LocalGet(count), I::I32Const(1), I::I32Add, I::LocalSet(count), I::End]);
+        });
+        // a text cut short ends with `more`, past the limit
+        self.emit([I::LocalGet(full), I::If(BlockType::Empty)]);
+        self.emit(append_string(vec![I::I32Const(more as i32)], I::GlobalGet(G_HEAP)));
+        self.emit([I::Drop, I::End]);
+        let (args, at) = to;
+        self.emit([
+            I::LocalGet(args),
+            I::I32Const(VALUE_TEXT),
+            I::I32Store8(mem(at, 0)),
+            I::LocalGet(args),
+            I::LocalGet(start),
+            I::I32Store(mem(at + 8, 2)),
+            I::LocalGet(args),
+            I::GlobalGet(G_HEAP),
+            I::LocalGet(start),
+            I::I32Sub,
+            I::I32Store(mem(at + 12, 2)),
+        ]);
     }
 
     fn binding(&mut self, l: &Let) {

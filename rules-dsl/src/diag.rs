@@ -37,11 +37,17 @@ pub struct Diagnostic {
     pub message: String,
     pub span: Span,
     pub help: Option<String>,
+    /// A warning does not stop a compilation.
+    pub warning: bool,
 }
 
 impl Diagnostic {
     pub fn new(span: Span, message: impl Into<String>) -> Self {
-        Diagnostic { message: message.into(), span, help: None }
+        Diagnostic { message: message.into(), span, help: None, warning: false }
+    }
+
+    pub fn warning(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic { warning: true, ..Diagnostic::new(span, message) }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Self {
@@ -56,12 +62,14 @@ impl Diagnostic {
         (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
     }
 
-    /// `file:line:col: error: message`, the source line, a caret line and the help.
+    /// `error: message` (or `warning: `), `file:line:col`, the source line, a
+    /// caret line and the help.
     /// Any span renders, whether or not it lies inside `source`.
     pub fn render(&self, file: &str, source: &str) -> String {
         let span = self.span.clamped(source);
         let snippet = Snippet::source(source).path(file).annotation(AnnotationKind::Primary.span(span.start..span.end));
-        let title = Level::ERROR.primary_title(self.message.as_str()).element(snippet);
+        let level = if self.warning { Level::WARNING } else { Level::ERROR };
+        let title = level.primary_title(self.message.as_str()).element(snippet);
         let title = match &self.help {
             Some(help) => title.element(Level::HELP.message(help.as_str())),
             None => title,
@@ -126,14 +134,17 @@ mod tests {
     fn a_smart_quote_renders_one_caret_under_it() {
         // pest reports the error at the quote's first byte; the span's end falls inside it
         let src = "rule a {\n  cause \u{201c}x\u{201d}\n}\n";
-        let d = crate::parse::parse(src).err().unwrap_or_else(|| Diagnostic::new(Span::default(), "parsed"));
-        insta::assert_snapshot!(d.render("q.k8srule", src), @r"
+        let (_, errors) = crate::parse::parse(src);
+        let d = errors.first().cloned().unwrap_or_else(|| Diagnostic::new(Span::default(), "parsed"));
+        insta::assert_snapshot!(d.render("q.k8srule", src), @r#"
         error: expected a string
          --> q.k8srule:2:9
           |
         2 |   cause “x”
           |         ^
-        ");
+          |
+          = help: a string is written in straight double quotes, on one line: `"..."`
+        "#);
     }
 
     #[test]

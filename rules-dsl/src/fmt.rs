@@ -18,9 +18,14 @@ struct Comment {
     trailing: bool,
 }
 
-/// Formats a rule file. A file with a syntax error is returned as an error.
-pub fn format(source: &str) -> Result<String, Diagnostic> {
-    let file = Grammar::parse(Rule::file, source).map_err(syntax_error)?;
+/// Formats a rule file. A file that does not parse is left alone: the
+/// errors are its syntax errors, all of them, as `check` reports them.
+pub fn format(source: &str) -> Result<String, Vec<Diagnostic>> {
+    let (_, errors) = crate::parse::parse(source);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let file = Grammar::parse(Rule::file, source).map_err(|e| vec![syntax_error(e, source, 0)])?;
     let mut f = Formatter { source, comments: comments(source), next: 0, out: String::new() };
     let mut first = true;
     for item in file.flatten().filter(|p| matches!(p.as_rule(), Rule::rule | Rule::table)) {

@@ -70,6 +70,24 @@ pub enum Expr {
     },
 }
 
+/// A value a rule shows in its texts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Value(Expr),
+    /// `join(list, sep)`: the text of the strings and integers of the rows of
+    /// `collection` under `parent` (each read as `input` at row `slot`),
+    /// literal `sep` between them; past 1024 bytes, cut and ended with
+    /// literal `more`.
+    Join {
+        collection: u32,
+        parent: Row,
+        slot: u32,
+        input: u32,
+        sep: i64,
+        more: i64,
+    },
+}
+
 /// A `let` in evaluation order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Let {
@@ -89,7 +107,7 @@ pub struct Rule {
     pub each: Option<(u32, u32)>,
     pub lets: Vec<Let>,
     pub when: Expr,
-    pub args: Vec<Expr>,
+    pub args: Vec<Arg>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -133,7 +151,14 @@ impl Pack {
                 }
             }
             rule.when.each_input(&mut test);
-            rule.args.iter().filter(|a| !matches!(a, Expr::Column(..))).for_each(|a| a.each_input(&mut test));
+            for arg in &rule.args {
+                match arg {
+                    Arg::Value(Expr::Column(..)) => {}
+                    Arg::Value(e) => e.each_input(&mut test),
+                    // the guest reads the rows
+                    Arg::Join { input, .. } => test(*input),
+                }
+            }
         }
         for (input, tested) in self.info.inputs.iter_mut().zip(tested) {
             input.shown_only = !tested;

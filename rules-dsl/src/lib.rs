@@ -61,18 +61,38 @@ pub fn check_files(files: &[SourceFile], name: &str, version: &str) -> (ir::Pack
     let mut parsed = Vec::new();
     let mut diags = Vec::new();
     for (i, f) in files.iter().enumerate() {
-        match parse::parse(&f.text) {
-            Ok(ast) => parsed.push(ast),
-            Err(d) => {
-                diags.push((i, d));
-                parsed.push(ast::File::default());
-            }
-        }
+        let (ast, errors) = parse::parse(&f.text);
+        parsed.push(ast);
+        diags.extend(errors.into_iter().map(|d| (i, d)));
     }
     let (pack, more) = check::check(name, version, &parsed);
     diags.extend(more);
     diags.sort_by_key(|(i, d)| (*i, d.span.start));
     (pack, diags)
+}
+
+/// Warnings for `explains` keys that no loaded rule's cause gives, itself or
+/// refined: a typo there silently breaks ranking. `causes` are the cause
+/// keys of the other loaded packs (the built-in rules, `--rules` packs);
+/// those of `files` count too.
+pub fn explains_warnings(files: &[SourceFile], causes: &[String]) -> Vec<(usize, Diagnostic)> {
+    let parsed: Vec<ast::File> = files.iter().map(|f| parse::parse(&f.text).0).collect();
+    let rules = || parsed.iter().enumerate().flat_map(|(i, f)| f.rules.iter().map(move |r| (i, r)));
+    let mut all: Vec<&str> = causes.iter().map(String::as_str).collect();
+    all.extend(rules().filter_map(|(_, r)| r.cause.as_ref()).map(|c| c.value.as_str()));
+    let mut warnings = Vec::new();
+    for (i, rule) in rules() {
+        for key in rule.explains.iter().filter(|k| !all.iter().any(|c| pack::cause_covers(c, &k.value))) {
+            let literal = all.iter().copied().filter(|c| !c.contains('{'));
+            let help = match diag::did_you_mean(&key.value, literal) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "a key names the `cause` of a rule, such as `state.CrashLoopBackOff`".to_string(),
+            };
+            let message = format!("no loaded rule has the cause `{}`, so this explains nothing", key.value);
+            warnings.push((i, Diagnostic::warning(key.span, message).with_help(help)));
+        }
+    }
+    warnings
 }
 
 /// Renders diagnostics against their files.

@@ -147,6 +147,56 @@ pub fn split_path(path: &str) -> Vec<String> {
     out
 }
 
+/// Whether a rule whose cause is `cause` can give a finding that the
+/// `explains` key `key` covers: `key` itself or a refinement of it
+/// (`key.more`). A `{...}` in `cause` (a placeholder, `{0}` once compiled)
+/// stands for any text.
+pub fn cause_covers(cause: &str, key: &str) -> bool {
+    let mut pieces = Vec::new();
+    let mut rest = cause;
+    while let Some(open) = rest.find('{') {
+        pieces.push(Some(&rest[..open]));
+        pieces.push(None);
+        rest = rest[open..].find('}').map_or("", |close| &rest[open + close + 1..]);
+    }
+    pieces.push(Some(rest));
+    let refined = format!("{key}.");
+    // the key matched whole, or `key.` as the start of a match
+    glob(&pieces, key, false) || glob(&pieces, &refined, true)
+}
+
+/// Whether `text` matches `pieces` (literals, and `None` for any text); with
+/// `prefix`, whether it starts some text that does. Positions reached after
+/// each piece, so linear in pieces times text.
+fn glob(pieces: &[Option<&str>], text: &str, prefix: bool) -> bool {
+    let mut at = vec![false; text.len() + 1];
+    at[0] = true;
+    for piece in pieces {
+        if prefix && at[text.len()] {
+            return true;
+        }
+        let mut next = vec![false; text.len() + 1];
+        match piece {
+            Some(lit) => {
+                for j in (0..=text.len()).filter(|&j| at[j]) {
+                    if text[j..].starts_with(lit) {
+                        next[j + lit.len()] = true;
+                    } else if prefix && lit.starts_with(&text[j..]) {
+                        return true;
+                    }
+                }
+            }
+            None => {
+                if let Some(first) = at.iter().position(|&a| a) {
+                    (first..=text.len()).filter(|&k| text.is_char_boundary(k)).for_each(|k| next[k] = true);
+                }
+            }
+        }
+        at = next;
+    }
+    at[text.len()]
+}
+
 /// Encodes a version as major*1_000_000 + minor*1_000 + patch.
 pub fn encode_version(major: u32, minor: u32, patch: u32) -> i64 {
     i64::from(major) * 1_000_000 + i64::from(minor.min(999)) * 1_000 + i64::from(patch.min(999))
@@ -155,6 +205,27 @@ pub fn encode_version(major: u32, minor: u32, patch: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn causes_cover_their_keys_refinements_and_template_instances() {
+        let covers = [
+            ("cgroup-oom", "cgroup-oom", true),
+            ("app-exit.crash", "app-exit", true),
+            ("app-exit", "app-exit.crash", false),
+            ("app-exitx", "app-exit", false),
+            ("signal.{0}", "signal.SIGKILL", true),
+            ("signal.{signal[code - 128]}", "signal", true),
+            ("signal.{0}", "signals", false),
+            ("{0}.{1}", "a.b", true),
+            ("x.{0}.y", "x.a.b.y", true),
+            ("x.{0}.y", "x.a.z", true),
+            ("x.{0}.y", "z", false),
+            ("state.CrashLoopBackOff", "state.CrashLoopBackof", false),
+        ];
+        for (cause, key, want) in covers {
+            assert_eq!(cause_covers(cause, key), want, "{cause} covers {key}");
+        }
+    }
 
     #[test]
     fn paths_round_trip() {

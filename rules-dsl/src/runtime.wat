@@ -1,5 +1,6 @@
 ;; The runtime every compiled pack carries: a bump allocator, the comparison of
-;; two tagged values and the append of a finding. `build.rs` assembles this
+;; two tagged values, the building of a text for `join` and the append of a
+;; finding. `build.rs` assembles this
 ;; module and `codegen` splices its functions and globals, with the same
 ;; indices, into each pack; the pack's own `describe` and `evaluate` follow
 ;; them. Only the functions, their order and the globals are taken from here:
@@ -117,6 +118,66 @@
     (if (result f64) (i32.eq (local.get $tag) (i32.const 2))
       (then (f64.convert_i64_s (local.get $v)))
       (else (f64.reinterpret_i64 (local.get $v)))))
+
+  ;; `join(list, sep)` builds a text at the top of the heap, each piece
+  ;; appended after the last, within 1024 bytes.
+
+  ;; `append_string(strings, offsets, id, start) -> full`: appends string `id`
+  ;; of the batch (its bytes in `strings`, where `offsets[id]` and
+  ;; `offsets[id + 1]` say) to the text begun at `start`. A string that does
+  ;; not fit in the 1024 bytes is cut before the character that would pass
+  ;; them, and 1 is returned.
+  (func $append_string (export "append_string")
+    (param $strings i32) (param $offsets i32) (param $id i32) (param $start i32) (result i32)
+    (local $from i32) (local $len i32) (local $room i32) (local $full i32)
+    (local.set $offsets (i32.add (local.get $offsets) (i32.shl (local.get $id) (i32.const 2))))
+    (local.set $from (i32.add (local.get $strings) (i32.load (local.get $offsets))))
+    (local.set $len (i32.sub (i32.load offset=4 (local.get $offsets)) (i32.load (local.get $offsets))))
+    (local.set $room (i32.sub (i32.const 1024) (i32.sub (global.get $heap) (local.get $start))))
+    (if (i32.gt_s (local.get $len) (local.get $room))
+      (then
+        (local.set $full (i32.const 1))
+        (local.set $len (select (local.get $room) (i32.const 0) (i32.gt_s (local.get $room) (i32.const 0))))
+        ;; back to the first byte of the character the cut falls in (a
+        ;; continuation byte is 0b10xxxxxx)
+        (block $boundary
+          (loop $back
+            (br_if $boundary (i32.eqz (local.get $len)))
+            (br_if $boundary
+              (i32.ne (i32.and (i32.load8_u (i32.add (local.get $from) (local.get $len))) (i32.const 0xc0))
+                      (i32.const 0x80)))
+            (local.set $len (i32.sub (local.get $len) (i32.const 1)))
+            (br $back)))))
+    (memory.copy (call $alloc (local.get $len) (i32.const 1)) (local.get $from) (local.get $len))
+    (local.get $full))
+
+  ;; `append_int(v, start) -> full`: appends `v` in decimal to the text begun
+  ;; at `start`, or returns 1 when it does not fit in the 1024 bytes.
+  (func $append_int (export "append_int") (param $v i64) (param $start i32) (result i32)
+    (local $digits i64) (local $rest i64) (local $n i32) (local $p i32)
+    ;; the magnitude, unsigned (that of i64::MIN included)
+    (local.set $digits
+      (select (i64.sub (i64.const 0) (local.get $v)) (local.get $v) (i64.lt_s (local.get $v) (i64.const 0))))
+    ;; its length: a sign, then the digits
+    (local.set $n (i64.lt_s (local.get $v) (i64.const 0)))
+    (local.set $rest (local.get $digits))
+    (loop $count
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (local.set $rest (i64.div_u (local.get $rest) (i64.const 10)))
+      (br_if $count (i64.ne (local.get $rest) (i64.const 0))))
+    (if (i32.gt_s (local.get $n) (i32.sub (i32.const 1024) (i32.sub (global.get $heap) (local.get $start))))
+      (then (return (i32.const 1))))
+    (local.set $p (call $alloc (local.get $n) (i32.const 1)))
+    (if (i64.lt_s (local.get $v) (i64.const 0))
+      (then (i32.store8 (local.get $p) (i32.const 0x2d))))
+    ;; the digits from the last
+    (local.set $p (i32.add (local.get $p) (local.get $n)))
+    (loop $digit
+      (local.set $p (i32.sub (local.get $p) (i32.const 1)))
+      (i32.store8 (local.get $p) (i32.add (i32.const 0x30) (i32.wrap_i64 (i64.rem_u (local.get $digits) (i64.const 10)))))
+      (local.set $digits (i64.div_u (local.get $digits) (i64.const 10)))
+      (br_if $digit (i64.ne (local.get $digits) (i64.const 0))))
+    (i32.const 0))
 
   ;; `push(case, rule, has_container, container, args_ptr, args_len)`: appends
   ;; a `finding` record { case: u32, rule: u32, container: option<u32>,

@@ -110,8 +110,10 @@ fn step(cur: &Shape, seg: &str) -> Result<Shape, SchemaError> {
             match fields.iter().find(|(f, _)| f == seg) {
                 Some((_, s)) => Ok(s.clone()),
                 None => {
-                    let help = did_you_mean(seg, fields.iter().map(|(f, _)| f.as_str()))
-                        .map(|s| format!("did you mean `{s}`?"));
+                    let help = Some(match did_you_mean(seg, fields.iter().map(|(f, _)| f.as_str())) {
+                        Some(s) => format!("did you mean `{s}`?"),
+                        None => format!("the fields of {} are listed in rules-dsl/src/schema.k8s", article(name)),
+                    });
                     Err(SchemaError { message: format!("`{seg}` is not a field of {}", article(name)), help })
                 }
             }
@@ -120,9 +122,10 @@ fn step(cur: &Shape, seg: &str) -> Result<Shape, SchemaError> {
             message: format!("`{seg}` is read from a list"),
             help: Some("iterate the list with a quantifier, e.g. `any(x in list: x.field == ...)`".to_string()),
         }),
-        Shape::Scalar(_) => {
-            Err(SchemaError { message: format!("`{seg}` is read from a value that has no fields"), help: None })
-        }
+        Shape::Scalar(_) => Err(SchemaError {
+            message: format!("`{seg}` is read from a value that has no fields"),
+            help: Some("a string, number or boolean has no fields: end the path before it".to_string()),
+        }),
     }
 }
 
@@ -146,7 +149,10 @@ pub fn type_of(segments: &[String], base: Option<String>) -> Result<FieldType, S
 pub fn check_list(segments: &[String], base: Option<&str>, span: Span) -> Option<Diagnostic> {
     match walk(segments, base) {
         Ok(Shape::List(_)) | Ok(Shape::Scalar(FieldType::Any)) => None,
-        Ok(_) => Some(Diagnostic::new(span, "this is not a list")),
+        Ok(_) => Some(
+            Diagnostic::new(span, "this is not a list")
+                .with_help("a quantifier iterates a list such as `events` or `pod.status.conditions`"),
+        ),
         Err(e) => Some(e.at(span)),
     }
 }

@@ -52,3 +52,43 @@ fn inputs_only_shown_in_texts_are_marked_shown_only() {
         ]
     );
 }
+
+#[test]
+fn explains_keys_that_no_loaded_rule_gives_are_warned_about() {
+    let src = r#"rule custom.root {
+  cause "custom.root"
+  severity error
+  explains "state.CrashLoopBackof", "custom.symptom", "signal.SIGKILL", "app-exit", "nothing.like.it"
+  when true
+  title "t"
+}
+
+rule custom.symptom {
+  cause "custom.symptom.refined"
+  severity info
+  when true
+  title "t"
+}
+"#;
+    // the causes of other packs: a key, a template, a refinement
+    let causes = ["state.CrashLoopBackOff", "signal.{0}", "app-exit.crash"].map(String::from);
+    let files = [SourceFile::new("e.k8srule", src)];
+    let warnings = k8srule_dsl::explains_warnings(&files, &causes);
+    insta::assert_snapshot!(k8srule_dsl::render(&files, &warnings).join("\n"), @r#"
+    warning: no loaded rule has the cause `state.CrashLoopBackof`, so this explains nothing
+     --> e.k8srule:4:12
+      |
+    4 |   explains "state.CrashLoopBackof", "custom.symptom", "signal.SIGKILL", "app-exit", "nothing.like.it"
+      |            ^^^^^^^^^^^^^^^^^^^^^^^
+      |
+      = help: did you mean `state.CrashLoopBackOff`?
+
+    warning: no loaded rule has the cause `nothing.like.it`, so this explains nothing
+     --> e.k8srule:4:85
+      |
+    4 |   explains "state.CrashLoopBackof", "custom.symptom", "signal.SIGKILL", "app-exit", "nothing.like.it"
+      |                                                                                     ^^^^^^^^^^^^^^^^^
+      |
+      = help: a key names the `cause` of a rule, such as `state.CrashLoopBackOff`
+    "#);
+}

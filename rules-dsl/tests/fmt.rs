@@ -1,5 +1,6 @@
-//! The formatter on every built-in rule: idempotent, and meaning-preserving
-//! (the formatted file compiles to the same component).
+//! The built-in rules: the formatter is idempotent and keeps their meaning
+//! (the formatted file compiles to the same component), and every key they
+//! `explains` is the cause of one of them.
 
 #![allow(clippy::unwrap_used)]
 
@@ -41,4 +42,14 @@ fn formatting_builtin_rules_is_idempotent_and_keeps_meaning() {
             path.display()
         );
     }
+}
+
+#[test]
+fn builtin_rules_explain_only_causes_the_builtin_rules_give() {
+    let files: Vec<SourceFile> = builtin_files()
+        .iter()
+        .map(|p| SourceFile::new(p.display().to_string(), std::fs::read_to_string(p).unwrap()))
+        .collect();
+    let warnings = k8srule_dsl::explains_warnings(&files, &[]);
+    assert!(warnings.is_empty(), "{}", k8srule_dsl::render(&files, &warnings).join("\n"));
 }

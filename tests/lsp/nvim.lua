@@ -3,7 +3,7 @@
 -- formatting, and writes what the client got as JSON for the Rust test
 -- (tests/tests/it/lsp.rs). Runs on Neovim 0.7 (Debian 12) and later.
 --   K8SRULE_BIN   the k8srule binary
---   K8SRULE_DIR   a directory holding demo.k8srule (with an error) and the hostile files
+--   K8SRULE_DIR   a directory holding demo.k8srule (with an error and a warning) and the hostile files
 --   K8SRULE_OUT   where the JSON goes
 local bin, dir, out = os.getenv('K8SRULE_BIN'), os.getenv('K8SRULE_DIR'), os.getenv('K8SRULE_OUT')
 local got = { steps = {} }
@@ -40,7 +40,7 @@ end
 local function diagnostics(buf)
   local found = {}
   for _, d in ipairs(vim.diagnostic.get(buf)) do
-    table.insert(found, { line = d.lnum, col = d.col, message = d.message })
+    table.insert(found, { line = d.lnum, col = d.col, message = d.message, warning = d.severity == vim.diagnostic.severity.WARN })
   end
   table.sort(found, function(a, b) return a.line < b.line or (a.line == b.line and a.col < b.col) end)
   return found
@@ -81,8 +81,10 @@ local function main()
   -- diagnostics as the file opens, then as it is fixed
   wait_for('diagnostics', function() return #vim.diagnostic.get(buf) > 0 end)
   got.opened = diagnostics(buf)
-  local line, col = find(buf, 'let t =', 'lastStat.')
-  vim.api.nvim_buf_set_text(buf, line, col, line, col + #'lastStat', { 'lastState' })
+  for _, typo in ipairs({ { 'let t =', 'lastStat.', 'lastState.' }, { 'explains', 'BakOff', 'BackOff' } }) do
+    local line, col = find(buf, typo[1], typo[2])
+    vim.api.nvim_buf_set_text(buf, line, col, line, col + #typo[2], { typo[3] })
+  end
   wait_for('no diagnostics', function() return #vim.diagnostic.get(buf) == 0 end)
   got.fixed = diagnostics(buf)
   table.insert(got.steps, 'fixed')

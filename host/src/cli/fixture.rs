@@ -111,7 +111,7 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
     let shown = path.display().to_string();
     let text =
         std::fs::read_to_string(path).map_err(|e| LoadError::Io { path: shown.clone(), message: e.to_string() })?;
-    let fixture: Fixture = serde_yaml::from_str(&text).map_err(|e| {
+    let fixture: Fixture = serde_norway::from_str(&text).map_err(|e| {
         let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
         LoadError::Parse { path: shown.clone(), line, column, message: e.to_string() }
     })?;

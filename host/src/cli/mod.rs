@@ -474,15 +474,26 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             for f in &files {
                 sources.extend(crate::packs::read_rule_files(f)?);
             }
-            let (_, diags) = k8srule_dsl::check_files(&sources, "check", "0.0.0");
-            if diags.is_empty() {
-                let _ = writeln!(io.out, "{} file(s) checked, no errors", sources.len());
-                return Ok(0);
-            }
+            let (_, mut diags) = k8srule_dsl::check_files(&sources, "check", "0.0.0");
+            let errors = diags.len();
+            // `explains` keys name the causes of these files' rules or of the built-in ones
+            let builtin = Diagnoser::builder().build()?;
+            let causes: Vec<String> =
+                builtin.packs().flat_map(|(_, info)| info.rules.iter().map(|r| r.cause.clone())).collect();
+            diags.extend(k8srule_dsl::explains_warnings(&sources, &causes));
+            diags.sort_by_key(|(i, d)| (*i, d.span.start));
             for r in k8srule_dsl::render(&sources, &diags) {
                 let _ = writeln!(io.err, "{r}");
             }
-            let _ = writeln!(io.err, "{} error(s)", diags.len());
+            let warnings = diags.len() - errors;
+            if warnings > 0 {
+                let _ = writeln!(io.err, "{warnings} warning(s)");
+            }
+            if errors == 0 {
+                let _ = writeln!(io.out, "{} file(s) checked, no errors", sources.len());
+                return Ok(0);
+            }
+            let _ = writeln!(io.err, "{errors} error(s)");
             Ok(EXIT_USAGE)
         }
         Command::Compile { files, output, name } => {
@@ -511,12 +522,16 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Lsp { packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             refused_packs(&d, io);
-            lsp::serve(lsp::causes(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
+            lsp::serve(lsp::packs(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
             Ok(0)
         }
         Command::Rules { output, packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             let failed = refused_packs(&d, io);
+            let loaded: Vec<_> = d.packs().map(|(_, info)| info).collect();
+            for w in rules::unexplained(&loaded, &[]) {
+                let _ = writeln!(io.err, "{}", shown(&w));
+            }
             let rules: Vec<serde_json::Value> = d
                 .packs()
                 .flat_map(|(pack, info)| {
@@ -577,8 +592,9 @@ fn fmt(paths: &[PathBuf], check: bool, io: &mut Io) -> Result<u8, Error> {
     let mut unformatted = 0;
     for path in paths {
         for file in crate::packs::read_rule_files(path)? {
-            let formatted =
-                k8srule_dsl::fmt::format(&file.text).map_err(|d| Error::Compile(d.render(&file.name, &file.text)))?;
+            let formatted = k8srule_dsl::fmt::format(&file.text).map_err(|errors| {
+                Error::Compile(errors.iter().map(|d| d.render(&file.name, &file.text)).collect::<Vec<_>>().join("\n"))
+            })?;
             if formatted == file.text {
                 continue;
             }
@@ -621,7 +637,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             path: "--now".into(),
             message: format!("`{t}` is not an RFC 3339 time such as 2024-05-01T12:00:00Z"),
         })?,
-        None => chrono::Utc::now().timestamp(),
+        None => jiff::Timestamp::now().as_second(),
     };
     let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
     let mut snapshot = if args.files.is_empty() {
@@ -717,14 +733,14 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
             LoadError::Invalid { path: dir.display().to_string(), message: "exists and is not empty".into() }.into()
         );
     }
-    let now = chrono::Utc::now();
+    let now = jiff::Timestamp::now();
     let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
     let logs = Some((logs, crate::input::live::LogBounds::default()));
     let snapshot = read_cluster(
         &args.target,
         crate::input::Needs::ALL,
         crate::input::fields::Fields::All,
-        now.timestamp(),
+        now.as_second(),
         logs,
         io,
     )?;
@@ -745,7 +761,7 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
         io.out,
         "diagnose it at the time it was taken: k8srule diagnose -f {} --now {}",
         dir.display(),
-        now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        crate::input::snapshot::rfc3339(now)
     );
     Ok(0)
 }
@@ -771,7 +787,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let json = args.output == ListFormat::Json;
     let mut sink = |change: Change| {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let time = crate::input::snapshot::now_rfc3339();
         if json {
             // serialized as the report is, so a confidence reads `0.9` here too
             let line = match &change {

@@ -132,6 +132,12 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
         PackCommand::Build { dir, output, with_sources } => {
             let built = packs::build(&dir, with_sources)?;
             write_file(&output, &built.bytes)?;
+            // `explains` keys name causes of this pack or of the built-in rules
+            let builtin = Diagnoser::builder().build()?;
+            let others: Vec<_> = builtin.packs().map(|(_, info)| info).collect();
+            for w in super::rules::unexplained(&[&built.info], &others) {
+                let _ = writeln!(err, "{}", crate::report::sanitize::text(&w));
+            }
             let _ = writeln!(
                 out,
                 "built {} {} ({} rules) -> {} ({} bytes, {})",

@@ -51,3 +51,16 @@ pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
     }
     out
 }
+
+/// Warnings for the `explains` keys of `packs` that no rule of `packs` or of
+/// `others` has as its cause, itself or refined: a typo there breaks ranking.
+pub(crate) fn unexplained(packs: &[&types::PluginInfo], others: &[&types::PluginInfo]) -> Vec<String> {
+    let causes: Vec<&str> = packs.iter().chain(others).flat_map(|p| p.rules.iter().map(|r| r.cause.as_str())).collect();
+    let mut warnings = Vec::new();
+    for rule in packs.iter().flat_map(|p| &p.rules) {
+        for key in rule.explains.iter().filter(|k| !causes.iter().any(|c| k8srule_dsl::pack::cause_covers(c, k))) {
+            warnings.push(format!("warning: rule {} explains `{key}`, which no loaded rule has as its cause", rule.id));
+        }
+    }
+    warnings
+}

@@ -374,10 +374,8 @@ impl<'a> Index<'a> {
 
 /// When an event last happened, compared as a time (RFC 3339 with any
 /// fraction and offset); none, first, for an event without a valid one.
-fn event_time(e: Doc<'_>) -> Option<chrono::DateTime<chrono::FixedOffset>> {
-    ["lastTimestamp", "eventTime"]
-        .into_iter()
-        .find_map(|key| chrono::DateTime::parse_from_rfc3339(e.str_at(&[key])?).ok())
+fn event_time(e: Doc<'_>) -> Option<jiff::Timestamp> {
+    ["lastTimestamp", "eventTime"].into_iter().find_map(|key| e.str_at(&[key])?.parse::<jiff::Timestamp>().ok())
 }
 
 #[cfg(test)]

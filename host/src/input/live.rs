@@ -478,7 +478,7 @@ fn plural(kind: &str) -> String {
 }
 
 /// `(kind, uid)` of the owners the pods name that k8srule lists.
-pub(crate) fn owner_refs(pods: &[Value]) -> BTreeSet<(String, String)> {
+pub(crate) fn owner_refs<'a>(pods: impl IntoIterator<Item = &'a Value>) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
     for p in pods {
         for r in p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {

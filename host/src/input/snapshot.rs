@@ -135,8 +135,8 @@ impl Snapshot {
         if trimmed.starts_with('{') || trimmed.starts_with('[') {
             return self.add_json(name, serde_json::Deserializer::from_str(text));
         }
-        for doc in serde_yaml::Deserializer::from_str(text) {
-            let node = self.fields.document(&mut self.store).deserialize(doc).map_err(|e: serde_yaml::Error| {
+        for doc in serde_norway::Deserializer::from_str(text) {
+            let node = self.fields.document(&mut self.store).deserialize(doc).map_err(|e: serde_norway::Error| {
                 let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
                 LoadError::Parse { path: name.to_string(), line, column, message: e.to_string() }
             })?;
@@ -818,9 +818,19 @@ fn json_kind(v: &View) -> &'static str {
     }
 }
 
+/// `t` as RFC 3339 in UTC, to the second: `2024-05-01T12:00:00Z`.
+pub fn rfc3339(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Now, as [`rfc3339`] writes it.
+pub fn now_rfc3339() -> String {
+    rfc3339(jiff::Timestamp::now())
+}
+
 /// Parses an RFC 3339 timestamp to seconds since the Unix epoch.
 pub fn parse_time(s: &str) -> Option<i64> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp())
+    s.parse::<jiff::Timestamp>().ok().map(|t| t.as_second())
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl Config {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError::Io { path: shown.clone(), message: e.to_string() })?;
-        let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
+        let mut config: Config = serde_norway::from_str(&text).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             ConfigError::Parse { path: shown, line, column, message: e.to_string() }
         })?;

@@ -104,7 +104,7 @@ impl Manifest {
     pub fn read(dir: &Path) -> Result<Manifest, PackFileError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let manifest: Manifest = serde_yaml::from_str(&text).map_err(|e| {
+        let manifest: Manifest = serde_norway::from_str(&text).map_err(|e| {
             let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             PackFileError::Manifest { path: format!("{}{at}", path.display()), message: e.to_string() }
         })?;

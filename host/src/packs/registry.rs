@@ -765,7 +765,7 @@ impl Cache {
         let entry = serde_json::json!({
             "reference": reference.to_string(),
             "digest": digest,
-            "resolved": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "resolved": crate::input::snapshot::now_rfc3339(),
         });
         write_atomic(&self.tag_path(reference), entry.to_string().as_bytes());
     }

@@ -59,7 +59,7 @@ fn wide(report: &Report, color: bool) -> String {
 
 /// The report as YAML, the same structure as the JSON.
 fn yaml(report: &Report) -> String {
-    serde_yaml::to_string(report).unwrap_or_default()
+    serde_norway::to_string(report).unwrap_or_default()
 }
 
 /// Markdown to paste into tickets and pull requests.
@@ -571,7 +571,7 @@ mod tests {
         let report = sample();
         let yaml = yaml(&report);
         insta::assert_snapshot!(yaml);
-        let from_yaml: serde_json::Value = serde_yaml::from_str(&yaml).unwrap();
+        let from_yaml: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
         let from_json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         assert_eq!(from_yaml, from_json);
     }

@@ -16,7 +16,7 @@ fn infer(src: &str) -> String {
 fn check_expr(src: &str) -> (Option<Ty>, Vec<Diagnostic>) {
     let expr = match crate::parse::parse_expr(src, 0) {
         Ok(e) => e,
-        Err(d) => return (None, vec![d]),
+        Err(errors) => return (None, errors),
     };
     let mut c = Checker::new("t", "1");
     let tables = Tables::from([("signal".to_string(), vec![(9, c.literal("SIGKILL"))])]);
@@ -120,6 +120,10 @@ const ERRORS: &[(&str, &str)] = &[
     ("time(pod.metadata.creationTimestamp) > 5m", "cannot compare a timestamp with a duration"),
     ("version(node.status.nodeInfo.kubeletVersion) == 1", "cannot compare a version with a number"),
     ("c.restartCount * 0.5", "arithmetic is on whole numbers, and this one has a fraction"),
+    ("join(pod.metadata.finalizers, \", \") == \"x\"", "`join(...)` makes a text, which a rule can only show"),
+    ("join(pod.metadata.finalizers)", "`join` takes a list and a separator"),
+    ("join(pod.metadata.finalizers, c.name)", "the separator of `join` is a string literal"),
+    ("join(c.name, \", \")", "this is not a list"),
     ("5E", "`5E` is too large"),
     ("8Ei", "`8Ei` is too large"),
 ];

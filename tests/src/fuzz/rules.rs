@@ -5,7 +5,8 @@
 use k8srule_dsl::SourceFile;
 
 /// A rule file through the whole pipeline: parse and check (every error
-/// rendered), fmt (its output formats to itself and checks to the same IR),
+/// rendered), fmt (its output formats to itself and checks to the same IR;
+/// a file it refuses, with errors that check reports too),
 /// and, when it has no error, compile to a component.
 pub fn rules(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -14,9 +15,22 @@ pub fn rules(data: &[u8]) {
     for rendered in k8srule_dsl::render(&files, &diags) {
         assert!(rendered.starts_with("error: ") && rendered.contains(" --> fuzz.k8srule:"), "{rendered}");
     }
-    if let Ok(formatted) = k8srule_dsl::fmt::format(text) {
-        let again = k8srule_dsl::fmt::format(&formatted)
-            .unwrap_or_else(|d| panic!("fmt's output does not parse:\n{}", d.render("formatted", &formatted)));
+    let formatted = match k8srule_dsl::fmt::format(text) {
+        Ok(formatted) => Some(formatted),
+        Err(errors) => {
+            // a file fmt leaves alone has errors, each one that check reports
+            assert!(!errors.is_empty());
+            for e in &errors {
+                assert!(diags.iter().any(|(_, d)| d == e), "fmt's error is not check's: {e:?}");
+            }
+            None
+        }
+    };
+    if let Some(formatted) = formatted {
+        let again = k8srule_dsl::fmt::format(&formatted).unwrap_or_else(|errors| {
+            let rendered: Vec<String> = errors.iter().map(|d| d.render("formatted", &formatted)).collect();
+            panic!("fmt's output does not parse:\n{}", rendered.join("\n"))
+        });
         assert_eq!(again, formatted, "fmt's output formats differently");
         let (ir2, diags2) = k8srule_dsl::check_files(&[SourceFile::new("fuzz.k8srule", &formatted)], "fuzz", "0.1.0");
         let messages =

@@ -94,7 +94,7 @@ fn cases(root: &Path) -> Vec<(String, PathBuf)> {
 fn diagnose(d: &Diagnoser, case: &Path) -> (Value, Vec<Finding>) {
     let text = std::fs::read_to_string(case).unwrap();
     assert!(text.contains("# source:"), "{}: cite the messages' source in a `# source:` comment", case.display());
-    let doc: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
+    let doc: Value = serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", case.display()));
     let now = doc["now"].as_str().and_then(k8srule_host::test_support::snapshot::parse_time);
     let now = now.unwrap_or_else(|| panic!("{}: `now` must be an RFC 3339 time", case.display()));
     let mut snapshot = d.snapshot(now);

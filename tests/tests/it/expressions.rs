@@ -24,9 +24,10 @@ items:
     namespace: default
     uid: u-full
     creationTimestamp: "2024-05-01T11:00:00Z"
-    finalizers: [example.com/x]
+    finalizers: [example.com/x, example.com/y]
   spec:
     nodeName: n1
+    securityContext: {supplementalGroups: [1000, -2, 65534]}
     containers:
     - name: app
       image: registry.example.com/shop/app:1.2
@@ -174,6 +175,10 @@ const ROWS: &[(&str, [&str; 2])] = &[
     ("e.message", ["Back-off restarting failed container", "<none>"]),
     ("e.count * 2", ["10", "<none>"]),
     ("e == null", ["false", "true"]),
+    // lists shown: strings and integers, a separator between them
+    ("join(pod.metadata.finalizers, \", \")", ["example.com/x, example.com/y", ""]),
+    ("join(pod.spec.securityContext.supplementalGroups, \" \")", ["1000 -2 65534", ""]),
+    ("join(c.events, \", \")", ["", ""]),
 ];
 
 /// The traps a rule author fell into with the first edition of the language
@@ -182,12 +187,12 @@ const ROWS: &[(&str, [&str; 2])] = &[
 const TRAPS: &[(&str, &str, Outcome)] = &[
     ("t.exitCode != 137", "`!=` is the negation of `==`: true where there is no exit code", Values(["false", "true"])),
     ("not (t.exitCode == 137)", "the same as `t.exitCode != 137`", Values(["false", "true"])),
-    ("r != \"3\"", "a number never equals a string: always true", Refused("cannot compare a number with a string")),
+    ("r != \"3\"", "a number never equals a string: always true", Refused(&["cannot compare a number with a string"])),
     ("t.exitCode > 136.5", "a decimal number, not the version 136.5", Values(["true", "false"])),
     ("quantity(c.resources.requests.memory) == 1.5Gi", "a quantity with a fraction", Values(["true", "false"])),
     ("age(pod.metadata.creationTimestamp) > 90000ms", "milliseconds: 90 s", Values(["true", "false"])),
     ("0.001E", "E is 10^18 (held in thousandths)", Values(["1000000000000000000", "1000000000000000000"])),
-    ("1E", "10^18 units, more than a quantity holds", Refused("`1E` is too large")),
+    ("1E", "10^18 units, more than a quantity holds", Refused(&["`1E` is too large"])),
     (
         "quantity(c.resources.limits.cpu) < 1",
         "a plain number next to a quantity is units: one CPU",
@@ -196,25 +201,36 @@ const TRAPS: &[(&str, &str, Outcome)] = &[
     (
         "r > 5m",
         "a count is not a duration",
-        Refused("`5m` is a duration or a quantity, and the other side is a number"),
+        Refused(&["`5m` is a duration or a quantity, and the other side is a number"]),
     ),
     (
         "age(pod.metadata.creationTimestamp) > 5Mi",
         "a duration is not a quantity",
-        Refused("`Mi` is not a duration unit"),
+        Refused(&["`Mi` is not a duration unit"]),
+    ),
+    ("c.name == \"app", "a string ends on its line", Refused(&["unclosed string"])),
+    ("join(pod.metadata.finalizers, \"; \")", "a list shown in a text", Values(["example.com/x; example.com/y", ""])),
+    (
+        "lenn(c.name) > 3 or c.nam == \"x\" or r > \"3\"",
+        "three mistakes, three messages, each where it is",
+        Refused(&[
+            "unknown function `lenn`",
+            "`nam` is not a field of type `Container`",
+            "cannot compare a number with a string",
+        ]),
     ),
     (
         "r * 0.5",
         "arithmetic is on whole numbers",
-        Refused("arithmetic is on whole numbers, and this one has a fraction"),
+        Refused(&["arithmetic is on whole numbers, and this one has a fraction"]),
     ),
 ];
 
 enum Outcome {
     /// `check` accepts it; its values on `full` and on `bare`.
     Values([&'static str; 2]),
-    /// `check` refuses it with this message.
-    Refused(&'static str),
+    /// `check` refuses it with these messages, and no other.
+    Refused(&'static [&'static str]),
 }
 use Outcome::{Refused, Values};
 
@@ -288,10 +304,36 @@ fn the_first_editions_traps_mean_what_they_say_or_are_refused() {
         let Refused(want) = outcome else { continue };
         let source = format!("{TABLES}{}", rule("trap", expr, "t"));
         match Diagnoser::builder().builtin(false).rules_source("t.k8srule", source.as_str()).build() {
-            Ok(_) => wrong.push(format!("{expr} ({meaning}): accepted, want {want}")),
-            Err(e) if !e.to_string().contains(want) => wrong.push(format!("{expr} ({meaning}): want {want}, got {e}")),
-            Err(_) => {}
+            Ok(_) => wrong.push(format!("{expr} ({meaning}): accepted, want {want:?}")),
+            Err(e) => {
+                let e = e.to_string();
+                let said: Vec<&str> = e.lines().filter_map(|l| l.strip_prefix("error: ")).collect();
+                if said != *want {
+                    wrong.push(format!("{expr} ({meaning}): want {want:?}, got {e}"));
+                }
+            }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_long_list_is_joined_within_1024_bytes_cut_between_characters() {
+    // 81 bytes an element and a 2-byte separator: the cut at 1024 falls inside a `ü`
+    let finalizers: Vec<String> = (0..100).map(|_| format!("x{}", "ü".repeat(40))).collect();
+    let pod = serde_json::json!({
+        "kind": "Pod",
+        "metadata": {"name": "p", "namespace": "default", "uid": "u", "finalizers": finalizers},
+        "spec": {"containers": [{"name": "a"}]},
+    });
+    let rule = "rule j {\n  cause \"c\"\n  severity info\n  when true\n  title \"{join(pod.metadata.finalizers, \\\", \\\")}\"\n}\n";
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rule).build().unwrap();
+    let mut snapshot = Snapshot::new(NOW);
+    snapshot.add_value("pod.json", &pod).unwrap();
+    let report = diagnoser.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let title = &report.findings[0].title;
+    let shown = title.strip_suffix('…').unwrap_or_else(|| panic!("not cut: {title}"));
+    assert!(shown.len() <= 1024 && shown.len() > 1000, "{}", shown.len());
+    assert!(finalizers.join(", ").starts_with(shown));
 }

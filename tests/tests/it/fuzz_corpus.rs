@@ -28,13 +28,40 @@ fn check_reports_a_smart_quote_with_a_caret_under_it() {
     let (code, _, err) = k8srule(&["check", &rule.display().to_string()]);
     assert_eq!(code, 2, "{err}");
     let err = err.replace(&dir.path().display().to_string(), "DIR");
-    insta::assert_snapshot!(err, @r"
+    // the rule's other mistakes are reported with it
+    insta::assert_snapshot!(err, @r#"
+    error: rule `a` has no `when` clause
+     --> DIR/quote.k8srule:1:6
+      |
+    1 | rule a {
+      |      ^
+      |
+      = help: add the condition under which it fires: `when ...`
+
+    error: rule `a` has no `title`
+     --> DIR/quote.k8srule:1:6
+      |
+    1 | rule a {
+      |      ^
+      |
+      = help: add the finding's one-line message: `title "..."`
+
+    error: rule `a` has no `severity` clause
+     --> DIR/quote.k8srule:1:6
+      |
+    1 | rule a {
+      |      ^
+      |
+      = help: add `severity info`, `warning`, `error` or `critical`
+
     error: expected a string
      --> DIR/quote.k8srule:2:9
       |
     2 |   cause “x”
       |         ^
+      |
+      = help: a string is written in straight double quotes, on one line: `"..."`
 
-    1 error(s)
-    ");
+    4 error(s)
+    "#);
 }

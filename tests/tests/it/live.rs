@@ -418,6 +418,34 @@ fn watch_emits_one_event_per_new_finding_when_asked() {
 }
 
 #[test]
+fn watch_reads_logs_again_only_for_pods_whose_findings_change() {
+    let data = tempfile::tempdir().unwrap();
+    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), node()]);
+    let api = KubeApi::start(data.path(), &[]);
+    let (handle, changes, stop) = start_watch(&api, watch::Options::default());
+    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    let log_reads = |pod: &str| {
+        let path = format!("/api/v1/namespaces/shop/pods/{pod}/log");
+        api.requests().iter().filter(|r| r["path"] == path.as_str()).count()
+    };
+    let first = log_reads("web");
+    assert!(first > 0, "a crash-looping pod's previous log is read");
+    // a label changes nothing the rules see; then a new crash-looping pod,
+    // which the watch sees after the label: once it is reported, web's
+    // change has been diagnosed too, without reading its log again
+    let mut labelled = crashing_pod("shop", "web", "u-web");
+    labelled["metadata"]["labels"] = json!({"team": "checkout"});
+    api.post("/_objects", &labelled);
+    api.post("/_objects", &crashing_pod("shop", "worker", "u-worker"));
+    assert!(wait_for(20, || !new_of(&changes.lock().unwrap(), "shop/worker").is_empty()));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    assert!(log_reads("worker") > 0);
+    assert_eq!(log_reads("web"), first, "{:#?}", api.requests());
+    assert!(resolved_of(&changes.lock().unwrap(), "shop/web").is_empty(), "{:#?}", changes.lock().unwrap());
+}
+
+#[test]
 fn watch_on_the_command_line_prints_json_lines() {
     let data = example_data();
     let api = KubeApi::start(data.path(), &["--forbid", "nodes"]);

@@ -57,7 +57,7 @@ const STACK_BYTES: usize = 1 << 30;
 const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
 
 /// The functions of the language: name, signature, what it gives.
-const FUNCTIONS: [(&str, &str, &str); 7] = [
+const FUNCTIONS: [(&str, &str, &str); 8] = [
     ("has", "has(path)", "True when the path is present (not null)."),
     ("age", "age(t)", "The seconds between the timestamp `t` and `now`: a duration (`age(t) > 5m`)."),
     ("time", "time(t)", "The timestamp `t` in seconds since the epoch (`time(a) - time(b)` is a duration)."),
@@ -65,6 +65,11 @@ const FUNCTIONS: [(&str, &str, &str); 7] = [
     ("quantity", "quantity(s)", "The Kubernetes quantity in the text `s` (`512Mi`, `100m`): compares with `1Gi`."),
     ("len", "len(x)", "The number of elements of a list, of bytes of a string."),
     ("coalesce", "coalesce(a, b, ...)", "The first of its arguments that is not null; null when all are."),
+    (
+        "join",
+        "join(list, \", \")",
+        "The strings and integers of a list in one text, with the separator between them (in texts).",
+    ),
 ];
 
 const QUANTIFIERS: [(&str, &str, &str); 4] = [
@@ -98,9 +103,23 @@ pub(crate) struct Cause {
     pub about: String,
 }
 
+/// What the server knows of the loaded packs.
+pub(crate) struct Packs {
+    /// The causes of their rules, computed ones (`signal.{0}`) included:
+    /// an `explains` key none of them covers is warned about, as `check` does.
+    causes: Vec<String>,
+    /// The keys `explains` completes.
+    keys: Vec<Cause>,
+}
+
+pub(crate) fn packs(d: &crate::Diagnoser) -> Packs {
+    let causes = d.packs().flat_map(|(_, info)| info.rules.iter().map(|r| r.cause.clone())).collect();
+    Packs { causes, keys: keys(d) }
+}
+
 /// The cause keys of the loaded packs: the causes of their rules (not those
 /// computed, such as `signal.{0}`) and the keys their rules explain.
-pub(crate) fn causes(d: &crate::Diagnoser) -> Vec<Cause> {
+fn keys(d: &crate::Diagnoser) -> Vec<Cause> {
     let rules = || d.packs().flat_map(|(pack, info)| info.rules.iter().map(move |r| (pack, r)));
     let own = rules().filter(|(_, r)| !r.cause.contains('{')).map(|(pack, r)| {
         let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
@@ -118,20 +137,20 @@ pub(crate) fn causes(d: &crate::Diagnoser) -> Vec<Cause> {
 }
 
 /// Serves the Language Server Protocol on stdin and stdout until the client exits.
-pub(crate) fn serve(causes: Vec<Cause>) -> Result<(), String> {
+pub(crate) fn serve(packs: Packs) -> Result<(), String> {
     let server = std::thread::Builder::new()
         .name("k8srule-lsp".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || run(causes))
+        .spawn(move || run(packs))
         .map_err(|e| format!("cannot start the server: {e}"))?;
     server.join().map_err(|_| "the server stopped unexpectedly".to_string())?
 }
 
-fn run(causes: Vec<Cause>) -> Result<(), String> {
+fn run(packs: Packs) -> Result<(), String> {
     let (connection, io) = Connection::stdio();
     let capabilities = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
     connection.initialize(capabilities).map_err(|e| e.to_string())?;
-    let mut server = Server { files: HashMap::new(), causes };
+    let mut server = Server { files: HashMap::new(), packs };
     'serve: while let Ok(first) = connection.receiver.recv() {
         let mut changed = BTreeMap::new();
         let mut next = Some(first);
@@ -182,7 +201,7 @@ type Changed = BTreeMap<String, Uri>;
 
 struct Server {
     files: HashMap<String, File>,
-    causes: Vec<Cause>,
+    packs: Packs,
 }
 
 type Answer = Result<Value, (ErrorCode, String)>;
@@ -252,15 +271,15 @@ impl Server {
     fn diagnostics(&self, uri: &Uri) -> PublishDiagnosticsParams {
         let (text, version) = self.files.get(uri.as_str()).map_or(("", None), |f| (f.text.as_str(), Some(f.version)));
         let name = uri.as_str();
-        let found = catch_unwind(|| check(name, text)).unwrap_or_else(|_| {
-            vec![(Span::default(), "k8srule failed to check this file: please report it".to_string())]
+        let found = catch_unwind(|| check(name, text, &self.packs.causes)).unwrap_or_else(|_| {
+            vec![(Span::default(), "k8srule failed to check this file: please report it".to_string(), false)]
         });
         let lines = Lines::new(text);
         let diagnostics = found
             .into_iter()
-            .map(|(span, message)| Diagnostic {
+            .map(|(span, message, warning)| Diagnostic {
                 range: lines.range(span),
-                severity: Some(DiagnosticSeverity::ERROR),
+                severity: Some(if warning { DiagnosticSeverity::WARNING } else { DiagnosticSeverity::ERROR }),
                 source: Some("k8srule".into()),
                 message,
                 ..Diagnostic::default()
@@ -274,10 +293,10 @@ impl Server {
         let text = self.text(&at.text_document.uri)?;
         let lines = Lines::new(text);
         let offset = lines.offset(at.position);
-        let file = parse(text)?;
+        let file = parse(text);
         if let Some(s) = explained_at(&file, offset) {
-            let about =
-                self.causes.iter().find(|c| c.key == s.value).map_or("no loaded pack has this cause", |c| &c.about);
+            let known = self.packs.keys.iter().find(|c| c.key == s.value);
+            let about = known.map_or("no loaded pack has this cause", |c| &c.about);
             return Some(markdown(format!("cause `{}`: {about}", s.value), lines.range(s.span)));
         }
         let analysis = analysis::analyze(&file, None);
@@ -307,7 +326,7 @@ impl Server {
         let at = p.text_document_position_params;
         let text = self.text(&at.text_document.uri)?;
         let lines = Lines::new(text);
-        let analysis = analysis::analyze(&parse(text)?, None);
+        let analysis = analysis::analyze(&parse(text), None);
         let def = match &analysis.at(lines.offset(at.position))?.meaning {
             Meaning::Name(b) => b.def,
             Meaning::Table { def, .. } => *def,
@@ -366,12 +385,12 @@ impl Server {
                 // the file's own causes, with the string being typed closed empty
                 let line_end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
                 let closed = format!("{}\"{}", &text[..start], &text[line_end..]);
-                let own = parse(&closed).into_iter().flat_map(|f| f.rules).filter_map(|r| {
+                let own = parse(&closed).rules.into_iter().filter_map(|r| {
                     let key = r.cause?.value;
                     (!key.contains('{'))
                         .then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
                 });
-                let mut causes: Vec<Cause> = self.causes.iter().cloned().chain(own).collect();
+                let mut causes: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
                 causes.sort_by(|a, b| a.key.cmp(&b.key));
                 causes.dedup_by(|a, b| a.key == b.key);
                 causes
@@ -411,12 +430,15 @@ fn refused(text: &str) -> Option<String> {
     })
 }
 
-/// `k8srule check`'s errors for one file: where, and the message with its help.
-fn check(name: &str, text: &str) -> Vec<(Span, String)> {
+/// `k8srule check`'s errors and warnings for one file, `explains` checked
+/// against `causes`: where, the message with its help, whether a warning.
+fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)> {
     if let Some(message) = refused(text) {
-        return vec![(Span::default(), message)];
+        return vec![(Span::default(), message, false)];
     }
-    let (_, found) = k8srule_dsl::check_files(&[SourceFile::new(name, text)], "lsp", "0.0.0");
+    let files = [SourceFile::new(name, text)];
+    let (_, mut found) = k8srule_dsl::check_files(&files, "lsp", "0.0.0");
+    found.extend(k8srule_dsl::explains_warnings(&files, causes));
     found
         .into_iter()
         .map(|(_, d)| {
@@ -424,13 +446,14 @@ fn check(name: &str, text: &str) -> Vec<(Span, String)> {
                 Some(help) => format!("{}\nhelp: {help}", d.message),
                 None => d.message.clone(),
             };
-            (d.span, message)
+            (d.span, message, d.warning)
         })
         .collect()
 }
 
-fn parse(text: &str) -> Option<ast::File> {
-    k8srule_dsl::parse::parse(text).ok()
+/// The file as the recovering parser reads it: what parsed, even around errors.
+fn parse(text: &str) -> ast::File {
+    k8srule_dsl::parse::parse(text).0
 }
 
 /// The string of an `explains` clause at `offset`.
