@@ -3,7 +3,7 @@
 -- formatting, and writes what the client got as JSON for the Rust test
 -- (tests/tests/it/lsp.rs). Runs on Neovim 0.7 (Debian 12) and later.
 --   K8SRULE_BIN   the k8srule binary
---   K8SRULE_DIR   a directory holding demo.k8srule (with one error), deep.k8srule, huge.k8srule
+--   K8SRULE_DIR   a directory holding demo.k8srule (with an error and a warning) and the hostile files
 --   K8SRULE_OUT   where the JSON goes
 local bin, dir, out = os.getenv('K8SRULE_BIN'), os.getenv('K8SRULE_DIR'), os.getenv('K8SRULE_OUT')
 local got = { steps = {} }
@@ -40,7 +40,7 @@ end
 local function diagnostics(buf)
   local found = {}
   for _, d in ipairs(vim.diagnostic.get(buf)) do
-    table.insert(found, { line = d.lnum, col = d.col, message = d.message })
+    table.insert(found, { line = d.lnum, col = d.col, message = d.message, warning = d.severity == vim.diagnostic.severity.WARN })
   end
   table.sort(found, function(a, b) return a.line < b.line or (a.line == b.line and a.col < b.col) end)
   return found
@@ -81,13 +81,15 @@ local function main()
   -- diagnostics as the file opens, then as it is fixed
   wait_for('diagnostics', function() return #vim.diagnostic.get(buf) > 0 end)
   got.opened = diagnostics(buf)
-  local line, col = find(buf, 'let t =', 'lastStat.')
-  vim.api.nvim_buf_set_text(buf, line, col, line, col + #'lastStat', { 'lastState' })
+  for _, typo in ipairs({ { 'let t =', 'lastStat.', 'lastState.' }, { 'explains', 'BakOff', 'BackOff' } }) do
+    local line, col = find(buf, typo[1], typo[2])
+    vim.api.nvim_buf_set_text(buf, line, col, line, col + #typo[2], { typo[3] })
+  end
   wait_for('no diagnostics', function() return #vim.diagnostic.get(buf) == 0 end)
   got.fixed = diagnostics(buf)
   table.insert(got.steps, 'fixed')
 
-  -- hover: a field, a name bound by `let`, a function
+  -- hover: a field, names bound by `let` and `for`, a field in a text's placeholder, a function, a cause key
   local function hover(context, pattern, shift)
     local l, c = find(buf, context, pattern)
     local result = request(buf, 'textDocument/hover', at(buf, l, c + (shift or 0)))
@@ -95,7 +97,10 @@ local function main()
   end
   got.hover_field = hover('let t =', 'terminated', 3)
   got.hover_let = hover('when', 't.reason')
+  got.hover_for = hover('let t =', 'c.lastState')
   got.hover_placeholder = hover('title', 'c.name', 2)
+  got.hover_function = hover('when', 'coalesce')
+  got.hover_cause = hover('explains', 'state.Crash')
 
   -- go to definition: a `let` name, a table
   local function definition(context, pattern)
@@ -136,8 +141,8 @@ local function main()
   got.formatted = table.concat(lines(buf), '\n')
   table.insert(got.steps, 'formatted')
 
-  -- hostile files: nested too deep for the parser's stack, larger than the server reads
-  for _, name in ipairs({ 'deep', 'huge' }) do
+  -- hostile files: nested deep, a chain at the nesting bound, past it, larger than the server reads
+  for _, name in ipairs({ 'deep', 'chain', 'nested', 'huge' }) do
     vim.cmd('edit ' .. vim.fn.fnameescape(dir .. '/' .. name .. '.k8srule'))
     local hostile = vim.api.nvim_get_current_buf()
     vim.lsp.buf_attach_client(hostile, client)

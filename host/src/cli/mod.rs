@@ -522,7 +522,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Lsp { packs } => {
             let d = diagnoser(&packs, Lang::En)?;
             refused_packs(&d, io);
-            lsp::serve(lsp::causes(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
+            lsp::serve(lsp::packs(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
             Ok(0)
         }
         Command::Rules { output, packs } => {

@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 use k8srule_tests::{k8srule, root};
 use serde_json::{Value, json};
 
-/// `k8srule check`'s errors as (line, column, message and help), 0-based as the protocol counts.
+/// `k8srule check`'s errors and warnings as (line, column, message and
+/// help, whether a warning), 0-based as the protocol counts.
 fn check_errors(path: &str) -> Vec<Value> {
     let (code, _, err) = k8srule(&["check", path]);
     assert_eq!(code, 2, "{err}");
     let mut found = Vec::new();
     let mut lines = err.lines();
     while let Some(line) = lines.next() {
-        let Some(message) = line.strip_prefix("error: ") else { continue };
+        let warning = line.starts_with("warning: ");
+        let Some(message) = line.strip_prefix("error: ").or(line.strip_prefix("warning: ")) else { continue };
         let at = lines.next().unwrap().trim().strip_prefix("--> ").unwrap();
         let mut parts = at.rsplitn(3, ':');
         let col: u64 = parts.next().unwrap().parse().unwrap();
@@ -24,7 +26,7 @@ fn check_errors(path: &str) -> Vec<Value> {
             Some(h) => format!("{message}\nhelp: {h}"),
             None => message.to_string(),
         };
-        found.push(json!({"line": line - 1, "col": col - 1, "message": message}));
+        found.push(json!({"line": line - 1, "col": col - 1, "message": message, "warning": warning}));
     }
     found
 }
@@ -70,7 +72,9 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
     assert_eq!((code, out.as_str()), (0, ""), "tests/lsp/demo.k8srule is formatted");
 
     let dir = tempfile::tempdir().unwrap();
-    let broken = canonical.replace("c.lastState.terminated", "c.lastStat.terminated");
+    let broken = canonical
+        .replace("c.lastState.terminated", "c.lastStat.terminated")
+        .replace("\"state.CrashLoopBackOff\"", "\"state.CrashLoopBakOff\"");
     std::fs::write(dir.path().join("demo.k8srule"), &broken).unwrap();
     let depth = 3000;
     let deep = format!(
@@ -79,20 +83,25 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
         ")".repeat(depth)
     );
     std::fs::write(dir.path().join("deep.k8srule"), deep).unwrap();
+    let rule = |when: &str| format!("rule a {{\n  cause \"a\"\n  severity info\n  when {when}\n}}\n");
+    let chain = format!("true{}", " and true".repeat(19_990));
+    std::fs::write(dir.path().join("chain.k8srule"), rule(&chain)).unwrap();
+    std::fs::write(dir.path().join("nested.k8srule"), rule(&format!("{}1 > 0", "-".repeat(30_000)))).unwrap();
     std::fs::write(dir.path().join("huge.k8srule"), "# padding\n".repeat(120_000)).unwrap();
 
     let got = run_neovim(dir.path());
 
-    // the diagnostics are `k8srule check`'s: same places, same messages and help
+    // the diagnostics are `k8srule check`'s: same places, same messages and help, same warnings
     let expected = check_errors(dir.path().join("demo.k8srule").to_str().unwrap());
     assert_eq!(got["opened"], json!(expected));
-    // the let's path and its two uses
-    // one error: the `let` that misspells the field, not again at each use of its name
-    assert_eq!(expected.len(), 1, "{expected:?}");
-    assert_eq!(
-        expected[0]["message"],
-        "`lastStat` is not a field of type `Container`\nhelp: did you mean `lastState`?"
+    let messages: Vec<(&str, bool)> =
+        expected.iter().map(|d| (d["message"].as_str().unwrap(), d["warning"].as_bool().unwrap())).collect();
+    let typo = ("`lastStat` is not a field of type `Container`\nhelp: did you mean `lastState`?", false);
+    let explains = (
+        "no loaded rule has the cause `state.CrashLoopBakOff`, so this explains nothing\nhelp: did you mean `state.CrashLoopBackOff`?",
+        true,
     );
+    assert_eq!(messages, [explains, typo]);
     assert_eq!(got["fixed"], json!([]), "fixing the file as one types clears them");
 
     // hover: the schema's type and the Kubernetes documentation of a field, what a name stands for
@@ -102,13 +111,20 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
     );
     assert_eq!(
         got["hover_let"],
-        "`t`: `containers[].lastState.terminated`, `StateTerminated`\n\n`containers[].lastState.terminated`: `StateTerminated` (`ContainerState.terminated`)\n\nDetails about a terminated container"
+        "`t` = `containers[].lastState.terminated`: `StateTerminated` (`ContainerState.terminated`)\n\nDetails about a terminated container"
     );
+    assert_eq!(got["hover_for"], "`c` = `containers[]`: `Container`");
     let placeholder = got["hover_placeholder"].as_str().unwrap();
     assert!(
         placeholder.starts_with("`containers[].name`: `str` (`Container.name`)\n\nName of the container"),
         "{placeholder}"
     );
+    assert_eq!(
+        got["hover_function"],
+        "`coalesce(a, b, ...)`\n\nThe first of its arguments that is not null; null when all are."
+    );
+    let cause = got["hover_cause"].as_str().unwrap();
+    assert!(cause.starts_with("cause `state.CrashLoopBackOff`: the cause of `"), "{cause}");
 
     // definitions: of a `let` name, a table, a `for` name
     let line_of = |needle: &str| canonical.lines().position(|l| l.contains(needle)).unwrap();
@@ -146,13 +162,16 @@ fn neovim_gets_diagnostics_hover_completion_definitions_and_formatting() {
     assert_ne!(got["messy"], canonical.trim_end());
     assert_eq!(got["formatted"], canonical.trim_end());
 
-    // a file nested thousands deep is checked, one past the size bound is refused, the server goes on
+    // files nested thousands deep are checked, those past the bounds are refused, the server goes on
     let deep = strings(&got["deep"]);
+    assert_eq!(deep.len(), 1, "{deep:?}");
+    assert!(deep[0].starts_with("`x` is not a field of type `Pod`\n"), "{deep:?}");
     assert_eq!(
-        deep,
-        ["`x` is not a field of type `Pod`\nhelp: the fields of type `Pod` are listed in rules-dsl/src/schema.k8s"],
-        "{deep:?}"
+        strings(&got["chain"]),
+        ["rule `a` has no `title`\nhelp: add the finding's one-line message: `title \"...\"`"]
     );
+    let refused = "this file has more than 20000 operators, brackets and dots: run `k8srule check` on it";
+    assert_eq!(strings(&got["nested"]), [refused]);
     assert_eq!(strings(&got["huge"]), ["this file is larger than 1024 KiB: run `k8srule check` on it"]);
     assert!(got["hover_after"].as_str().unwrap().contains("StateTerminated"), "{}", got["hover_after"]);
 }

@@ -264,8 +264,8 @@ pub(super) enum Context {
 /// parsed again: the same trick as rust-analyzer's.
 const PROBE: &str = "k8sruleCompletionProbe";
 
-/// What may be written at `offset`; `parse` parses a file (none when it does not parse).
-pub(super) fn context(text: &str, offset: usize, parse: impl Fn(&str) -> Option<ast::File>) -> Option<Context> {
+/// What may be written at `offset`; `parse` parses a file (what of it parses).
+pub(super) fn context(text: &str, offset: usize, parse: impl Fn(&str) -> ast::File) -> Option<Context> {
     let offset = text.floor_char_boundary(offset.min(text.len()));
     let before = &text[..offset];
     let lexical = lexical(before);
@@ -286,19 +286,18 @@ pub(super) fn context(text: &str, offset: usize, parse: impl Fn(&str) -> Option<
     }
     let word = before.len() - before.bytes().rev().take_while(|b| b.is_ascii_alphanumeric() || *b == b'_').count();
     let probed = format!("{}{PROBE}{}", &text[..word], &text[offset..]);
-    if let Some(file) = parse(&probed) {
-        let analysis = analyze(&file, Some(word));
-        if before[..word].ends_with('.') {
-            let found = analysis.refs.iter().find(|r| r.span.start == word && matches!(r.meaning, Meaning::Field(_)));
-            return match found.map(|r| &r.meaning) {
-                Some(Meaning::Field(p)) => p.parent().map(Context::Field),
-                _ => None,
-            };
-        }
-        if let Some(bindings) = analysis.scope_at_probe {
-            let tables = file.tables.iter().map(|t| t.name.name.clone()).collect();
-            return Some(Context::Name { bindings, tables });
-        }
+    let file = parse(&probed);
+    let analysis = analyze(&file, Some(word));
+    if before[..word].ends_with('.') {
+        let found = analysis.refs.iter().find(|r| r.span.start == word && matches!(r.meaning, Meaning::Field(_)));
+        return match found.map(|r| &r.meaning) {
+            Some(Meaning::Field(p)) => p.parent().map(Context::Field),
+            _ => None,
+        };
+    }
+    if let Some(bindings) = analysis.scope_at_probe {
+        let tables = file.tables.iter().map(|t| t.name.name.clone()).collect();
+        return Some(Context::Name { bindings, tables });
     }
     let line = &before[before[..word].rfind('\n').map_or(0, |n| n + 1)..word];
     (matches!(lexical, Lexical::Code) && line.trim().is_empty()).then_some(Context::Clause)

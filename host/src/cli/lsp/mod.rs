@@ -10,10 +10,10 @@
 //! packs' and the file's own); definition goes from a name to its `let`, `for`
 //! or quantifier and from a lookup to its table; formatting is `k8srule fmt`.
 //!
-//! Bounds: a file over [`MAX_FILE_BYTES`] gets one diagnostic and nothing
-//! else; the server runs on a thread whose stack holds the deepest expression
-//! the parser accepts; a request that fails unexpectedly is answered with an
-//! error and the server goes on.
+//! Bounds: a file over [`MAX_FILE_BYTES`], or whose syntax tree could nest
+//! deeper than [`MAX_NESTING`], gets one diagnostic and nothing else; the
+//! server runs on a thread whose stack holds that deep a tree; a request that
+//! fails unexpectedly is answered with an error and the server goes on.
 
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -41,10 +41,20 @@ use analysis::{Context, Meaning, Place};
 /// Files larger than this are not analysed (the largest built-in rule file is ~5 KiB).
 pub(crate) const MAX_FILE_BYTES: usize = 1 << 20;
 
-/// The parser and checker recurse once per level of nesting; pest stops
-/// nesting at a few thousand levels, which this stack holds (it is reserved,
-/// not used, until a file is that deep).
-const STACK_BYTES: usize = 512 << 20;
+/// The parser, the checker and the formatter recurse once per level of an
+/// expression, so a file is analysed only when its syntax tree cannot nest
+/// deeper than this: every level takes an operator, a bracket or a dot, so
+/// a file with fewer of them is that shallow (the largest built-in rule has
+/// 222, all 87 together 10,355).
+pub(crate) const MAX_NESTING: usize = 20_000;
+
+/// The stack of the server's thread: room for [`MAX_NESTING`] levels at
+/// ~20 KiB each (a debug build's largest frames; a release build's are
+/// smaller), reserved and used only as deep as a file goes.
+const STACK_BYTES: usize = 1 << 30;
+
+/// The words that are operators.
+const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
 
 /// The functions of the language: name, signature, what it gives.
 const FUNCTIONS: [(&str, &str, &str); 8] = [
@@ -93,9 +103,23 @@ pub(crate) struct Cause {
     pub about: String,
 }
 
+/// What the server knows of the loaded packs.
+pub(crate) struct Packs {
+    /// The causes of their rules, computed ones (`signal.{0}`) included:
+    /// an `explains` key none of them covers is warned about, as `check` does.
+    causes: Vec<String>,
+    /// The keys `explains` completes.
+    keys: Vec<Cause>,
+}
+
+pub(crate) fn packs(d: &crate::Diagnoser) -> Packs {
+    let causes = d.packs().flat_map(|(_, info)| info.rules.iter().map(|r| r.cause.clone())).collect();
+    Packs { causes, keys: keys(d) }
+}
+
 /// The cause keys of the loaded packs: the causes of their rules (not those
 /// computed, such as `signal.{0}`) and the keys their rules explain.
-pub(crate) fn causes(d: &crate::Diagnoser) -> Vec<Cause> {
+fn keys(d: &crate::Diagnoser) -> Vec<Cause> {
     let rules = || d.packs().flat_map(|(pack, info)| info.rules.iter().map(move |r| (pack, r)));
     let own = rules().filter(|(_, r)| !r.cause.contains('{')).map(|(pack, r)| {
         let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
@@ -113,20 +137,20 @@ pub(crate) fn causes(d: &crate::Diagnoser) -> Vec<Cause> {
 }
 
 /// Serves the Language Server Protocol on stdin and stdout until the client exits.
-pub(crate) fn serve(causes: Vec<Cause>) -> Result<(), String> {
+pub(crate) fn serve(packs: Packs) -> Result<(), String> {
     let server = std::thread::Builder::new()
         .name("k8srule-lsp".into())
         .stack_size(STACK_BYTES)
-        .spawn(move || run(causes))
+        .spawn(move || run(packs))
         .map_err(|e| format!("cannot start the server: {e}"))?;
     server.join().map_err(|_| "the server stopped unexpectedly".to_string())?
 }
 
-fn run(causes: Vec<Cause>) -> Result<(), String> {
+fn run(packs: Packs) -> Result<(), String> {
     let (connection, io) = Connection::stdio();
     let capabilities = serde_json::to_value(capabilities()).map_err(|e| e.to_string())?;
     connection.initialize(capabilities).map_err(|e| e.to_string())?;
-    let mut server = Server { files: HashMap::new(), causes };
+    let mut server = Server { files: HashMap::new(), packs };
     'serve: while let Ok(first) = connection.receiver.recv() {
         let mut changed = BTreeMap::new();
         let mut next = Some(first);
@@ -172,12 +196,12 @@ struct File {
     version: i32,
 }
 
-/// Open files and changed files by their URI's text (a `Uri` caches parts of itself: not a key).
+/// The files changed since diagnostics were last published, by their URI's text (a `Uri` caches parts of itself: not a key).
 type Changed = BTreeMap<String, Uri>;
 
 struct Server {
     files: HashMap<String, File>,
-    causes: Vec<Cause>,
+    packs: Packs,
 }
 
 type Answer = Result<Value, (ErrorCode, String)>;
@@ -239,23 +263,23 @@ impl Server {
         }
     }
 
-    /// The text of an open file, unless it is too large to analyse.
+    /// The text of an open file, unless it is refused.
     fn text(&self, uri: &Uri) -> Option<&str> {
-        self.files.get(uri.as_str()).map(|f| f.text.as_str()).filter(|t| t.len() <= MAX_FILE_BYTES)
+        self.files.get(uri.as_str()).map(|f| f.text.as_str()).filter(|t| refused(t).is_none())
     }
 
     fn diagnostics(&self, uri: &Uri) -> PublishDiagnosticsParams {
         let (text, version) = self.files.get(uri.as_str()).map_or(("", None), |f| (f.text.as_str(), Some(f.version)));
         let name = uri.as_str();
-        let found = catch_unwind(|| check(name, text)).unwrap_or_else(|_| {
-            vec![(Span::default(), "k8srule failed to check this file: please report it".to_string())]
+        let found = catch_unwind(|| check(name, text, &self.packs.causes)).unwrap_or_else(|_| {
+            vec![(Span::default(), "k8srule failed to check this file: please report it".to_string(), false)]
         });
         let lines = Lines::new(text);
         let diagnostics = found
             .into_iter()
-            .map(|(span, message)| Diagnostic {
+            .map(|(span, message, warning)| Diagnostic {
                 range: lines.range(span),
-                severity: Some(DiagnosticSeverity::ERROR),
+                severity: Some(if warning { DiagnosticSeverity::WARNING } else { DiagnosticSeverity::ERROR }),
                 source: Some("k8srule".into()),
                 message,
                 ..Diagnostic::default()
@@ -269,10 +293,10 @@ impl Server {
         let text = self.text(&at.text_document.uri)?;
         let lines = Lines::new(text);
         let offset = lines.offset(at.position);
-        let file = parse(text)?;
+        let file = parse(text);
         if let Some(s) = explained_at(&file, offset) {
-            let about =
-                self.causes.iter().find(|c| c.key == s.value).map_or("no loaded pack has this cause", |c| &c.about);
+            let known = self.packs.keys.iter().find(|c| c.key == s.value);
+            let about = known.map_or("no loaded pack has this cause", |c| &c.about);
             return Some(markdown(format!("cause `{}`: {about}", s.value), lines.range(s.span)));
         }
         let analysis = analysis::analyze(&file, None);
@@ -281,9 +305,11 @@ impl Server {
             Meaning::Field(place) => field_doc(place)?,
             Meaning::Name(b) => match &b.place {
                 Some(place) => {
-                    let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref()).unwrap_or_default();
-                    let doc = field_doc(place).map(|d| format!("\n\n{d}")).unwrap_or_default();
-                    format!("`{}`: `{}`, `{ty}`{doc}", b.name, place.show())
+                    let about = field_doc(place).unwrap_or_else(|| {
+                        let ty = k8srule_dsl::type_at(&place.segments, place.base.as_deref());
+                        format!("`{}`{}", place.show(), ty.map(|t| format!(": `{t}`")).unwrap_or_default())
+                    });
+                    format!("`{}` = {about}", b.name)
                 }
                 None => format!("`{}`: a value computed by `let`", b.name),
             },
@@ -300,7 +326,7 @@ impl Server {
         let at = p.text_document_position_params;
         let text = self.text(&at.text_document.uri)?;
         let lines = Lines::new(text);
-        let analysis = analysis::analyze(&parse(text)?, None);
+        let analysis = analysis::analyze(&parse(text), None);
         let def = match &analysis.at(lines.offset(at.position))?.meaning {
             Meaning::Name(b) => b.def,
             Meaning::Table { def, .. } => *def,
@@ -359,12 +385,12 @@ impl Server {
                 // the file's own causes, with the string being typed closed empty
                 let line_end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
                 let closed = format!("{}\"{}", &text[..start], &text[line_end..]);
-                let own = parse(&closed).into_iter().flat_map(|f| f.rules).filter_map(|r| {
+                let own = parse(&closed).rules.into_iter().filter_map(|r| {
                     let key = r.cause?.value;
                     (!key.contains('{'))
                         .then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
                 });
-                let mut causes: Vec<Cause> = self.causes.iter().cloned().chain(own).collect();
+                let mut causes: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
                 causes.sort_by(|a, b| a.key.cmp(&b.key));
                 causes.dedup_by(|a, b| a.key == b.key);
                 causes
@@ -391,13 +417,28 @@ impl Server {
     }
 }
 
-/// `k8srule check`'s errors for one file: where, and the message with its help.
-fn check(name: &str, text: &str) -> Vec<(Span, String)> {
+/// Why a file is not analysed: too large, or it could nest too deep.
+fn refused(text: &str) -> Option<String> {
     if text.len() > MAX_FILE_BYTES {
-        let message = format!("this file is larger than {} KiB: run `k8srule check` on it", MAX_FILE_BYTES >> 10);
-        return vec![(Span::default(), message)];
+        return Some(format!("this file is larger than {} KiB: run `k8srule check` on it", MAX_FILE_BYTES >> 10));
     }
-    let (_, found) = k8srule_dsl::check_files(&[SourceFile::new(name, text)], "lsp", "0.0.0");
+    // in texts too: their placeholders are expressions
+    let marks = text.bytes().filter(|b| b"([.-+*/%<>=!".contains(b)).count();
+    let words = text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| OPERATOR_WORDS.contains(w));
+    (marks + words.count() > MAX_NESTING).then(|| {
+        format!("this file has more than {MAX_NESTING} operators, brackets and dots: run `k8srule check` on it")
+    })
+}
+
+/// `k8srule check`'s errors and warnings for one file, `explains` checked
+/// against `causes`: where, the message with its help, whether a warning.
+fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)> {
+    if let Some(message) = refused(text) {
+        return vec![(Span::default(), message, false)];
+    }
+    let files = [SourceFile::new(name, text)];
+    let (_, mut found) = k8srule_dsl::check_files(&files, "lsp", "0.0.0");
+    found.extend(k8srule_dsl::explains_warnings(&files, causes));
     found
         .into_iter()
         .map(|(_, d)| {
@@ -405,14 +446,14 @@ fn check(name: &str, text: &str) -> Vec<(Span, String)> {
                 Some(help) => format!("{}\nhelp: {help}", d.message),
                 None => d.message.clone(),
             };
-            (d.span, message)
+            (d.span, message, d.warning)
         })
         .collect()
 }
 
 /// The file as the recovering parser reads it: what parsed, even around errors.
-fn parse(text: &str) -> Option<ast::File> {
-    Some(k8srule_dsl::parse::parse(text).0)
+fn parse(text: &str) -> ast::File {
+    k8srule_dsl::parse::parse(text).0
 }
 
 /// The string of an `explains` clause at `offset`.

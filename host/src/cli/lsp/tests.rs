@@ -63,7 +63,7 @@ fn clauses_complete_at_the_start_of_a_line_and_causes_in_explains() {
 
 #[test]
 fn hover_and_definition_find_what_a_position_means() {
-    let file = parse(DEMO).unwrap();
+    let file = parse(DEMO);
     let analysis = analysis::analyze(&file, None);
     let meaning = |needle: &str, shift: usize| {
         let at = DEMO.find(needle).unwrap() + shift;
@@ -110,10 +110,15 @@ fn every_function_of_the_language_is_documented() {
 }
 
 #[test]
-fn the_check_of_a_file_too_large_is_one_message() {
+fn a_file_too_large_or_that_could_nest_too_deep_is_one_message() {
     let huge = "#\n".repeat(MAX_FILE_BYTES);
-    assert_eq!(
-        check("f", &huge),
-        [(Span::default(), "this file is larger than 1024 KiB: run `k8srule check` on it".into())]
-    );
+    let too_large = "this file is larger than 1024 KiB: run `k8srule check` on it";
+    assert_eq!(check("f", &huge, &[]), [(Span::default(), too_large.into(), false)]);
+    let too_deep = "this file has more than 20000 operators, brackets and dots: run `k8srule check` on it";
+    let chain = |op: &str, n: usize| format!("rule a {{\n  when x{}\n}}\n", format!(" {op} x").repeat(n));
+    assert_eq!(check("f", &chain("and", MAX_NESTING + 1), &[]), [(Span::default(), too_deep.into(), false)]);
+    let placeholders = format!("rule a {{\n  title \"{{{}x}}\"\n}}\n", "-".repeat(MAX_NESTING + 1));
+    assert_eq!(check("f", &placeholders, &[]), [(Span::default(), too_deep.into(), false)]);
+    assert!(refused(&chain("or", MAX_NESTING / 2)).is_none());
+    assert!(refused(DEMO).is_none());
 }
