@@ -295,8 +295,8 @@ impl Server {
         let offset = lines.offset(at.position);
         let file = parse(text);
         if let Some(s) = explained_at(&file, offset) {
-            let known = self.packs.keys.iter().find(|c| c.key == s.value);
-            let about = known.map_or("no loaded pack has this cause", |c| &c.about);
+            let known = self.keys(&file).into_iter().find(|c| c.key == s.value);
+            let about = known.map_or_else(|| "no loaded rule has this cause".to_string(), |c| c.about);
             return Some(markdown(format!("cause `{}`: {about}", s.value), lines.range(s.span)));
         }
         let analysis = analysis::analyze(&file, None);
@@ -382,18 +382,10 @@ impl Server {
             }
             Context::Cause { start } => {
                 let range = Range { start: lines.position(start), end: lines.position(offset) };
-                // the file's own causes, with the string being typed closed empty
+                // the file with the string being typed closed empty
                 let line_end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
                 let closed = format!("{}\"{}", &text[..start], &text[line_end..]);
-                let own = parse(&closed).rules.into_iter().filter_map(|r| {
-                    let key = r.cause?.value;
-                    (!key.contains('{'))
-                        .then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
-                });
-                let mut causes: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
-                causes.sort_by(|a, b| a.key.cmp(&b.key));
-                causes.dedup_by(|a, b| a.key == b.key);
-                causes
+                self.keys(&parse(&closed))
                     .into_iter()
                     .map(|c| CompletionItem {
                         filter_text: Some(c.key.clone()),
@@ -403,6 +395,18 @@ impl Server {
                     .collect()
             }
         })
+    }
+
+    /// The cause keys `explains` may name: the loaded packs' and those of the rules of `file`.
+    fn keys(&self, file: &ast::File) -> Vec<Cause> {
+        let own = file.rules.iter().filter_map(|r| {
+            let key = r.cause.as_ref()?.value.clone();
+            (!key.contains('{')).then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
+        });
+        let mut keys: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys.dedup_by(|a, b| a.key == b.key);
+        keys
     }
 
     fn format(&self, p: DocumentFormattingParams) -> Option<Vec<TextEdit>> {
