@@ -196,16 +196,23 @@ fn direct_causes(pod: &[&Finding]) -> Vec<Option<usize>> {
         }
     }
     pod.iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             // a root that explains a cause explains its refinements too
             let causes =
-                std::iter::successors(Some(f.cause.as_str()), |c| c.rsplit_once('.').map(|(parent, _)| parent));
-            let keys = causes.flat_map(|cause| match f.container.as_deref() {
-                Some(c) => vec![(cause, Some(Some(c))), (cause, Some(None))],
-                None => vec![(cause, None)],
-            });
+                || std::iter::successors(Some(f.cause.as_str()), |c| c.rsplit_once('.').map(|(parent, _)| parent));
             let explained_by_f = |j: usize| f.explains.iter().any(|e| cause_matches(&pod[j].cause, e));
-            keys.filter_map(|key| candidates.get(&key)?.iter().copied().find(|&j| !explained_by_f(j))).min()
+            let first = |keys: &mut dyn Iterator<Item = Key<'_>>| {
+                keys.filter_map(|key| candidates.get(&key)?.iter().copied().find(|&j| j != i && !explained_by_f(j)))
+                    .min()
+            };
+            match f.container.as_deref() {
+                // a root of the same container or of the pod; else one of another container of the pod
+                // (an init container's failure, a sidecar's), when none of those explains it
+                Some(c) => first(&mut causes().flat_map(|cause| [(cause, Some(Some(c))), (cause, Some(None))]))
+                    .or_else(|| first(&mut causes().map(|cause| (cause, None)))),
+                None => first(&mut causes().map(|cause| (cause, None))),
+            }
         })
         .collect()
 }
@@ -349,14 +356,23 @@ mod tests {
             finding("node", Info, None, &["oom"]),
         ];
         assert_eq!(ranked(chain), [by("node", None), by("crash", Some("node")), by("oom", Some("node"))]);
-        // a root of another container explains nothing here; mutual explanations are no link
-        let apart = vec![
+        // a root of another container of the pod (an init container's, a
+        // sidecar's) explains a symptom no root of its own container explains
+        let across =
+            vec![finding("crash", Error, Some("app"), &[]), finding("migrate", Warning, Some("init"), &["crash"])];
+        assert_eq!(ranked(across), [by("migrate", None), by("crash", Some("migrate"))]);
+        // but the symptom's own container's root comes first; mutual explanations are no link
+        let own = vec![
             finding("crash", Error, Some("app"), &[]),
+            finding("exit", Error, Some("app"), &["crash"]),
             finding("oom", Warning, Some("side"), &["crash"]),
             finding("a", Info, None, &["b"]),
             finding("b", Info, None, &["a"]),
         ];
-        assert_eq!(ranked(apart), [by("crash", None), by("oom", None), by("a", None), by("b", None)]);
+        assert_eq!(
+            ranked(own),
+            [by("exit", None), by("crash", Some("exit")), by("oom", None), by("a", None), by("b", None)]
+        );
         // a -> b -> c -> a, and d explained by a: each cycle member is its own root
         let cycle = vec![
             finding("a", Error, None, &["c"]),
