@@ -12,7 +12,8 @@
 //!
 //! Bounds: a file over [`MAX_FILE_BYTES`], or whose syntax tree could nest
 //! deeper than [`MAX_NESTING`], gets one diagnostic and nothing else; the
-//! server runs on a thread whose stack holds that deep a tree; a request that
+//! server runs on a thread whose stack holds that deep a tree; at most
+//! [`MAX_DIAGNOSTICS`] problems of a file are published; a request that
 //! fails unexpectedly is answered with an error and the server goes on.
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,9 @@ pub(crate) const MAX_NESTING: usize = 20_000;
 /// ~20 KiB each (a debug build's largest frames; a release build's are
 /// smaller), reserved and used only as deep as a file goes.
 const STACK_BYTES: usize = 1 << 30;
+
+/// A file with more problems shows this many (and how many there are).
+pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
 
 /// The words that are operators.
 const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
@@ -443,8 +447,10 @@ fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)>
     let files = [SourceFile::new(name, text)];
     let (_, mut found) = k8srule_dsl::check_files(&files, "lsp", "0.0.0");
     found.extend(k8srule_dsl::explains_warnings(&files, causes));
-    found
+    let total = found.len();
+    let mut shown: Vec<(Span, String, bool)> = found
         .into_iter()
+        .take(MAX_DIAGNOSTICS)
         .map(|(_, d)| {
             let message = match &d.help {
                 Some(help) => format!("{}\nhelp: {help}", d.message),
@@ -452,7 +458,14 @@ fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)>
             };
             (d.span, message, d.warning)
         })
-        .collect()
+        .collect();
+    if total > MAX_DIAGNOSTICS {
+        let message = format!(
+            "k8srule lsp shows the first {MAX_DIAGNOSTICS} of {total} problems of this file: `k8srule check` lists them all"
+        );
+        shown.push((Span::default(), message, false));
+    }
+    shown
 }
 
 /// The file as the recovering parser reads it: what parsed, even around errors.
