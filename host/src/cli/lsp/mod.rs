@@ -12,7 +12,8 @@
 //!
 //! Bounds: a file over [`MAX_FILE_BYTES`], or whose syntax tree could nest
 //! deeper than [`MAX_NESTING`], gets one diagnostic and nothing else; the
-//! server runs on a thread whose stack holds that deep a tree; a request that
+//! server runs on a thread whose stack holds that deep a tree; at most
+//! [`MAX_DIAGNOSTICS`] problems of a file are published; a request that
 //! fails unexpectedly is answered with an error and the server goes on.
 
 use std::collections::{BTreeMap, HashMap};
@@ -52,6 +53,9 @@ pub(crate) const MAX_NESTING: usize = 20_000;
 /// ~20 KiB each (a debug build's largest frames; a release build's are
 /// smaller), reserved and used only as deep as a file goes.
 const STACK_BYTES: usize = 1 << 30;
+
+/// A file with more problems shows this many (and how many there are).
+pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
 
 /// The words that are operators.
 const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
@@ -295,8 +299,8 @@ impl Server {
         let offset = lines.offset(at.position);
         let file = parse(text);
         if let Some(s) = explained_at(&file, offset) {
-            let known = self.packs.keys.iter().find(|c| c.key == s.value);
-            let about = known.map_or("no loaded pack has this cause", |c| &c.about);
+            let known = self.keys(&file).into_iter().find(|c| c.key == s.value);
+            let about = known.map_or_else(|| "no loaded rule has this cause".to_string(), |c| c.about);
             return Some(markdown(format!("cause `{}`: {about}", s.value), lines.range(s.span)));
         }
         let analysis = analysis::analyze(&file, None);
@@ -382,18 +386,10 @@ impl Server {
             }
             Context::Cause { start } => {
                 let range = Range { start: lines.position(start), end: lines.position(offset) };
-                // the file's own causes, with the string being typed closed empty
+                // the file with the string being typed closed empty
                 let line_end = text[offset..].find('\n').map_or(text.len(), |n| offset + n);
                 let closed = format!("{}\"{}", &text[..start], &text[line_end..]);
-                let own = parse(&closed).rules.into_iter().filter_map(|r| {
-                    let key = r.cause?.value;
-                    (!key.contains('{'))
-                        .then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
-                });
-                let mut causes: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
-                causes.sort_by(|a, b| a.key.cmp(&b.key));
-                causes.dedup_by(|a, b| a.key == b.key);
-                causes
+                self.keys(&parse(&closed))
                     .into_iter()
                     .map(|c| CompletionItem {
                         filter_text: Some(c.key.clone()),
@@ -403,6 +399,18 @@ impl Server {
                     .collect()
             }
         })
+    }
+
+    /// The cause keys `explains` may name: the loaded packs' and those of the rules of `file`.
+    fn keys(&self, file: &ast::File) -> Vec<Cause> {
+        let own = file.rules.iter().filter_map(|r| {
+            let key = r.cause.as_ref()?.value.clone();
+            (!key.contains('{')).then(|| Cause { key, about: format!("the cause of `{}` (this file)", r.id.name) })
+        });
+        let mut keys: Vec<Cause> = self.packs.keys.iter().cloned().chain(own).collect();
+        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys.dedup_by(|a, b| a.key == b.key);
+        keys
     }
 
     fn format(&self, p: DocumentFormattingParams) -> Option<Vec<TextEdit>> {
@@ -439,8 +447,10 @@ fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)>
     let files = [SourceFile::new(name, text)];
     let (_, mut found) = k8srule_dsl::check_files(&files, "lsp", "0.0.0");
     found.extend(k8srule_dsl::explains_warnings(&files, causes));
-    found
+    let total = found.len();
+    let mut shown: Vec<(Span, String, bool)> = found
         .into_iter()
+        .take(MAX_DIAGNOSTICS)
         .map(|(_, d)| {
             let message = match &d.help {
                 Some(help) => format!("{}\nhelp: {help}", d.message),
@@ -448,7 +458,14 @@ fn check(name: &str, text: &str, causes: &[String]) -> Vec<(Span, String, bool)>
             };
             (d.span, message, d.warning)
         })
-        .collect()
+        .collect();
+    if total > MAX_DIAGNOSTICS {
+        let message = format!(
+            "k8srule lsp shows the first {MAX_DIAGNOSTICS} of {total} problems of this file: `k8srule check` lists them all"
+        );
+        shown.push((Span::default(), message, false));
+    }
+    shown
 }
 
 /// The file as the recovering parser reads it: what parsed, even around errors.

@@ -122,3 +122,14 @@ fn a_file_too_large_or_that_could_nest_too_deep_is_one_message() {
     assert!(refused(&chain("or", MAX_NESTING / 2)).is_none());
     assert!(refused(DEMO).is_none());
 }
+
+#[test]
+fn a_file_with_many_problems_shows_the_first_thousand() {
+    let text = "rule a {\n".repeat(2000);
+    let found = check("f", &text, &[]);
+    assert_eq!(found.len(), MAX_DIAGNOSTICS + 1);
+    let (span, message, warning) = &found[MAX_DIAGNOSTICS];
+    assert_eq!((*span, *warning), (Span::default(), false));
+    assert!(message.starts_with("k8srule lsp shows the first 1000 of 4"), "{message}");
+    assert!(message.ends_with(" problems of this file: `k8srule check` lists them all"), "{message}");
+}
