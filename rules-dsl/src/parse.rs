@@ -34,10 +34,31 @@ const CLAUSES: [&str; 14] = [
     "ref",
 ];
 
+/// The parser, the checker and the formatter recurse once per level of an
+/// expression, and every level takes an operator, a bracket or a dot: a file
+/// with at most this many cannot nest deeper, and is parsed (the largest
+/// built-in rule has 222, all of them together about 10,400). Deeper needs
+/// about 20 KiB of stack a level in a debug build: the `k8srule` binary runs
+/// on a 1 GiB stack (reserved, used only as deep as a file goes).
+pub const MAX_NESTING: usize = 20_000;
+
+/// The operators, brackets and dots of a file, texts included (their
+/// placeholders are expressions): a bound on how deep it can nest.
+pub fn nesting(source: &str) -> usize {
+    const WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
+    let marks = source.bytes().filter(|b| b"([.-+*/%<>=!".contains(b)).count();
+    marks + source.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| WORDS.contains(w)).count()
+}
+
 /// Parses a rule file: the syntax tree of what could be read, and an error
 /// for every part that could not.
 pub fn parse(source: &str) -> (File, Vec<Diagnostic>) {
     let mut file = File::default();
+    if nesting(source) > MAX_NESTING {
+        let refused = Diagnostic::new(Span::new(0, 0), format!("this file has more than {MAX_NESTING} operators, brackets and dots"))
+            .with_help("split it into several files: the parser, the checker and the formatter recurse once per level of an expression");
+        return (file, vec![refused]);
+    }
     match Grammar::parse(Rule::file, source) {
         Ok(pairs) => {
             let errors = RefCell::new(Vec::new());

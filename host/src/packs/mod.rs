@@ -192,9 +192,23 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
     Ok(files)
 }
 
+/// Compiles rule files into one pack, on a thread whose stack holds the
+/// deepest expression the parser lets through (see
+/// `k8srule_dsl::parse::MAX_NESTING`), whatever thread the embedder calls from.
 pub(crate) fn compile_sources(files: &[k8srule_dsl::SourceFile], name: &str, version: &str) -> Result<Vec<u8>, Error> {
-    k8srule_dsl::compile(files, name, version).map_err(|e| Error::Compile(e.to_string()))
+    let compile = || k8srule_dsl::compile(files, name, version).map_err(|e| Error::Compile(e.to_string()));
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new().name("k8srule-compile".into()).stack_size(COMPILE_STACK_BYTES);
+        match thread.spawn_scoped(scope, compile) {
+            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => Err(Error::Compile(format!("cannot start the compiler's thread: {e}"))),
+        }
+    })
 }
+
+/// The compiler's stack: ~20 KiB a level of an expression in a debug build,
+/// reserved and used only as deep as a file goes.
+const COMPILE_STACK_BYTES: usize = 1 << 30;
 
 #[cfg(test)]
 mod tests {

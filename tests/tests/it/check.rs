@@ -87,3 +87,39 @@ fn rules_and_pack_build_warn_about_explains_keys_no_loaded_rule_gives() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(err, warning);
 }
+
+/// A rule whose `when` is a chain of `n` conditions joined by `and`.
+fn chain(n: usize) -> String {
+    let when = vec!["c.restartCount > 1"; n].join(" and ");
+    format!(
+        "rule deep {{\n  cause \"deep\"\n  severity info\n  for c in containers\n  when {when}\n  title \"t\"\n}}\n"
+    )
+}
+
+/// The binary, as users run it (its own main thread, not a test's).
+fn k8srule_binary(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_k8srule-cli")).args(args).output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn deep_expressions_are_checked_or_refused_never_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    // 2 x 2,500 operators and dots, and 5,000 more for the `>`s: under the bound, checked and compiled
+    let deep = dir.path().join("deep.k8srule");
+    std::fs::write(&deep, chain(2_500)).unwrap();
+    let (code, err) = k8srule_binary(&["check", deep.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let out = dir.path().join("deep.wasm");
+    let (code, err) = k8srule_binary(&["compile", deep.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // past the bound: one error naming the file, no stack overflow
+    let deeper = dir.path().join("deeper.k8srule");
+    std::fs::write(&deeper, chain(10_000)).unwrap();
+    for command in ["check", "fmt"] {
+        let (code, err) = k8srule_binary(&[command, deeper.to_str().unwrap()]);
+        assert_eq!(code, 2, "{command}: {err}");
+        assert!(err.contains("this file has more than 20000 operators, brackets and dots"), "{command}: {err}");
+        assert!(err.contains("deeper.k8srule"), "{command}: {err}");
+    }
+}

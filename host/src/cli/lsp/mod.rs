@@ -42,12 +42,8 @@ use analysis::{Context, Meaning, Place};
 /// Files larger than this are not analysed (the largest built-in rule file is ~5 KiB).
 pub(crate) const MAX_FILE_BYTES: usize = 1 << 20;
 
-/// The parser, the checker and the formatter recurse once per level of an
-/// expression, so a file is analysed only when its syntax tree cannot nest
-/// deeper than this: every level takes an operator, a bracket or a dot, so
-/// a file with fewer of them is that shallow (the largest built-in rule has
-/// 222, all 87 together 10,355).
-pub(crate) const MAX_NESTING: usize = 20_000;
+/// A file is analysed only when its syntax tree cannot nest deeper than the parser's bound.
+pub(crate) use k8srule_dsl::parse::MAX_NESTING;
 
 /// The stack of the server's thread: room for [`MAX_NESTING`] levels at
 /// ~20 KiB each (a debug build's largest frames; a release build's are
@@ -56,9 +52,6 @@ const STACK_BYTES: usize = 1 << 30;
 
 /// A file with more problems shows this many (and how many there are).
 pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
-
-/// The words that are operators.
-const OPERATOR_WORDS: [&str; 8] = ["not", "and", "or", "in", "contains", "startsWith", "endsWith", "matches"];
 
 /// The functions of the language: name, signature, what it gives.
 const FUNCTIONS: [(&str, &str, &str); 8] = [
@@ -430,10 +423,7 @@ fn refused(text: &str) -> Option<String> {
     if text.len() > MAX_FILE_BYTES {
         return Some(format!("this file is larger than {} KiB: run `k8srule check` on it", MAX_FILE_BYTES >> 10));
     }
-    // in texts too: their placeholders are expressions
-    let marks = text.bytes().filter(|b| b"([.-+*/%<>=!".contains(b)).count();
-    let words = text.split(|c: char| !c.is_ascii_alphanumeric() && c != '_').filter(|w| OPERATOR_WORDS.contains(w));
-    (marks + words.count() > MAX_NESTING).then(|| {
+    (k8srule_dsl::parse::nesting(text) > MAX_NESTING).then(|| {
         format!("this file has more than {MAX_NESTING} operators, brackets and dots: run `k8srule check` on it")
     })
 }
