@@ -266,7 +266,7 @@ impl Diagnoser {
             registry: RegistryOptions::default(),
             builtin: true,
             sources: Vec::new(),
-            lang: Lang::En,
+            lang: Lang::EN,
             disable: Vec::new(),
             severities: Vec::new(),
             skip_namespaces: Vec::new(),
@@ -442,6 +442,6 @@ impl Diagnoser {
         let projection = projector.project(cases, now);
         let raw = self.sandbox.evaluate(pack, projection.batch())?;
         let disabled = |rule: usize| !self.disabled.is_empty() && self.disabled.contains(&(p, rule));
-        findings::build(pack, raw, cases, &projection, self.sandbox.limits(), self.lang, disabled)
+        findings::build(pack, raw, cases, &projection, self.sandbox.limits(), &self.lang, disabled)
     }
 }

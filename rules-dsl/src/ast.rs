@@ -46,7 +46,8 @@ pub struct TextClause {
     pub key: TextKey,
     pub key_span: Span,
     pub en: Str,
-    pub zh: Option<Str>,
+    /// The text in other languages: a language tag, the text.
+    pub translations: Vec<(Ident, Str)>,
 }
 
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::ir::{self, Arg, Arith, Cmp, Let, Row};
 use crate::pack::{
-    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, encode_version, join_path, tag,
+    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, Translation, encode_version, join_path, tag,
 };
 use crate::schema;
 
@@ -336,15 +336,22 @@ impl Checker {
         };
         let mut texts: HashMap<TextKey, Vec<Text>> = HashMap::new();
         for t in &rule.texts {
-            let en = template(self, &t.en, &mut env);
-            let zh = t.zh.as_ref().map(|z| template(self, z, &mut env));
+            let mut text = Text::english(template(self, &t.en, &mut env));
+            for (tag, s) in &t.translations {
+                let translated = template(self, s, &mut env);
+                if let Some(lang) = self.lang_tag(tag, &text) {
+                    text.translations.push(Translation { lang, text: translated });
+                }
+            }
             let list = texts.entry(t.key).or_default();
             if matches!(t.key, TextKey::Title | TextKey::Detects | TextKey::Why) && !list.is_empty() {
                 self.error(Diagnostic::new(t.key_span, "this text is given twice").with_help("keep one"));
             }
-            list.push(Text { en, zh });
+            list.push(text);
         }
-        let one = |key: TextKey| texts.get(&key).and_then(|l| l.first().cloned()).unwrap_or_default();
+        let one = |key: TextKey| {
+            texts.get(&key).and_then(|l| l.first().cloned()).unwrap_or_else(|| Text::english(String::new()))
+        };
         let (title, detects, why) = (one(TextKey::Title), one(TextKey::Detects), one(TextKey::Why));
         if !rule.texts.iter().any(|t| t.key == TextKey::Title) && missing("title") {
             self.error(
@@ -397,6 +404,33 @@ impl Checker {
     }
 
     /// Rewrites `{expr}` placeholders to `{N}`, adding each new expression to `args`.
+    /// The canonical form of the language tag of a translation of `text`, or
+    /// an error: not a valid BCP 47 tag, English, or a language it already has.
+    fn lang_tag(&mut self, tag: &ast::Ident, text: &Text) -> Option<String> {
+        let lang = match crate::pack::lang_tag(&tag.name) {
+            Ok(lang) => lang,
+            Err(why) => {
+                let help = match did_you_mean(&tag.name, crate::parse::CLAUSES) {
+                    Some(clause) => format!("a clause starts with `{clause}`"),
+                    None => "a translation starts with a BCP 47 language tag such as `zh`, `ja` or `pt-BR`".into(),
+                };
+                self.error(
+                    Diagnostic::new(tag.span, format!("`{}` is not a language tag: {why}", tag.name)).with_help(help),
+                );
+                return None;
+            }
+        };
+        let message = if lang == "en" {
+            "the text before the translations is the English one"
+        } else if text.translations.iter().any(|t| t.lang == lang) {
+            "this language is given twice"
+        } else {
+            return Some(lang);
+        };
+        self.error(Diagnostic::new(tag.span, message).with_help("keep one"));
+        None
+    }
+
     fn template(&mut self, s: &ast::Str, env: &mut Env, args: &mut Vec<(String, Arg)>) -> String {
         let text = &s.value;
         let mut out = String::new();

@@ -742,21 +742,20 @@ impl Data {
     }
 
     fn text(&mut self, at: u32, t: &Text) {
-        self.string(at, &t.en);
-        if let Some(zh) = &t.zh {
-            self.u8(at + 8, 1);
-            self.string(at + 12, zh);
-        }
+        self.list(at, &t.translations, 16, 4, |d, p, t| {
+            d.string(p, &t.lang);
+            d.string(p + 8, &t.text);
+        });
     }
 }
 
-const TEXT_SIZE: usize = 20;
+const TEXT_SIZE: usize = 8;
 
 fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
     let at = d.alloc(48, 4);
     d.string(at, &info.name);
     d.string(at + 8, &info.version);
-    d.list(at + 16, &info.rules, 136, 4, write_rule);
+    d.list(at + 16, &info.rules, 100, 4, write_rule);
     d.list(at + 24, &info.collections, 16, 4, |d, p, c| {
         d.option_u32(p, c.parent);
         d.string(p + 8, &c.path);
@@ -798,12 +797,12 @@ fn write_rule(d: &mut Data, at: u32, r: &RuleInfo) {
     d.put(at + 20, &r.confidence.to_le_bytes());
     d.u8(at + 24, u8::from(r.scope == Scope::Container));
     d.text(at + 28, &r.title);
-    d.text(at + 48, &r.detects);
-    d.text(at + 68, &r.why);
-    d.list(at + 88, &r.confirm, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
-    d.list(at + 96, &r.fix, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
-    d.list(at + 104, &r.evidence, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
-    d.list(at + 112, &r.explains, 8, 4, |d, p, s| d.string(p, s));
-    d.list(at + 120, &r.references, 8, 4, |d, p, s| d.string(p, s));
-    d.list(at + 128, &r.arguments, 8, 4, |d, p, s| d.string(p, s));
+    d.text(at + 36, &r.detects);
+    d.text(at + 44, &r.why);
+    d.list(at + 52, &r.confirm, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 60, &r.fix, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 68, &r.evidence, TEXT_SIZE, 4, |d, p, t| d.text(p, t));
+    d.list(at + 76, &r.explains, 8, 4, |d, p, s| d.string(p, s));
+    d.list(at + 84, &r.references, 8, 4, |d, p, s| d.string(p, s));
+    d.list(at + 92, &r.arguments, 8, 4, |d, p, s| d.string(p, s));
 }

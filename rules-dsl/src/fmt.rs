@@ -178,10 +178,13 @@ fn clause_text(c: Pair<Rule>) -> String {
             head + &parts.get(1).map(|e| expr_wrapped(e, width)).unwrap_or_default()
         }
         Rule::when_clause => parts.first().map(|e| format!("  when {}", expr_wrapped(e, 7))).unwrap_or_default(),
-        Rule::text_clause => match parts.get(2) {
-            Some(zh) => format!("  {} {}\n    zh {}", s(0), s(1), zh.as_str()),
-            None => format!("  {} {}", s(0), s(1)),
-        },
+        Rule::text_clause => {
+            let translations = parts[2.min(parts.len())..].iter().map(|t| {
+                let t: Vec<&str> = t.clone().into_inner().map(|p| p.as_str()).collect();
+                format!("\n    {}", t.join(" "))
+            });
+            format!("  {} {}", s(0), s(1)) + &translations.collect::<String>()
+        }
         Rule::ref_clause => format!("  ref {}", s(0)),
         _ => String::new(),
     }
@@ -275,7 +278,7 @@ severity   error
 
   let t=c.lastState.terminated
   when t.exitCode>128 and   (t.reason=="OOMKilled" or not t.reason in ["A","B"]) and any(e in c.events:e.reason=="BackOff")
-  title "container {c.name}"   zh "容器"
+  title "container {c.name}"   zh "容器"  pt-BR  "contêiner"
   explains "a","b"
   # trailing comment in the rule
 }

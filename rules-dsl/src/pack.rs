@@ -15,10 +15,35 @@ pub enum Scope {
     Container,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A text in English, first, then in other languages.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Text {
-    pub en: String,
-    pub zh: Option<String>,
+    pub translations: Vec<Translation>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translation {
+    pub lang: String,
+    pub text: String,
+}
+
+impl Text {
+    /// The English text, which every text has first.
+    pub fn english(en: String) -> Text {
+        Text { translations: vec![Translation { lang: "en".to_string(), text: en }] }
+    }
+
+    pub fn en(&self) -> &str {
+        self.translations.first().map_or("", |t| t.text.as_str())
+    }
+}
+
+/// `tag` in its canonical case if it is a valid BCP 47 language tag (every
+/// subtag in the IANA registry: `zh`, `ja`, `pt-BR`, `zh-Hant`), else why not.
+pub fn lang_tag(tag: &str) -> Result<String, String> {
+    let parsed = language_tags::LanguageTag::parse(tag).map_err(|e| e.to_string())?;
+    parsed.validate().map_err(|e| e.to_string())?;
+    Ok(parsed.into_string())
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -17,7 +17,7 @@ use crate::diag::{Diagnostic, Span, did_you_mean};
 pub(crate) struct Grammar;
 
 /// The words that start a clause.
-const CLAUSES: [&str; 14] = [
+pub(crate) const CLAUSES: [&str; 14] = [
     "cause",
     "severity",
     "confidence",
@@ -432,7 +432,7 @@ impl Builder<'_, '_> {
         let word = |t: &Token| &self.source[at(t)..t.end - self.base];
         if is_table {
             let mut entries = Vec::new();
-            for line in split(body, |t, _| t.first) {
+            for line in split(body, |t, _, _| t.first) {
                 let (entry, start) = text(line);
                 if unclosed(line) {
                     continue;
@@ -452,10 +452,13 @@ impl Builder<'_, '_> {
         // a clause starts at a clause word that does not follow `.`: outside
         // `(...)` and `[...]`, or first on its line (a `(` left open ends
         // there); or at the first word of a line after a complete value (a
-        // misspelled clause word)
-        let operators = ["and", "or", "not", "in", "contains", "matches", "startsWith", "endsWith", "zh"];
+        // misspelled clause word), unless it is the language tag of a
+        // translation: after a string, before a string or a `-`
+        let operators = ["and", "or", "not", "in", "contains", "matches", "startsWith", "endsWith"];
         let mut depth = 0i32;
-        let clauses = split(body, |t, before| {
+        let clauses = split(body, |t, before, after| {
+            let translation = before.is_some_and(|b| matches!(b.tok, Tok::Str { .. }))
+                && after.is_some_and(|a| matches!(a.tok, Tok::Str { .. } | Tok::Punct('-')));
             let ends_value = |b: &Token| match b.tok {
                 Tok::Word => !operators.contains(&word(b)),
                 Tok::Str { .. } | Tok::Punct(')' | ']') => true,
@@ -466,7 +469,9 @@ impl Builder<'_, '_> {
                 && match before {
                     None => true,
                     Some(b) if CLAUSES.contains(&word(t)) => b.tok != Tok::Punct('.') && (depth == 0 || first_on_line),
-                    Some(b) => depth == 0 && first_on_line && !operators.contains(&word(t)) && ends_value(b),
+                    Some(b) => {
+                        depth == 0 && first_on_line && !operators.contains(&word(t)) && ends_value(b) && !translation
+                    }
                 };
             if starts {
                 depth = 0;
@@ -638,8 +643,18 @@ impl Builder<'_, '_> {
                     "fix" => TextKey::Fix,
                     _ => TextKey::Evidence,
                 };
-                let zh = c.next().map(|s| self.string(s));
-                r.texts.push(TextClause { key: text_key, key_span: self.span(key.as_span()), en: self.string(en), zh });
+                let translations = c
+                    .filter_map(|t| {
+                        let mut t = t.into_inner();
+                        Some((self.ident(t.next()?), self.string(t.next()?)))
+                    })
+                    .collect();
+                r.texts.push(TextClause {
+                    key: text_key,
+                    key_span: self.span(key.as_span()),
+                    en: self.string(en),
+                    translations,
+                });
             }
             Rule::ref_clause => r.refs.extend(c.next().map(|s| self.string(s))),
             _ => {}
@@ -801,11 +816,11 @@ impl Builder<'_, '_> {
 }
 
 /// Splits `toks` before each token for which `starts(token, the one before)` holds.
-fn split(toks: &[Token], mut starts: impl FnMut(&Token, Option<&Token>) -> bool) -> Vec<&[Token]> {
+fn split(toks: &[Token], mut starts: impl FnMut(&Token, Option<&Token>, Option<&Token>) -> bool) -> Vec<&[Token]> {
     let mut parts = Vec::new();
     let mut from = 0;
     for i in 0..toks.len() {
-        if starts(&toks[i], i.checked_sub(1).map(|j| &toks[j])) && i > from {
+        if starts(&toks[i], i.checked_sub(1).map(|j| &toks[j]), toks.get(i + 1)) && i > from {
             parts.push(&toks[from..i]);
             from = i;
         }

@@ -36,7 +36,7 @@ struct DiagnoseParams {
 struct ExplainParams {
     /// A rule id, as `rules` lists them (`crashloop.cgroup-oom`).
     rule: String,
-    /// `en` or `zh` [default: en].
+    /// A BCP 47 language tag (`en`, `zh`, `ja`, `pt-BR`...); English where the rule has none in it [default: en].
     lang: Option<String>,
 }
 
@@ -78,10 +78,10 @@ impl Server {
 
     #[tool(description = "Explain a rule: what it detects, why it happens, how to confirm and how to fix it.")]
     async fn explain(&self, Parameters(p): Parameters<ExplainParams>) -> Result<CallToolResult, ErrorData> {
-        let lang = p.lang.unwrap_or_else(|| "en".into());
-        if !["en", "zh"].contains(&lang.as_str()) {
-            return Ok(refused(format!("lang `{lang}`: expected en or zh")));
-        }
+        let lang = match p.lang.as_deref().unwrap_or("en").parse::<crate::Lang>() {
+            Ok(lang) => lang,
+            Err(e) => return Ok(refused(format!("lang: {e}"))),
+        };
         let args = vec!["explain".to_string(), format!("--lang={lang}")];
         let (code, out, err) = self.run(args, Some(p.rule)).await;
         Ok(if code == 0 { CallToolResult::success(vec![ContentBlock::text(out)]) } else { refused(err) })

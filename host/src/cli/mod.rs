@@ -144,8 +144,9 @@ enum Command {
     /// Example: k8srule explain crashloop.cgroup-oom --lang zh
     Explain {
         rule: String,
-        #[arg(long, value_enum, default_value_t = LangArg::En)]
-        lang: LangArg,
+        /// The language of the texts: a BCP 47 tag (en, zh, ja, pt-BR...); English where a rule has none in it.
+        #[arg(long, value_name = "TAG", default_value_t = Lang::EN)]
+        lang: Lang,
         #[command(flatten)]
         packs: PackArgs,
     },
@@ -311,9 +312,9 @@ struct DiagnoseArgs {
     /// The moment ages are measured against (RFC 3339; default: now).
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
-    /// The language of rule texts [default: from LC_ALL, LC_MESSAGES or LANG].
-    #[arg(long, value_enum)]
-    lang: Option<LangArg>,
+    /// The language of rule texts: a BCP 47 tag (en, zh, ja, pt-BR...); English where a rule has none in it [default: from LC_ALL, LC_MESSAGES or LANG].
+    #[arg(long, value_name = "TAG")]
+    lang: Option<Lang>,
     /// Leave out findings below this severity.
     #[arg(long, value_enum, value_name = "SEVERITY")]
     min_severity: Option<Severity>,
@@ -328,10 +329,11 @@ struct DiagnoseArgs {
     log_limit_bytes: i64,
 }
 
-/// `zh` when the locale says Chinese, else `en`.
-fn default_lang() -> LangArg {
+/// The language of the locale (`zh_CN.UTF-8` is `zh-CN`), else English.
+fn default_lang() -> Lang {
     let locale = ["LC_ALL", "LC_MESSAGES", "LANG"].iter().find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()));
-    if locale.is_some_and(|l| l.starts_with("zh")) { LangArg::Zh } else { LangArg::En }
+    let tag = |l: &str| l.split(['.', '@']).next().unwrap_or_default().replace('_', "-").parse().ok();
+    locale.and_then(|l| tag(&l)).unwrap_or_default()
 }
 
 #[derive(clap::Args)]
@@ -343,8 +345,9 @@ struct WatchArgs {
     /// `table`: a line per change; `json`: a JSON object per line.
     #[arg(short, long, value_enum, default_value_t = ListFormat::Table)]
     output: ListFormat,
-    #[arg(long, value_enum, default_value_t = LangArg::En)]
-    lang: LangArg,
+    /// The language of rule texts: a BCP 47 tag (en, zh, ja, pt-BR...); English where a rule has none in it.
+    #[arg(long, value_name = "TAG", default_value_t = Lang::EN)]
+    lang: Lang,
     /// Write a Kubernetes Event on the pod for each new finding (needs `create` on events).
     #[arg(long)]
     emit_events: bool,
@@ -370,21 +373,6 @@ struct SnapshotArgs {
 enum ListFormat {
     Table,
     Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LangArg {
-    En,
-    Zh,
-}
-
-impl From<LangArg> for Lang {
-    fn from(l: LangArg) -> Lang {
-        match l {
-            LangArg::En => Lang::En,
-            LangArg::Zh => Lang::Zh,
-        }
-    }
 }
 
 const EXIT_USAGE: u8 = 2;
@@ -512,7 +500,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
         Command::Test { paths } => test(&paths, io),
         Command::Pack(args) => pack::run(args, io.out, io.err),
         Command::Mcp { packs } => {
-            diagnoser(&packs, Lang::En)?; // the packs load before the first call
+            diagnoser(&packs, Lang::EN)?; // the packs load before the first call
             // every call runs the command line again, with these same options
             let options = args.iter().skip(2).map(|a| a.to_string_lossy().into_owned()).collect();
             mcp::serve(|args, out, err| run(std::iter::once("k8srule".to_string()).chain(args), out, err), options)
@@ -520,13 +508,13 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             Ok(0)
         }
         Command::Lsp { packs } => {
-            let d = diagnoser(&packs, Lang::En)?;
+            let d = diagnoser(&packs, Lang::EN)?;
             refused_packs(&d, io);
             lsp::serve(lsp::packs(&d)).map_err(|message| LoadError::Invalid { path: "lsp".into(), message })?;
             Ok(0)
         }
         Command::Rules { output, packs } => {
-            let d = diagnoser(&packs, Lang::En)?;
+            let d = diagnoser(&packs, Lang::EN)?;
             let failed = refused_packs(&d, io);
             let loaded: Vec<_> = d.packs().map(|(_, info)| info).collect();
             for w in rules::unexplained(&loaded, &[]) {
@@ -564,7 +552,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
             Ok(if failed { EXIT_PACK_FAILED } else { 0 })
         }
         Command::Explain { rule, lang, packs } => {
-            let d = diagnoser(&packs, lang.into())?;
+            let d = diagnoser(&packs, lang.clone())?;
             refused_packs(&d, io);
             let found = d.packs().find_map(|(_, info)| info.rules.iter().find(|r| r.id == rule));
             let Some(r) = found else {
@@ -574,7 +562,7 @@ fn command(cli: Cli, args: &[std::ffi::OsString], io: &mut Io) -> Result<u8, Err
                 }
                 .into());
             };
-            let _ = write!(io.out, "{}", shown(&rules::explain(r, lang.into())));
+            let _ = write!(io.out, "{}", shown(&rules::explain(r, &lang)));
             Ok(0)
         }
     }
@@ -639,7 +627,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         })?,
         None => jiff::Timestamp::now().as_second(),
     };
-    let diagnoser = diagnoser(&args.packs, args.lang.unwrap_or_else(default_lang).into())?;
+    let diagnoser = diagnoser(&args.packs, args.lang.clone().unwrap_or_else(default_lang))?;
     let mut snapshot = if args.files.is_empty() {
         let needs = diagnoser.needs();
         let bounds = crate::input::live::LogBounds {
@@ -778,7 +766,7 @@ enum JsonLine<'a> {
 
 fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     use crate::watch::Change;
-    let diagnoser = diagnoser(&args.packs, args.lang.into())?;
+    let diagnoser = diagnoser(&args.packs, args.lang.clone())?;
     let options = crate::watch::Options {
         emit_events: args.emit_events,
         resync: std::time::Duration::from_secs(args.resync),

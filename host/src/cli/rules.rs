@@ -10,12 +10,18 @@ use crate::report::{Lang, Severity};
 /// A rule as `k8srule rules -o json` and `k8srule pack inspect` list it.
 pub fn rule_summary(r: &types::RuleInfo) -> serde_json::Value {
     serde_json::json!({
-        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": r.title.en,
+        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": pick(&r.title, &Lang::EN),
     })
 }
 
+/// The headings of `explain`, English first.
+const HEADINGS: [(&str, [&str; 4]); 2] = [
+    ("en", ["What it detects", "Why it happens", "How to confirm", "How to fix"]),
+    ("zh", ["检测内容", "原因", "如何确认", "如何修复"]),
+];
+
 /// The documentation of a rule, as `k8srule explain` prints it.
-pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
+pub fn explain(r: &types::RuleInfo, lang: &Lang) -> String {
     let mut out = String::new();
     // placeholders show what they stand for: `<c.name>`
     let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
@@ -29,10 +35,7 @@ pub fn explain(r: &types::RuleInfo, lang: Lang) -> String {
         r.confidence * 100.0
     );
     let _ = writeln!(out, "\n{}", t(&r.title));
-    let (detects, why, confirm, fix) = match lang {
-        Lang::En => ("What it detects", "Why it happens", "How to confirm", "How to fix"),
-        Lang::Zh => ("检测内容", "原因", "如何确认", "如何修复"),
-    };
+    let [detects, why, confirm, fix] = lang.lookup(&HEADINGS, |h| h.0).unwrap_or(&HEADINGS[0]).1;
     let _ = writeln!(out, "\n{detects}\n  {}", t(&r.detects));
     let _ = writeln!(out, "\n{why}\n  {}", t(&r.why));
     let _ = writeln!(out, "\n{confirm}");

@@ -166,7 +166,10 @@ impl Sandbox {
         if let Some((other, _)) =
             ty.exports(&self.engine).find(|(name, _)| name.starts_with(unversioned) && *name != wanted)
         {
-            return Err(err(format!("is built for `{other}`; this k8srule runs packs for `{wanted}`")));
+            return Err(err(format!(
+                "is built for `{other}`; this k8srule runs packs for `{wanted}`: rebuild the pack with this k8srule \
+                 (`k8srule pack build`, or a Rust pack against its wit/plugin.wit)"
+            )));
         }
         let linker = Linker::new(&self.engine);
         let pre = linker.instantiate_pre(&component).and_then(PluginPre::new).map_err(|e| {
@@ -333,8 +336,10 @@ impl Pack {
             }
             let texts = [&r.title].into_iter().chain(&r.evidence).chain(&r.confirm).chain(&r.fix);
             let templates: Vec<&str> = std::iter::once(r.cause.as_str())
-                .chain(texts.flat_map(|t| std::iter::once(t.en.as_str()).chain(t.zh.as_deref())))
+                .chain(texts.flat_map(|t| t.translations.iter().map(|t| t.text.as_str())))
                 .collect();
+            let all_texts =
+                || [&r.title, &r.detects, &r.why].into_iter().chain(&r.evidence).chain(&r.confirm).chain(&r.fix);
             let bytes: usize = templates.iter().chain(&[r.id.as_str()]).map(|t| t.len()).sum::<usize>()
                 + r.explains.iter().map(String::len).sum::<usize>();
             let uses: usize = templates.iter().map(|t| super::template::placeholders(t).count()).sum();
@@ -343,6 +348,23 @@ impl Pack {
             {
                 if declared > max {
                     return Err(err(format!("rule {i} (`{}`) declares {declared} {what}; the limit is {max}", r.id)));
+                }
+            }
+            for text in all_texts() {
+                let translations = &text.translations;
+                if translations.first().is_some_and(|t| t.lang != "en") {
+                    return Err(err(format!(
+                        "rule {i} (`{}`) has a text that does not start with English (`en`)",
+                        r.id
+                    )));
+                }
+                for t in translations.iter().skip(1) {
+                    if let Err(why) = k8srule_dsl::pack::lang_tag(&t.lang) {
+                        return Err(err(format!(
+                            "rule {i} (`{}`) has a text in `{}`, not a language tag: {why}",
+                            r.id, t.lang
+                        )));
+                    }
                 }
             }
         }

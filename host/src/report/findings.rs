@@ -46,11 +46,9 @@ fn render_value(v: Value, batch: &contract::Batch) -> String {
 }
 
 /// A text in `lang`, or in English when the pack has none in it.
-pub fn pick(text: &contract::Text, lang: Lang) -> &str {
-    match (lang, &text.zh) {
-        (Lang::Zh, Some(zh)) if !zh.is_empty() => zh,
-        _ => &text.en,
-    }
+pub fn pick<'a>(text: &'a contract::Text, lang: &Lang) -> &'a str {
+    let all = &text.translations;
+    lang.lookup(all, |t| &t.lang).filter(|t| !t.text.is_empty()).or(all.first()).map_or("", |t| &t.text)
 }
 
 /// What one `evaluate` call of `pack` answered for `cases`, as findings in
@@ -63,7 +61,7 @@ pub fn build(
     cases: &[Case<'_>],
     projection: &Projection<'_, '_, '_>,
     limits: &Limits,
-    lang: Lang,
+    lang: &Lang,
     disabled: impl Fn(usize) -> bool,
 ) -> Result<Vec<Finding>, PackError> {
     let info = &pack.info;
@@ -133,7 +131,7 @@ pub fn build(
         }
         // an evidence line whose every placeholder is null shows nothing: leave it out
         let all_null = |t: &&contract::Text| {
-            let mut refs = placeholders(&t.en).peekable();
+            let mut refs = placeholders(pick(t, &Lang::EN)).peekable();
             refs.peek().is_some() && refs.all(|i| nulls.get(i).is_none_or(|null| *null))
         };
         let evidence: Vec<&contract::Text> = rule.evidence.iter().filter(|t| !all_null(t)).collect();

@@ -6,6 +6,7 @@ pub mod findings;
 pub mod render;
 pub mod sanitize;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::Serialize;
@@ -48,14 +49,63 @@ impl Severity {
     }
 }
 
-/// The language texts are rendered in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Lang {
-    /// English (every text has it).
-    #[default]
-    En,
-    /// Chinese (simplified), where the pack has it; English otherwise.
-    Zh,
+/// The language texts are rendered in: a BCP 47 tag (`en`, `zh`, `ja`,
+/// `pt-BR`), parsed with `str::parse`. A text is shown in the pack's
+/// translation that best matches the tag (RFC 4647 lookup: `zh-Hans-CN`, then
+/// `zh-Hans`, then `zh`), else in English, which every text has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lang(Cow<'static, str>);
+
+impl Lang {
+    /// English, the default.
+    pub const EN: Lang = Lang(Cow::Borrowed("en"));
+    /// Chinese.
+    pub const ZH: Lang = Lang(Cow::Borrowed("zh"));
+
+    /// The tag, in canonical case (`pt-BR`).
+    pub fn tag(&self) -> &str {
+        &self.0
+    }
+
+    /// The item whose tag best matches this language (RFC 4647 lookup), if any.
+    pub(crate) fn lookup<'a, T>(&self, items: &'a [T], tag: impl Fn(&T) -> &str) -> Option<&'a T> {
+        let mut range = self.tag();
+        loop {
+            if let Some(item) = items.iter().find(|i| tag(i).eq_ignore_ascii_case(range)) {
+                return Some(item);
+            }
+            range = range.rsplit_once('-')?.0;
+            // a one-letter subtag introduces the one after it: drop both
+            if let Some((shorter, last)) = range.rsplit_once('-')
+                && last.len() == 1
+            {
+                range = shorter;
+            }
+        }
+    }
+}
+
+impl Default for Lang {
+    fn default() -> Self {
+        Lang::EN
+    }
+}
+
+impl std::fmt::Display for Lang {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.tag())
+    }
+}
+
+impl std::str::FromStr for Lang {
+    type Err = String;
+
+    /// A valid BCP 47 tag, in any case.
+    fn from_str(tag: &str) -> Result<Self, String> {
+        k8srule_dsl::pack::lang_tag(tag).map(|tag| Lang(Cow::Owned(tag))).map_err(|why| {
+            format!("`{tag}` is not a language tag ({why}): expected a BCP 47 tag such as en, zh or pt-BR")
+        })
+    }
 }
 
 /// One diagnosis of one pod (or one of its containers).

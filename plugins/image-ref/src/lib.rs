@@ -23,8 +23,9 @@ use exports::k8srule::plugin::rule_pack::*;
 
 struct Plugin;
 
+/// A text in English only.
 fn text(en: &str) -> Text {
-    Text { en: en.to_string(), zh: None }
+    Text { translations: vec![Translation { lang: "en".to_string(), text: en.to_string() }] }
 }
 
 const TAG_STRING: u8 = 4;

@@ -196,7 +196,7 @@ fn the_arguments_of_one_finding_are_capped_together_with_the_values_the_host_rea
 fn declaring_more_than_a_pack_may_is_refused() {
     // (offset of the list in `plugin-info`, size of an element, count, what the error names)
     let cases = [
-        (16, 136, MAX_RULES + 1, format!("declares {} rules; the limit is {MAX_RULES}", MAX_RULES + 1)),
+        (16, 100, MAX_RULES + 1, format!("declares {} rules; the limit is {MAX_RULES}", MAX_RULES + 1)),
         (
             24,
             16,
@@ -281,16 +281,22 @@ fn a_component_with_an_unknown_import_is_refused() {
 
 #[test]
 fn a_component_for_another_contract_version_is_refused() {
-    let wit = contract_with("", "0.0.9");
-    let wat = hostile_wat("(i32.const 0)", 2).replace(&format!("@{}#", wit_version()), "@0.0.9#");
-    let message = hostile_error(&run_with(component_with_wit(&wat, &[&wit], "plugin")));
-    assert_eq!(
-        message,
-        format!(
-            "is built for `k8srule:plugin/rule-pack@0.0.9`; this k8srule runs packs for `k8srule:plugin/rule-pack@{}`",
-            wit_version()
-        )
-    );
+    // 0.2.0 is the previous contract (texts `{en, zh}`); 0.0.9 any other
+    for version in ["0.2.0", "0.0.9"] {
+        let wit = contract_with("", version);
+        let wat = hostile_wat("(i32.const 0)", 2).replace(&format!("@{}#", wit_version()), &format!("@{version}#"));
+        let message = hostile_error(&run_with(component_with_wit(&wat, &[&wit], "plugin")));
+        assert_eq!(
+            message,
+            format!(
+                "is built for `k8srule:plugin/rule-pack@{version}`; this k8srule runs packs for \
+                 `k8srule:plugin/rule-pack@{}`: rebuild the pack with this k8srule (`k8srule pack build`, or a Rust \
+                 pack against its wit/plugin.wit)",
+                wit_version()
+            )
+        );
+    }
+    assert_eq!(wit_version(), "0.3.0");
 }
 
 #[test]
@@ -341,14 +347,30 @@ fn compiled_packs_are_cached_and_a_tampered_entry_is_rebuilt() {
 }
 
 /// A `describe` body declaring `n` rules, each with `title` as its title
-/// (stored at 20000), `cause_bytes` zero bytes as its cause.
+/// (stored at 20000) in English only, `cause_bytes` zero bytes as its cause.
 fn describe_titled(n: u32, title: &str, cause_bytes: usize) -> String {
-    let mut body =
-        describe_rules(n).trim_end().trim_end_matches("(i32.const 1024)").to_string() + &wat_bytes(20000, title);
-    for i in 0..n {
-        let rule = 8192 + 136 * i;
+    describe_titled_in(n, &[("en", title)], cause_bytes)
+}
+
+/// As [`describe_titled`], the title in each (language, text) of `title`
+/// (the tags at 19000, the texts at 20000, the translations at 18000).
+fn describe_titled_in(n: u32, title: &[(&str, &str)], cause_bytes: usize) -> String {
+    let mut body = describe_rules(n).trim_end().trim_end_matches("(i32.const 1024)").to_string();
+    let (mut lang_at, mut text_at) = (19000usize, 20000usize);
+    for (i, (lang, text)) in title.iter().enumerate() {
+        let at = 18000 + 16 * i;
+        body += &wat_bytes(lang_at as u32, lang);
+        body += &wat_bytes(text_at as u32, text);
+        for (offset, value) in [(0, lang_at), (4, lang.len()), (8, text_at), (12, text.len())] {
+            body += &format!("(i32.store (i32.const {}) (i32.const {value}))", at + offset);
+        }
+        lang_at += lang.len();
+        text_at += text.len();
+    }
+    for i in 0..n as usize {
+        let rule = 8192 + 100 * i;
         body += &format!(
-            "(i32.store (i32.const {}) (i32.const 20000)) (i32.store (i32.const {}) (i32.const {}))
+            "(i32.store (i32.const {}) (i32.const 18000)) (i32.store (i32.const {}) (i32.const {}))
             (i32.store (i32.const {}) (i32.const 65536)) (i32.store (i32.const {}) (i32.const {cause_bytes}))",
             rule + 28,
             rule + 32,
@@ -358,6 +380,25 @@ fn describe_titled(n: u32, title: &str, cause_bytes: usize) -> String {
         );
     }
     body + "(i32.const 1024)"
+}
+
+#[test]
+fn a_text_must_start_in_english_and_name_languages_by_valid_tags() {
+    let refused = |title: &[(&str, &str)]| {
+        hostile_error(&run_with(component_from_wat(&hostile_pack_wat(
+            &describe_titled_in(1, title, 0),
+            "(i32.const 0)",
+            2,
+        ))))
+    };
+    assert_eq!(
+        refused(&[("zh", "标题"), ("en", "title")]),
+        "rule 0 (`r`) has a text that does not start with English (`en`)"
+    );
+    assert_eq!(
+        refused(&[("en", "title"), ("xx", "x")]),
+        "rule 0 (`r`) has a text in `xx`, not a language tag: the primary language is not in the IANA Language Subtag Registry"
+    );
 }
 
 #[test]

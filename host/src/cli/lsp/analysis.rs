@@ -131,7 +131,7 @@ impl Walker<'_> {
         if let Some(when) = &rule.when {
             self.expr(when);
         }
-        let texts = rule.texts.iter().flat_map(|t| std::iter::once(&t.en).chain(&t.zh));
+        let texts = rule.texts.iter().flat_map(|t| std::iter::once(&t.en).chain(t.translations.iter().map(|(_, s)| s)));
         for s in rule.cause.iter().chain(texts) {
             self.placeholders(s);
         }

@@ -120,7 +120,10 @@ fn keys(d: &crate::Diagnoser) -> Vec<Cause> {
     let rules = || d.packs().flat_map(|(pack, info)| info.rules.iter().map(move |r| (pack, r)));
     let own = rules().filter(|(_, r)| !r.cause.contains('{')).map(|(pack, r)| {
         let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
-        let title = crate::evaluation::template::render_template(&r.title.en, &names);
+        let title = crate::evaluation::template::render_template(
+            crate::report::findings::pick(&r.title, &crate::Lang::EN),
+            &names,
+        );
         Cause { key: r.cause.clone(), about: format!("the cause of `{}` ({pack}): {title}", r.id) }
     });
     let explained = rules().flat_map(|(pack, r)| {
