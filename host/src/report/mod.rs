@@ -369,6 +369,20 @@ impl Report {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_tag_is_parsed_canonically_and_looked_up_from_the_most_specific() {
+        let lang: Lang = "zh-hant-tw".parse().unwrap();
+        assert_eq!(lang.tag(), "zh-Hant-TW");
+        let tags = ["en", "zh", "zh-Hant"];
+        assert_eq!(lang.lookup(&tags, |t| t), Some(&"zh-Hant"));
+        assert_eq!("zh-CN".parse::<Lang>().unwrap().lookup(&tags, |t| t), Some(&"zh"));
+        // a one-letter subtag goes with the one after it
+        assert_eq!("zh-Hant-u-nu-hanidec".parse::<Lang>().unwrap().lookup(&tags, |t| t), Some(&"zh-Hant"));
+        assert_eq!("ja".parse::<Lang>().unwrap().lookup(&tags, |t| t), None);
+        assert!("english".parse::<Lang>().unwrap_err().contains("`english` is not a language tag"));
+        assert_eq!(Lang::default(), Lang::EN);
+    }
+
     fn finding(rule: &str, severity: Severity, container: Option<&str>, explains: &[&str]) -> Finding {
         Finding {
             rule: rule.into(),

@@ -142,6 +142,36 @@ fn explain_prints_what_why_confirm_fix_in_english_and_chinese() {
     assert_eq!((code, err.as_str()), (2, "no.such-rule: no such rule (see `k8srule rules`)\n"));
 }
 
+#[test]
+fn explain_takes_any_language_a_pack_has_and_falls_back_to_english() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("t.k8srule");
+    std::fs::write(
+        &rules,
+        "rule team.failed {\n  cause \"team-failed\"\n  severity error\n  when pod.status.phase == \"Failed\"\n  \
+         title \"pod failed\" ja \"ポッドが失敗しました\" pt-BR \"o pod falhou\"\n  fix \"look at it\" ja \"確認する\"\n}\n",
+    )
+    .unwrap();
+    let rules = rules.display().to_string();
+    let explain = |lang: &str| {
+        let (code, out, err) = k8srule(&["explain", "team.failed", "--no-builtin", "--rules", &rules, "--lang", lang]);
+        assert_eq!(code, 0, "{lang}: {err}");
+        out
+    };
+    // the tag, in any case, and a more specific one (RFC 4647 lookup)
+    for lang in ["ja", "JA", "ja-JP"] {
+        let out = explain(lang);
+        assert!(out.contains("\nポッドが失敗しました\n") && out.contains("  確認する\n"), "{lang}: {out}");
+    }
+    assert!(explain("pt-br").contains("\no pod falhou\n"));
+    // a language the rule has no text in: English texts and headings
+    let fr = explain("fr");
+    assert!(fr.contains("\npod failed\n") && fr.contains("How to fix\n  look at it"), "{fr}");
+    let (code, _, err) = k8srule(&["explain", "team.failed", "--lang", "english"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("`english` is not a language tag"), "{err}");
+}
+
 /// Every row of the cheat-sheet has a built-in rule with its cause key, and
 /// every built-in rule documents itself.
 #[test]
