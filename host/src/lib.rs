@@ -71,7 +71,8 @@ pub use packs::config::ConfigError;
 pub use packs::credentials::CredentialsError;
 #[cfg(feature = "oci")]
 pub use packs::registry::{OciError, Options as RegistryOptions};
-pub use report::render::Format;
+pub use report::group::{Group, GroupKind, NODE_CAUSES, Sort};
+pub use report::render::{Format, Layout};
 pub use report::{Finding, Lang, Report, ReportError, Severity, Summary};
 
 /// The built-in rules, compiled at build time.

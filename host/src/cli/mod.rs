@@ -12,8 +12,9 @@ mod lsp;
 mod mcp;
 mod pack;
 mod rules;
+mod selector;
 
-use crate::{Diagnoser, Error, Format, Lang, Limits, LoadError, Report, Severity, Snapshot};
+use crate::{Diagnoser, Error, Format, Lang, Layout, Limits, LoadError, Report, Severity, Snapshot, Sort};
 
 /// Tells why a Kubernetes pod is unhealthy: the root cause, its evidence, and the fix.
 #[derive(Parser)]
@@ -152,7 +153,9 @@ enum Command {
     },
     /// Build, inspect and test shareable rule packs; push them to and pull them from OCI registries.
     ///
+    /// A pack is a directory with a pack.yaml (its fields: docs/packs.md) and its rules.
     /// Example: k8srule pack build my-pack/ -o my-pack-1.0.0.wasm
+    #[command(verbatim_doc_comment)]
     Pack(pack::PackArgs),
     /// Serve `diagnose`, `explain` and `rules` to AI agents: a Model Context Protocol server on stdin/stdout.
     ///
@@ -272,16 +275,11 @@ struct TargetArgs {
 }
 
 impl TargetArgs {
-    fn given(&self) -> Option<&'static str> {
-        [
-            (self.kubeconfig.is_some(), "--kubeconfig"),
-            (self.context.is_some(), "--context"),
-            (self.namespace.is_some(), "--namespace"),
-            (self.all_namespaces, "--all-namespaces"),
-            (self.selector.is_some(), "--selector"),
-        ]
-        .into_iter()
-        .find_map(|(given, flag)| given.then_some(flag))
+    /// The flag that chooses a cluster, if one was given (`-n`, `-A` and `-l` apply to files too).
+    fn given_cluster(&self) -> Option<&'static str> {
+        [(self.kubeconfig.is_some(), "--kubeconfig"), (self.context.is_some(), "--context")]
+            .into_iter()
+            .find_map(|(given, flag)| given.then_some(flag))
     }
 
     fn target(&self) -> crate::input::live::Target {
@@ -291,6 +289,7 @@ impl TargetArgs {
             namespace: self.namespace.clone(),
             all_namespaces: self.all_namespaces,
             selector: self.selector.clone(),
+            pod: None,
         }
     }
 }
@@ -309,6 +308,12 @@ struct DiagnoseArgs {
     packs: PackArgs,
     #[arg(short, long, value_enum, default_value_t = Format::Table)]
     output: Format,
+    /// The order of table, wide, markdown and html: worst first (by the highest severity, then by how many pods share the root cause), or by pod name.
+    #[arg(long, value_enum, default_value_t = Sort::Severity)]
+    sort: Sort,
+    /// List every pod of a group (pods of one workload or node failing for one root cause), not one example.
+    #[arg(long)]
+    expand: bool,
     /// The moment ages are measured against (RFC 3339; default: now).
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
@@ -628,7 +633,8 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         None => jiff::Timestamp::now().as_second(),
     };
     let diagnoser = diagnoser(&args.packs, args.lang.clone().unwrap_or_else(default_lang))?;
-    let mut snapshot = if args.files.is_empty() {
+    let pod = args.pod.as_deref().map(|p| p.strip_prefix("pod/").or_else(|| p.strip_prefix("pods/")).unwrap_or(p));
+    let snapshot = if args.files.is_empty() {
         let needs = diagnoser.needs();
         let bounds = crate::input::live::LogBounds {
             tail_lines: args.log_tail_lines,
@@ -636,40 +642,63 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             ..crate::input::live::LogBounds::default()
         };
         let logs = diagnoser.logs().map(|r| (r, bounds));
-        read_cluster(&args.target, needs, diagnoser.fields(), now, logs, io)?
+        let mut target = args.target.target();
+        target.pod = pod.map(str::to_string);
+        read_cluster(&target, needs, diagnoser.fields(), now, logs, io)?
     } else {
-        if let Some(flag) = args.target.given() {
+        if let Some(flag) = args.target.given_cluster() {
             return Err(LoadError::Invalid {
                 path: flag.into(),
-                message: "reads a live cluster; it cannot be used with -f".into(),
+                message: "chooses a live cluster; it cannot be used with -f".into(),
             }
             .into());
         }
-        let mut snapshot = Snapshot::new(now).keeping(diagnoser.fields()).reading_logs(diagnoser.logs());
+        let selector = args.target.selector.as_deref().map(selector::parse).transpose()?;
+        let mut fields = diagnoser.fields();
+        if selector.is_some() {
+            fields.keep(&["metadata", "labels"]);
+        }
+        let mut snapshot = Snapshot::new(now).keeping(fields).reading_logs(diagnoser.logs());
         for f in &args.files {
             snapshot.add_path(f)?;
         }
-        snapshot
-    };
-    if let Some(pod) = &args.pod {
-        let name = pod.strip_prefix("pod/").or_else(|| pod.strip_prefix("pods/")).unwrap_or(pod);
-        let namespace = args.target.namespace.as_deref();
+        // -n, -l and POD as a live read applies them; without -n, every namespace
+        let namespace = args.target.namespace.as_deref().filter(|_| !args.target.all_namespaces);
         let store = &snapshot.store;
         snapshot.pods.retain(|p| {
             let meta = store.get(*p);
-            meta.str_at(&["metadata", "name"]) == Some(name)
-                && namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
+            namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
+                && pod.is_none_or(|name| meta.str_at(&["metadata", "name"]) == Some(name))
+                && selector.as_ref().is_none_or(|s| s.matches(meta.path(&["metadata", "labels"])))
         });
-        if snapshot.pods.is_empty() {
-            return Err(LoadError::Invalid { path: pod.clone(), message: "no such pod in the snapshot".into() }.into());
-        }
+        snapshot
+    };
+    if let Some(pod) = pod
+        && snapshot.pods.is_empty()
+    {
+        let scope = args.target.namespace.as_deref().map(|ns| format!(" in namespace {ns}")).unwrap_or_default();
+        return Err(LoadError::NotFound(format!("pods \"{pod}\" not found{scope}")).into());
     }
     let mut report: Report = diagnoser.diagnose(&snapshot);
     if let Some(min) = args.min_severity {
         report.retain_severity(min);
     }
-    let color = io.color;
-    let text = report.render(args.output, color);
+    let source = match args.files.is_empty() {
+        true => match &args.target.context {
+            Some(context) => format!("the cluster of context {context}"),
+            None => "the cluster of the current kubeconfig context".into(),
+        },
+        false => args.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "),
+    };
+    let layout = Layout {
+        color: io.color,
+        width: terminal_width(),
+        sort: args.sort,
+        expand: args.expand,
+        taken: jiff::Timestamp::from_second(now).ok().map(crate::input::snapshot::rfc3339),
+        source: Some(source),
+    };
+    let text = report.render_with(args.output, &layout);
     let _ = io.out.write_all(text.as_bytes());
     let failed = args.fail_on.is_some_and(|s| report.findings.iter().any(|f| f.severity >= s));
     Ok(if !report.errors.is_empty() {
@@ -681,9 +710,20 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     })
 }
 
+/// The width of the terminal standard output is, from COLUMNS or the
+/// terminal itself; `None` when it is not a terminal (piped: no wrapping).
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let columns = std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<usize>().ok()).filter(|&c| c > 0);
+    columns.or_else(|| terminal_size::terminal_size().map(|(w, _)| usize::from(w.0)))
+}
+
 /// Reads the cluster once, with a progress line on stderr when it is a terminal.
 fn read_cluster(
-    target: &TargetArgs,
+    target: &crate::input::live::Target,
     needs: crate::input::Needs,
     fields: crate::input::fields::Fields,
     now: i64,
@@ -700,7 +740,7 @@ fn read_cluster(
         }
     };
     let read = crate::input::live::block_on(async {
-        let cluster = crate::input::live::Cluster::connect(&target.target()).await?;
+        let cluster = crate::input::live::Cluster::connect(target).await?;
         let mut snapshot = cluster.snapshot(needs, now, fields, &mut progress).await?;
         if let Some((redactor, bounds)) = logs {
             progress("container logs", 0);
@@ -725,7 +765,7 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
     let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
     let logs = Some((logs, crate::input::live::LogBounds::default()));
     let snapshot = read_cluster(
-        &args.target,
+        &args.target.target(),
         crate::input::Needs::ALL,
         crate::input::fields::Fields::All,
         now.as_second(),

@@ -190,13 +190,10 @@ pub(crate) fn run(args: PackArgs, out: &mut dyn Write, err: &mut dyn Write) -> R
             let title = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let manifest_digest = Client::new(reference.clone(), Access::Push, &registry.options(false))?
                 .push(&bytes, &config, &title)?;
-            let _ = writeln!(
-                out,
-                "pushed {} {} to {reference}@{manifest_digest} (pack {})",
-                manifest.name,
-                manifest.version,
-                packs::manifest::digest(&bytes)
-            );
+            // the manifest's digest is the one an `oci://` reference pins (the file's is another)
+            let pinned = Reference { tag: None, digest: Some(manifest_digest), ..reference.clone() };
+            let _ =
+                writeln!(out, "pushed {} {} to {reference}\npin it: --rules {pinned}", manifest.name, manifest.version);
             Ok(0)
         }
         PackCommand::Pull { reference, output, registry } => {

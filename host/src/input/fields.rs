@@ -25,6 +25,8 @@ const HOST_PATHS: &[&[&str]] = &[
     &["metadata", "ownerReferences"],
     &["metadata", "labels", "component"],
     &["metadata", "labels", "tier"],
+    // a pod's Deployment, for the report's grouping
+    &["metadata", "labels", "pod-template-hash"],
     &["spec", "nodeName"],
     &["involvedObject"],
     &["lastTimestamp"],

@@ -53,6 +53,8 @@ pub struct Target {
     pub all_namespaces: bool,
     /// A label selector for the pods.
     pub selector: Option<String>,
+    /// One pod by name: only it and its events are listed (field selectors).
+    pub pod: Option<String>,
 }
 
 /// A cluster that cannot be used; the CLI exits with code 2.
@@ -79,6 +81,8 @@ pub struct Cluster {
     /// The namespace read; `None` is all namespaces.
     pub namespace: Option<String>,
     pub selector: Option<String>,
+    /// One pod by name, when only it is read.
+    pub pod: Option<String>,
 }
 
 /// What a list gave: the objects, or the server's reason for refusing it.
@@ -101,7 +105,8 @@ impl Cluster {
         let client = Client::try_from(config)
             .map_err(|e| LiveError::Config(format!("cannot make a client for {url}: {}", cause(&e))))?;
         let selector = target.selector.clone().filter(|s| !s.trim().is_empty());
-        Ok(Cluster { client, url, namespace, selector })
+        let pod = target.pod.clone();
+        Ok(Cluster { client, url, namespace, selector, pod })
     }
 
     pub fn client(&self) -> &Client {
@@ -118,7 +123,7 @@ impl Cluster {
 
     /// Whether the read pods include every kube-system control-plane pod.
     pub(crate) fn sees_control_plane(&self) -> bool {
-        self.selector.is_none() && self.namespace.as_deref().is_none_or(|ns| ns == "kube-system")
+        self.selector.is_none() && self.pod.is_none() && self.namespace.as_deref().is_none_or(|ns| ns == "kube-system")
     }
 
     /// Reads the pods and what `needs` names into a snapshot at `now`,
@@ -138,6 +143,9 @@ impl Cluster {
         let mut pods_lp = ListParams::default();
         if let Some(sel) = &self.selector {
             pods_lp = pods_lp.labels(sel);
+        }
+        if let Some(pod) = &self.pod {
+            pods_lp = pods_lp.fields(&format!("metadata.name={pod}"));
         }
         let pods = match self.list::<Pod>(ns, &pods_lp, progress).await? {
             Listed::Items(items) => items,
@@ -160,7 +168,12 @@ impl Cluster {
             notes.push(format!("cannot list {kind}: {message}; rules that read {without} ran without them"))
         };
         if needs.events {
-            let lp = ListParams::default().fields("involvedObject.kind=Pod");
+            let lp = match &self.pod {
+                Some(pod) => {
+                    ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}"))
+                }
+                None => ListParams::default().fields("involvedObject.kind=Pod"),
+            };
             match self.list::<Event>(ns, &lp, progress).await? {
                 Listed::Items(mut events) => {
                     if self.selector.is_some() {

@@ -24,6 +24,10 @@ pub enum LoadError {
     /// Well-formed data that is not what it should be.
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
+    /// An object named on the command line that is not there, in kubectl's
+    /// words: `pods "web" not found`.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A line of a node's log, from `node-logs/<node>/<source>.log` in a bundle:

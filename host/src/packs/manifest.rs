@@ -68,25 +68,49 @@ pub fn wit_version() -> &'static str {
     iface.split_once('@').map_or(iface, |(_, v)| v)
 }
 
+/// The fields of `pack.yaml`: name, whether it is required, what it holds.
+const FIELDS: [(&str, bool, &str); 7] = [
+    ("name", true, "the pack's name: lowercase letters, digits, `-`, `_` and `.`"),
+    ("version", true, "the pack's own semver version, such as `1.0.0`"),
+    ("description", false, "one line about the pack"),
+    ("authors", false, "a list of names"),
+    ("k8srule", true, "the k8srule versions it runs on, a semver requirement such as `>=0.1, <0.2`"),
+    ("wit", true, "the version of the WIT world k8srule:plugin it implements"),
+    ("plugin", false, "a plugin pack's `.wasm` file, relative to the pack directory"),
+];
+
 impl Manifest {
-    /// Checks the fields, and that the pack runs on this k8srule and WIT world.
-    pub fn check(&self, path: &Path) -> Result<(), PackFileError> {
-        let invalid = |message: String| PackFileError::Manifest { path: path.display().to_string(), message };
+    /// What is wrong with the fields' values, each with its field: every problem, not the first.
+    fn problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
         let name_ok = !self.name.is_empty()
             && self.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
         if !name_ok {
-            return Err(invalid(format!("name `{}` must be lowercase letters, digits, `-`, `_` and `.`", self.name)));
+            problems
+                .push(("name", format!("name `{}` must be lowercase letters, digits, `-`, `_` and `.`", self.name)));
         }
-        semver::Version::parse(&self.version)
-            .map_err(|e| invalid(format!("version `{}` is not a semver version: {e}", self.version)))?;
-        let req = semver::VersionReq::parse(&self.k8srule)
-            .map_err(|e| invalid(format!("k8srule `{}` is not a semver requirement: {e}", self.k8srule)))?;
+        if let Err(e) = semver::Version::parse(&self.version) {
+            problems.push(("version", format!("version `{}` is not a semver version: {e}", self.version)));
+        }
+        if let Err(e) = semver::VersionReq::parse(&self.k8srule) {
+            problems.push(("k8srule", format!("k8srule `{}` is not a semver requirement: {e}", self.k8srule)));
+        }
+        problems
+    }
+
+    /// Checks the fields, and that the pack runs on this k8srule and WIT world.
+    pub fn check(&self, path: &Path) -> Result<(), PackFileError> {
+        let problems: Vec<String> = self.problems().into_iter().map(|(_, p)| p).collect();
+        if !problems.is_empty() {
+            return Err(PackFileError::Manifest { path: path.display().to_string(), message: listed(problems) });
+        }
         let incompatible = |message: String| PackFileError::Incompatible {
             path: path.display().to_string(),
             pack: format!("{} {}", self.name, self.version),
             message,
         };
         let ours = env!("CARGO_PKG_VERSION");
+        let req = semver::VersionReq::parse(&self.k8srule).unwrap_or(semver::VersionReq::STAR);
         if !semver::Version::parse(ours).is_ok_and(|v| req.matches(&v)) {
             return Err(incompatible(format!("requires k8srule {req}; this is k8srule {ours}")));
         }
@@ -100,16 +124,77 @@ impl Manifest {
         Ok(())
     }
 
-    /// Reads and checks `pack.yaml` of a pack directory.
+    /// Reads and checks `pack.yaml` of a pack directory; every missing,
+    /// unknown or wrong field is named in the one error.
     pub fn read(dir: &Path) -> Result<Manifest, PackFileError> {
         let path = dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-        let manifest: Manifest = serde_norway::from_str(&text).map_err(|e| {
+        let invalid = |message: String| PackFileError::Manifest { path: path.display().to_string(), message };
+        let value: serde_norway::Value = serde_norway::from_str(&text).map_err(|e| {
             let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
             PackFileError::Manifest { path: format!("{}{at}", path.display()), message: e.to_string() }
         })?;
-        manifest.check(&path)?;
-        Ok(manifest)
+        let Some(map) = value.as_mapping() else {
+            return Err(invalid(format!("expected the fields {}", FIELDS.map(|f| f.0).join(", "))));
+        };
+        let mut problems = Vec::new();
+        for key in map.keys() {
+            let known = key.as_str().is_some_and(|k| FIELDS.iter().any(|f| f.0 == k));
+            if !known {
+                let key = serde_norway::to_string(key).unwrap_or_default();
+                let fields = FIELDS.map(|f| format!("`{}`", f.0)).join(", ");
+                problems.push(format!("unknown field `{}`: the fields are {fields}", key.trim_end()));
+            }
+        }
+        for (field, required, holds) in FIELDS {
+            let is_list = field == "authors";
+            match map.get(field) {
+                None if required => problems.push(format!("missing `{field}`: {holds}")),
+                None => {}
+                Some(v) if is_list && !v.as_sequence().is_some_and(|l| l.iter().all(|a| a.is_string())) => {
+                    problems.push(format!("`{field}` must be {holds}"))
+                }
+                Some(v) if !is_list && !v.is_string() => {
+                    problems.push(format!("`{field}` must be a string: {holds} (quote it: `{field}: \"...\"`)"))
+                }
+                Some(_) => {}
+            }
+        }
+        let manifest = match problems.is_empty() {
+            true => Some(serde_norway::from_value::<Manifest>(value.clone()).map_err(|e| invalid(e.to_string()))?),
+            false => None,
+        };
+        // the values of the fields that are there as strings
+        let field = |k: &str| map.get(k).and_then(serde_norway::Value::as_str).unwrap_or_default().to_string();
+        let values = Manifest {
+            name: field("name"),
+            version: field("version"),
+            k8srule: field("k8srule"),
+            wit: field("wit"),
+            description: String::new(),
+            authors: Vec::new(),
+            plugin: None,
+        };
+        for (name, p) in values.problems() {
+            if map.get(name).is_some_and(serde_norway::Value::is_string) {
+                problems.push(p);
+            }
+        }
+        match manifest {
+            Some(m) if problems.is_empty() => {
+                m.check(&path)?;
+                Ok(m)
+            }
+            _ => Err(invalid(listed(problems))),
+        }
+    }
+}
+
+/// One problem as it is; several counted, one a line.
+fn listed(problems: Vec<String>) -> String {
+    match problems.as_slice() {
+        [one] => one.clone(),
+        _ => format!("{} problems:\n  {}", problems.len(), problems.join("\n  ")),
     }
 }
 

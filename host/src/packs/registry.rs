@@ -598,8 +598,26 @@ impl Client {
         let name = digest_.unwrap_or(self.reference.manifest_reference());
         let got =
             self.call("GET", &self.path(&format!("manifests/{name}")), &[("Accept", MANIFEST_MEDIA_TYPE)], None)?;
+        // the pack file's digest where the manifest's belongs: registries answer 404, 500 or the blob
+        let is_pack = |d: &str| {
+            self.call("HEAD", &self.path(&format!("blobs/{d}")), &[], None).is_ok_and(|head| head.status() == 200)
+        };
+        let layer_given = |d: &str| {
+            self.error(format!(
+                "{d} is the digest of the pack file, not of its OCI manifest: `oci://...@sha256:` takes the manifest's digest, the one `k8srule pack push` printed; the pack file's digest pins a file (`--rules FILE.wasm@{d}`)"
+            ))
+        };
+        if let Some(d) = digest_
+            && got.status() != 200
+            && is_pack(d)
+        {
+            return Err(layer_given(d));
+        }
         let mut got = self.expect("fetching the manifest", got, &[200])?;
         let body = self.read("fetching the manifest", &mut got, MAX_MANIFEST)?;
+        if let Some(d) = digest_.filter(|_| body.starts_with(b"\0asm")) {
+            return Err(layer_given(d));
+        }
         match digest_ {
             Some(expected) => self.checked(expected, body),
             None => Ok(body),

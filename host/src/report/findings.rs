@@ -10,6 +10,7 @@ use crate::evaluation::contract::{self, Value};
 use crate::evaluation::projection::{Projection, batch_string};
 use crate::evaluation::sandbox::{Limits, Pack, PackError};
 use crate::evaluation::template::{placeholders, render_template};
+use crate::input::tree::{Doc, View};
 
 impl From<contract::Severity> for Severity {
     fn from(s: contract::Severity) -> Self {
@@ -43,6 +44,22 @@ fn render_value(v: Value, batch: &contract::Batch) -> String {
         Value::Interned(id) => batch_string(batch, id).unwrap_or("<none>").to_string(),
         Value::Text(s) => s,
     }
+}
+
+/// `Kind/name` of the pod's controller: the owner reference marked
+/// `controller`, else the first; a ReplicaSet named `NAME-HASH`, where HASH
+/// is the pod's `pod-template-hash` label, is its Deployment `NAME`.
+fn workload(pod: Doc<'_>) -> Option<String> {
+    let refs = pod.path(&["metadata", "ownerReferences"])?;
+    let controller = |r: &Doc<'_>| matches!(r.get("controller").map(|c| c.view()), Some(View::Bool(true)));
+    let owner = refs.items().find(controller).or_else(|| refs.items().next())?;
+    let (kind, name) = (owner.str_at(&["kind"])?, owner.str_at(&["name"])?);
+    let hash = pod.str_at(&["metadata", "labels", "pod-template-hash"]).filter(|h| !h.is_empty());
+    let deployment = hash.and_then(|h| name.strip_suffix(h)?.strip_suffix('-')).filter(|d| !d.is_empty());
+    Some(match deployment {
+        Some(d) if kind == "ReplicaSet" => format!("Deployment/{d}"),
+        _ => format!("{kind}/{name}"),
+    })
 }
 
 /// A text in `lang`, or in English when the pack has none in it.
@@ -80,6 +97,7 @@ pub fn build(
             .rules
             .get(f.rule as usize)
             .ok_or_else(|| err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len())))?;
+        let (workload, node) = (workload(case.pod), case.pod.str_at(&["spec", "nodeName"]).map(str::to_string));
         let container = match f.container {
             Some(c) => {
                 let named = case
@@ -144,6 +162,8 @@ pub fn build(
             severity: rule.severity.into(),
             confidence: rule.confidence,
             pod: case.pod_name(),
+            workload,
+            node,
             container,
             title: render_template(pick(&rule.title, lang), &args),
             evidence: texts(&mut evidence.into_iter()),

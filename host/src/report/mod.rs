@@ -3,6 +3,7 @@
 //! contract's types.
 
 pub mod findings;
+pub mod group;
 pub mod render;
 pub mod sanitize;
 
@@ -121,6 +122,12 @@ pub struct Finding {
     pub confidence: f32,
     /// `namespace/name` of the pod.
     pub pod: String,
+    /// `Kind/name` of the pod's controller (its `ownerReferences`): a
+    /// ReplicaSet named `NAME-HASH` for the pod's `pod-template-hash` label
+    /// is its Deployment `Deployment/NAME`; `None` for a pod without one.
+    pub workload: Option<String>,
+    /// The node the pod is bound to (`spec.nodeName`).
+    pub node: Option<String>,
     /// The container, for a finding about one.
     pub container: Option<String>,
     /// One line: what is wrong.
@@ -158,8 +165,9 @@ pub struct Summary {
     pub unhealthy: usize,
 }
 
-/// What a diagnosis found: the schema of docs/report.schema.json.
-#[derive(Debug, Clone, Default, Serialize)]
+/// What a diagnosis found: the schema of docs/report.schema.json, whose
+/// `groups` are [`Report::groups`].
+#[derive(Debug, Clone, Default)]
 pub struct Report {
     /// The counts.
     pub summary: Summary,
@@ -169,6 +177,27 @@ pub struct Report {
     pub errors: Vec<ReportError>,
     /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
     pub notes: Vec<String>,
+}
+
+impl Serialize for Report {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Json<'a> {
+            summary: &'a Summary,
+            findings: &'a [Finding],
+            groups: Vec<group::Group>,
+            errors: &'a [ReportError],
+            notes: &'a [String],
+        }
+        let json = Json {
+            summary: &self.summary,
+            findings: &self.findings,
+            groups: self.groups(),
+            errors: &self.errors,
+            notes: &self.notes,
+        };
+        json.serialize(serializer)
+    }
 }
 
 /// Whether cause `key` is selected by `selector`: the same key, or a
@@ -390,6 +419,8 @@ mod tests {
             severity,
             confidence: 1.0,
             pod: "ns/p".into(),
+            workload: None,
+            node: None,
             container: container.map(Into::into),
             title: String::new(),
             evidence: Vec::new(),

@@ -1,13 +1,16 @@
-//! Report formats: the terminal table (plain or in ANSI colors) and its wide
-//! variant, YAML, Markdown for tickets, JUnit XML for CI gates and a
-//! self-contained HTML page. All are pure functions of the report. Every
-//! format for people (all but YAML) renders the report's texts through
-//! [`sanitize::report`], so no control character from a cluster or a pack
-//! reaches a terminal or a viewer.
+//! Report formats: the terminal table (plain or in ANSI colors, wrapped at
+//! a width) and its wide variant, YAML, Markdown for tickets, JUnit XML for
+//! CI gates and a self-contained HTML page. All are pure functions of the
+//! report and a [`Layout`]. Table, Markdown and HTML show
+//! [`group::entries`]: worst first, pods of one workload or node failing for
+//! one cause as one entry. Every format for people (all but YAML) renders the
+//! report's texts through [`sanitize::report`], so no control character from
+//! a cluster or a pack reaches a terminal or a viewer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::report::group::{self, Entry, Sort, Unit};
 use crate::report::sanitize;
 use crate::report::{Finding, Report, Severity};
 
@@ -15,9 +18,9 @@ use crate::report::{Finding, Report, Severity};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum Format {
-    /// Grouped by pod, root causes first with their symptoms under them.
+    /// Worst first, a pod or a group of pods per entry, root causes with their symptoms under them.
     Table,
-    /// The table with packs and every confirm command.
+    /// The table with packs, every confirm command and evidence whole.
     Wide,
     /// The stable schema of docs/report.schema.json.
     Json,
@@ -27,34 +30,47 @@ pub enum Format {
     Markdown,
     /// JUnit XML for CI gates.
     Junit,
-    /// A self-contained HTML page.
+    /// A self-contained HTML page with filters and a search.
     Html,
 }
 
+/// How the formats for people lay a report out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Severities and headings in ANSI colors (table and wide).
+    pub color: bool,
+    /// The width the table and wide formats wrap at, at word boundaries;
+    /// `None`: each line as long as its text.
+    pub width: Option<usize>,
+    /// Worst first (the default) or by name.
+    pub sort: Sort,
+    /// Every pod of a group listed, not one example and a count.
+    pub expand: bool,
+    /// When the snapshot was taken (RFC 3339), shown at the top of the HTML page.
+    pub taken: Option<String>,
+    /// What was diagnosed (files, a cluster context), shown at the top of the HTML page.
+    pub source: Option<String>,
+}
+
 impl Report {
-    /// The report in `format`; severities in ANSI colors when `color` (table and wide only).
+    /// The report in `format`; severities in ANSI colors when `color` (table
+    /// and wide only); the default [`Layout`] otherwise.
     pub fn render(&self, format: Format, color: bool) -> String {
+        self.render_with(format, &Layout { color, ..Layout::default() })
+    }
+
+    /// The report in `format`, laid out as `layout` says.
+    pub fn render_with(&self, format: Format, layout: &Layout) -> String {
         match format {
-            Format::Table => table(self, color),
-            Format::Wide => wide(self, color),
+            Format::Table => text(self, layout, false),
+            Format::Wide => text(self, layout, true),
             Format::Json => self.to_json(),
             Format::Yaml => yaml(self),
-            Format::Markdown => markdown(self),
+            Format::Markdown => markdown(self, layout),
             Format::Junit => junit(self),
-            Format::Html => html(self),
+            Format::Html => html(self, layout),
         }
     }
-}
-
-/// Findings grouped by pod, root causes first with their symptoms indented
-/// under them; severities in ANSI colors when `color`.
-fn table(report: &Report, color: bool) -> String {
-    text(report, color, false)
-}
-
-/// The table, with each finding's pack and the confirm commands of symptoms too.
-fn wide(report: &Report, color: bool) -> String {
-    text(report, color, true)
 }
 
 /// The report as YAML, the same structure as the JSON.
@@ -62,17 +78,185 @@ fn yaml(report: &Report) -> String {
     serde_norway::to_string(report).unwrap_or_default()
 }
 
-/// Markdown to paste into tickets and pull requests.
-fn markdown(report: &Report) -> String {
+/// What a group entry says about its pods: the example and a count, or every pod.
+fn group_pods(group: &group::Group, expand: bool) -> String {
+    let (first, n) = (group.pods.first().map_or("", String::as_str), group.pods.len());
+    if expand {
+        format!("example pod {first}; all {n}: {}", group.pods.join(", "))
+    } else {
+        format!("example pod {first}; {} more (--expand lists them)", n - 1)
+    }
+}
+
+/// Evidence longer than this many characters is cut in the table (`-o wide` shows it whole).
+const EVIDENCE_CHARS: usize = 240;
+
+/// Lines laid out at a width: each wrapped at word boundaries, its
+/// continuation lines indented by a hang.
+struct Lines {
+    out: String,
+    width: Option<usize>,
+}
+
+impl Lines {
+    /// `text` after `prefix`; its own lines and wrapped continuations start `hang` columns in.
+    fn push(&mut self, prefix: &str, hang: usize, text: &str) {
+        let hang = " ".repeat(hang);
+        match self.width {
+            Some(width) => {
+                // at spaces only: a pod name or a time stays whole unless it is wider than the line
+                let options = textwrap::Options::new(width)
+                    .initial_indent(prefix)
+                    .subsequent_indent(&hang)
+                    .word_splitter(textwrap::WordSplitter::NoHyphenation);
+                for line in textwrap::wrap(text.trim_end(), options) {
+                    self.out.push_str(&line);
+                    self.out.push('\n');
+                }
+            }
+            None => {
+                let _ = writeln!(self.out, "{prefix}{}", text.trim_end().replace('\n', &format!("\n{hang}")));
+            }
+        }
+    }
+}
+
+/// The table: an entry per pod or group, worst first, each root cause with
+/// its evidence, confirm commands and fixes, its symptoms under it. `wide`
+/// adds packs and the confirm commands of symptoms, and shows evidence whole.
+fn text(report: &Report, layout: &Layout, wide: bool) -> String {
+    let report = &sanitize::report(report);
+    let color = layout.color;
+    let mut lines = Lines { out: String::new(), width: layout.width };
+    let mut cut = false;
+    for (i, entry) in group::entries(report, layout.sort).iter().enumerate() {
+        if i > 0 {
+            lines.out.push('\n');
+        }
+        match entry {
+            Entry::Pod { name, .. } => lines.push("", 4, &paint(&format!("pod {name}"), BOLD, color)),
+            Entry::Group { group, .. } => {
+                lines.push("", 4, &paint(&group.headline(), BOLD, color));
+                lines.push("  ", 4, &group_pods(group, layout.expand));
+            }
+        }
+        for unit in entry.units() {
+            for f in std::iter::once(unit.root).chain(unit.symptoms.iter().copied()) {
+                let symptom = f.explained_by.is_some();
+                let indent = if symptom { "    " } else { "  " };
+                let marker = if symptom { paint("symptom", DIM, color) + " " } else { String::new() };
+                let label = f.severity.as_str().to_uppercase();
+                let pad = " ".repeat(8usize.saturating_sub(label.len()));
+                let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+                let pack = if wide { format!(", pack {}", f.pack) } else { String::new() };
+                let headline = format!(
+                    "{marker}{}{pad} {}{container}: {} ({}{pack}, confidence {:.0}%)",
+                    paint(&label, severity_color(f.severity), color),
+                    f.cause,
+                    f.title.trim_end().replace('\n', " "),
+                    f.rule,
+                    f.confidence * 100.0
+                );
+                lines.push(indent, indent.len() + 4, &headline);
+                let mut list = |label: &str, items: &[String], whole: bool| {
+                    for item in items {
+                        let item = if whole { item.into() } else { shorten(item, &mut cut) };
+                        lines.push(&format!("{indent}    {label}"), indent.len() + 4 + label.len(), &item);
+                    }
+                };
+                if !symptom {
+                    list("evidence: ", &f.evidence, wide);
+                }
+                if !symptom || wide {
+                    list("confirm:  ", &f.confirm, true);
+                }
+                if !symptom {
+                    list("fix:      ", &f.fix, true);
+                }
+            }
+        }
+    }
+    for e in &report.errors {
+        lines.push(&format!("{} ", paint("error:", RED, color)), 4, &format!("pack `{}`: {}", e.pack, e.message));
+    }
+    for n in &report.notes {
+        lines.push("note: ", 4, n);
+    }
+    if cut {
+        lines.push("", 4, "… marks evidence cut short: -o wide shows it whole");
+    }
+    lines.push("", 4, &report.summary_line());
+    lines.out
+}
+
+/// `item` cut after [`EVIDENCE_CHARS`] characters, at a word boundary when
+/// there is one near, with `…`; `cut` is set when it is.
+fn shorten<'a>(item: &'a str, cut: &mut bool) -> std::borrow::Cow<'a, str> {
+    let item = item.trim_end();
+    let Some((end, _)) = item.char_indices().nth(EVIDENCE_CHARS) else {
+        return item.into();
+    };
+    *cut = true;
+    let head = &item[..end];
+    let at_word = head.rfind(char::is_whitespace).filter(|&w| w + 40 >= end).unwrap_or(end);
+    format!("{} …", head[..at_word].trim_end()).into()
+}
+
+const BOLD: &str = "1";
+const DIM: &str = "2";
+const RED: &str = "31";
+
+fn severity_color(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "1;31",
+        Severity::Error => RED,
+        Severity::Warning => "33",
+        Severity::Info => "36",
+    }
+}
+
+fn paint(text: &str, sgr: &str, color: bool) -> String {
+    if color { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_string() }
+}
+
+/// Markdown to paste into tickets and pull requests: an entry per pod or
+/// group, worst first.
+fn markdown(report: &Report, layout: &Layout) -> String {
     let report = &sanitize::report(report);
     let mut out = format!("**{}**\n", md(&report.summary_line()));
-    for pod in by_pod(report) {
-        let _ = writeln!(out, "\n### Pod {}\n", code(pod.name));
-        for (root, symptoms) in &pod.groups {
+    for entry in group::entries(report, layout.sort) {
+        match &entry {
+            Entry::Pod { name, .. } => {
+                let _ = writeln!(out, "\n### Pod {}\n", code(name));
+            }
+            Entry::Group { group, .. } => {
+                let what = match group.by {
+                    group::GroupKind::Workload => "of",
+                    group::GroupKind::Node => "on node",
+                };
+                let _ = writeln!(
+                    out,
+                    "\n### {} pods {what} {}: {}\n",
+                    group.pods.len(),
+                    code(&group.name),
+                    code(&group.cause)
+                );
+                let first = group.pods.first().map_or("", String::as_str);
+                if layout.expand {
+                    let all: Vec<String> = group.pods.iter().map(|p| code(p)).collect();
+                    let _ =
+                        writeln!(out, "Example pod {}; all {}: {}.\n", code(first), group.pods.len(), all.join(", "));
+                } else {
+                    let more = group.pods.len() - 1;
+                    let _ = writeln!(out, "Example pod {}; {more} more (`--expand` lists them).\n", code(first));
+                }
+            }
+        }
+        for Unit { root, symptoms } in entry.units() {
             let _ = writeln!(out, "- {}", md_finding(root));
-            md_list(&mut out, "Evidence", &root.evidence, md);
+            md_list(&mut out, "Evidence", &root.evidence, md_lines);
             md_list(&mut out, "Confirm", &root.confirm, code);
-            md_list(&mut out, "Fix", &root.fix, md);
+            md_list(&mut out, "Fix", &root.fix, md_lines);
             if !symptoms.is_empty() {
                 out.push_str("  - Symptoms:\n");
                 for s in symptoms {
@@ -84,7 +268,7 @@ fn markdown(report: &Report) -> String {
     if !report.errors.is_empty() {
         out.push_str("\n### Errors\n\n");
         for e in &report.errors {
-            let _ = writeln!(out, "- pack {}: {}", code(&e.pack), md(&e.message));
+            let _ = writeln!(out, "- pack {}: {}", code(&e.pack), md_lines(&e.message));
         }
     }
     if !report.notes.is_empty() {
@@ -97,11 +281,12 @@ fn markdown(report: &Report) -> String {
 }
 
 /// JUnit XML: one failing test case per root cause, its symptoms folded into
-/// the failure text, and one erroring test case per pack that failed.
+/// the failure text, and one erroring test case per pack that failed; every
+/// root cause of every pod, in report order.
 fn junit(report: &Report) -> String {
     let report = &sanitize::report(report);
-    let pods = by_pod(report);
-    let failures = pods.iter().map(|p| p.groups.len()).sum::<usize>();
+    let pods = group::units_by_pod(report);
+    let failures = pods.iter().map(|(_, units)| units.len()).sum::<usize>();
     let errors = report.errors.len();
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = writeln!(
@@ -114,7 +299,7 @@ fn junit(report: &Report) -> String {
         "  <properties>\n    <property name=\"pods\" value=\"{}\"/>\n    <property name=\"unhealthy\" value=\"{}\"/>\n  </properties>",
         report.summary.pods, report.summary.unhealthy
     );
-    for (root, symptoms) in pods.iter().flat_map(|p| &p.groups) {
+    for Unit { root, symptoms } in pods.iter().flat_map(|(_, units)| units) {
         let name = match &root.container {
             Some(c) => format!("{} [{c}]", root.rule),
             None => root.rule.clone(),
@@ -162,67 +347,199 @@ fn junit(report: &Report) -> String {
     out
 }
 
-const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#1f2328;max-width:72rem;margin:2rem auto;padding:0 1rem}
+const CSS: &str = "body{font:14px/1.45 system-ui,sans-serif;color:#1f2328;max-width:72rem;margin:1rem auto;padding:0 1rem}
 table{border-collapse:collapse;margin:.5rem 2rem 1rem 0;display:inline-table;vertical-align:top}
-th,td{border:1px solid #d0d7de;padding:.2rem .6rem;text-align:left}
+th,td{border:1px solid #d0d7de;padding:.2rem .6rem;text-align:left;vertical-align:top}
 td.n{text-align:right}
-code{background:#f6f8fa;border-radius:3px;padding:0 .2rem}
-.pod{border:1px solid #d0d7de;border-radius:6px;margin:1rem 0;padding:0 1rem}
+code{background:#f6f8fa;border-radius:3px;padding:0 .2rem;overflow-wrap:anywhere}
+.entry{border:1px solid #d0d7de;border-radius:6px;margin:1rem 0;padding:0 1rem}
 .finding{border-left:4px solid #8c959f;margin:.5rem 0;padding:.1rem .8rem}
+.finding li{white-space:pre-wrap;overflow-wrap:anywhere}
 .sev-critical{border-color:#82071e}.sev-error{border-color:#cf222e}.sev-warning{border-color:#bf8700}.sev-info{border-color:#0969da}
 .sev{font-weight:bold;text-transform:uppercase}
-.meta{color:#59636e}
+.meta,.snapshot{color:#59636e}
+h2{font-size:1.2rem;overflow-wrap:anywhere}
 h3,h4{margin:.5rem 0}
+#filters{position:sticky;top:0;background:#fff;padding:.5rem 0;border-bottom:1px solid #d0d7de;display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center}
+#filters input{min-width:12rem}
+@media (max-width:40rem){table{display:block;overflow-x:auto;margin-right:0}td code{white-space:nowrap;overflow-wrap:normal}td:last-child{min-width:16rem}.finding{padding:.1rem .4rem}.entry{padding:0 .5rem}}
 ";
 
-/// A self-contained HTML page (inline CSS, no scripts): counts per namespace
-/// and per cause, then a card per pod.
-fn html(report: &Report) -> String {
+/// The filters and search: they start from the page's query
+/// (`?severity=error&namespace=shop&q=oom`), so a filtered view can be shared.
+const SCRIPT: &str = "(function(){
+var form=document.getElementById('filters');form.hidden=false;
+var order={info:0,warning:1,error:2,critical:3};
+var entries=[].slice.call(document.querySelectorAll('article.entry'));
+var params=new URLSearchParams(location.search);
+['severity','namespace','q'].forEach(function(k){var v=params.get(k);if(v!==null)form.elements[k].value=v;});
+function apply(){
+var min=order[form.elements.severity.value]||0,ns=form.elements.namespace.value,q=form.elements.q.value.trim().toLowerCase(),n=0;
+entries.forEach(function(e){
+var show=order[e.dataset.severity]>=min&&(!ns||e.dataset.namespaces.split(' ').indexOf(ns)>=0)&&(!q||e.textContent.toLowerCase().indexOf(q)>=0);
+e.hidden=!show;if(show)n++;});
+document.getElementById('shown').textContent='showing '+n+' of '+entries.length;
+}
+form.addEventListener('input',apply);form.addEventListener('submit',function(ev){ev.preventDefault();});apply();
+})();
+";
+
+/// The `id` of an entry of the page.
+fn entry_id(entry: &Entry) -> String {
+    match entry {
+        Entry::Pod { name, .. } => format!("pod:{name}"),
+        Entry::Group { group, .. } => format!("{}:{}:{}", group.by.as_str(), group.name, group.cause),
+    }
+}
+
+/// The namespace of a `namespace/name`.
+fn namespace(pod: &str) -> &str {
+    pod.split_once('/').map_or("", |(ns, _)| ns)
+}
+
+/// A self-contained HTML page (inline CSS and script, no other asset): the
+/// snapshot's time and source, filters by severity and namespace and a
+/// search (hidden without scripts, which leave every entry shown), counts
+/// per namespace and per cause linking to the entries, then an entry per
+/// pod or group, worst first.
+fn html(report: &Report, layout: &Layout) -> String {
     let report = &sanitize::report(report);
     let mut out = format!(
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n<title>k8srule report</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<h1>k8srule report</h1>\n<p class=\"summary\">{}</p>\n",
-        esc(&report.summary_line())
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>k8srule report</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<header>\n<h1>k8srule report</h1>\n"
     );
-    let pods = by_pod(report);
-    if !pods.is_empty() {
-        // namespace -> (unhealthy pods, root causes, symptoms); cause -> (root causes, symptoms)
-        let mut namespaces: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
-        let mut causes: BTreeMap<&str, [usize; 2]> = BTreeMap::new();
-        for pod in &pods {
-            let ns = namespaces.entry(pod.name.split_once('/').map_or("", |(ns, _)| ns)).or_default();
-            ns[0] += 1;
-            for (root, symptoms) in &pod.groups {
-                ns[1] += 1;
-                ns[2] += symptoms.len();
-                causes.entry(&root.cause).or_default()[0] += 1;
-                for s in symptoms {
-                    causes.entry(&s.cause).or_default()[1] += 1;
-                }
+    if layout.taken.is_some() || layout.source.is_some() {
+        out.push_str("<p class=\"snapshot\">Snapshot");
+        if let Some(source) = &layout.source {
+            let _ = write!(out, " of <code>{}</code>", esc(&sanitize::text(source)));
+        }
+        if let Some(taken) = &layout.taken {
+            let taken = esc(&sanitize::text(taken));
+            let _ = write!(out, " at <time datetime=\"{taken}\">{taken}</time>");
+        }
+        out.push_str("</p>\n");
+    }
+    let _ = writeln!(out, "<p class=\"summary\">{}</p>\n</header>", esc(&report.summary_line()));
+    let entries = group::entries(report, layout.sort);
+    // namespace -> (unhealthy pods, root causes, symptoms, entries); cause -> (root causes, symptoms, entries)
+    let mut namespaces: BTreeMap<&str, ([usize; 3], BTreeSet<usize>)> = BTreeMap::new();
+    let mut causes: BTreeMap<&str, ([usize; 2], BTreeSet<usize>)> = BTreeMap::new();
+    let mut pods = BTreeSet::new();
+    let mut entry_of: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let shown: Vec<&str> = match entry {
+            Entry::Pod { name, .. } => vec![name],
+            Entry::Group { group, .. } => group.pods.iter().map(String::as_str).collect(),
+        };
+        for pod in shown {
+            namespaces.entry(namespace(pod)).or_default().1.insert(i);
+            entry_of.entry(pod).or_insert(i);
+        }
+        if let Entry::Group { group, .. } = entry {
+            causes.entry(&group.cause).or_default().1.insert(i);
+        }
+        for u in entry.units() {
+            for f in std::iter::once(u.root).chain(u.symptoms.iter().copied()) {
+                causes.entry(&f.cause).or_default().1.insert(i);
             }
         }
-        out.push_str("<section class=\"overview\">\n<table class=\"namespaces\">\n<tr><th>Namespace</th><th>Unhealthy pods</th><th>Root causes</th><th>Symptoms</th></tr>\n");
-        for (ns, [pods, roots, symptoms]) in &namespaces {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td class=\"n\">{pods}</td><td class=\"n\">{roots}</td><td class=\"n\">{symptoms}</td></tr>",
-                esc(ns)
-            );
-        }
-        out.push_str(
-            "</table>\n<table class=\"causes\">\n<tr><th>Cause</th><th>Root causes</th><th>Symptoms</th></tr>\n",
-        );
-        for (cause, [roots, symptoms]) in &causes {
-            let _ = writeln!(
-                out,
-                "<tr><td><code>{}</code></td><td class=\"n\">{roots}</td><td class=\"n\">{symptoms}</td></tr>",
-                esc(cause)
-            );
-        }
-        out.push_str("</table>\n</section>\n");
     }
-    for pod in &pods {
-        let _ = writeln!(out, "<article class=\"pod\" data-pod=\"{0}\">\n<h2>Pod <code>{0}</code></h2>", esc(pod.name));
-        for (root, symptoms) in &pod.groups {
+    for f in &report.findings {
+        let ns = &mut namespaces.entry(namespace(&f.pod)).or_default().0;
+        if pods.insert(f.pod.as_str()) {
+            ns[0] += 1;
+        }
+        let symptom = f.explained_by.is_some();
+        ns[1 + usize::from(symptom)] += 1;
+        let cause = causes.entry(&f.cause).or_default();
+        cause.0[usize::from(symptom)] += 1;
+        if let Some(&i) = entry_of.get(f.pod.as_str()) {
+            cause.1.insert(i);
+        }
+    }
+    let links = |at: &BTreeSet<usize>| -> String {
+        let list: Vec<String> = at
+            .iter()
+            .filter_map(|&i| entries.get(i))
+            .map(|e| {
+                let label = match e {
+                    Entry::Pod { name, .. } => name.to_string(),
+                    Entry::Group { group, .. } => group.headline(),
+                };
+                format!("<a href=\"#{}\">{}</a>", esc(&entry_id(e)), esc(&label))
+            })
+            .collect();
+        list.join(", ")
+    };
+    if !entries.is_empty() {
+        out.push_str("<form id=\"filters\" hidden>\n<label>Severity <select name=\"severity\"><option value=\"info\">all</option><option value=\"warning\">warning and worse</option><option value=\"error\">error and worse</option><option value=\"critical\">critical</option></select></label>\n<label>Namespace <select name=\"namespace\"><option value=\"\">all</option>");
+        for ns in namespaces.keys() {
+            let _ = write!(out, "<option>{}</option>", esc(ns));
+        }
+        out.push_str("</select></label>\n<label>Search <input type=\"search\" name=\"q\" placeholder=\"pod, cause or any text\"></label>\n<output id=\"shown\"></output>\n</form>\n");
+        out.push_str("<section class=\"overview\">\n<table class=\"namespaces\">\n<tr><th>Namespace</th><th>Unhealthy pods</th><th>Root causes</th><th>Symptoms</th><th>Entries</th></tr>\n");
+        for (ns, ([pods, roots, symptoms], at)) in &namespaces {
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td class=\"n\">{pods}</td><td class=\"n\">{roots}</td><td class=\"n\">{symptoms}</td><td>{}</td></tr>",
+                esc(ns),
+                links(at)
+            );
+        }
+        out.push_str("</table>\n<table class=\"causes\">\n<tr><th>Cause</th><th>Root causes</th><th>Symptoms</th><th>Entries</th></tr>\n");
+        for (cause, ([roots, symptoms], at)) in &causes {
+            let _ = writeln!(
+                out,
+                "<tr><td><code>{}</code></td><td class=\"n\">{roots}</td><td class=\"n\">{symptoms}</td><td>{}</td></tr>",
+                esc(cause),
+                links(at)
+            );
+        }
+        out.push_str("</table>\n</section>\n<main>\n");
+    }
+    for entry in &entries {
+        let mut spaces: Vec<&str> = match entry {
+            Entry::Pod { name, .. } => vec![namespace(name)],
+            Entry::Group { group, .. } => group.pods.iter().map(|p| namespace(p)).collect(),
+        };
+        spaces.sort_unstable();
+        spaces.dedup();
+        let _ = writeln!(
+            out,
+            "<article class=\"entry\" id=\"{}\" data-severity=\"{}\" data-namespaces=\"{}\">",
+            esc(&entry_id(entry)),
+            entry.severity().as_str(),
+            esc(&spaces.join(" "))
+        );
+        match entry {
+            Entry::Pod { name, .. } => {
+                let _ = writeln!(out, "<h2>Pod <code>{}</code></h2>", esc(name));
+            }
+            Entry::Group { group, .. } => {
+                let what = match group.by {
+                    group::GroupKind::Workload => "of",
+                    group::GroupKind::Node => "on node",
+                };
+                let _ = writeln!(
+                    out,
+                    "<h2>{} pods {what} <code>{}</code>: <code>{}</code></h2>",
+                    group.pods.len(),
+                    esc(&group.name),
+                    esc(&group.cause)
+                );
+                let first = group.pods.first().map_or("", String::as_str);
+                let _ = writeln!(
+                    out,
+                    "<p>Example pod <code>{}</code>.</p>\n<details class=\"pods\"><summary>All {} pods</summary>\n<ul>",
+                    esc(first),
+                    group.pods.len()
+                );
+                for p in &group.pods {
+                    let _ = writeln!(out, "<li><code>{}</code></li>", esc(p));
+                }
+                out.push_str("</ul>\n</details>\n");
+            }
+        }
+        for Unit { root, symptoms } in entry.units() {
             let _ = writeln!(out, "<div {}>\n<h3>{}</h3>", html_attrs(root, "root"), html_headline(root));
             html_details(&mut out, root);
             if !symptoms.is_empty() {
@@ -238,6 +555,9 @@ fn html(report: &Report) -> String {
         }
         out.push_str("</article>\n");
     }
+    if !entries.is_empty() {
+        out.push_str("</main>\n");
+    }
     if !report.errors.is_empty() {
         out.push_str("<section class=\"errors\">\n<h2>Errors</h2>\n<ul>\n");
         for e in &report.errors {
@@ -252,111 +572,11 @@ fn html(report: &Report) -> String {
         }
         out.push_str("</ul>\n</section>\n");
     }
+    if !entries.is_empty() {
+        let _ = writeln!(out, "<script>\n{SCRIPT}</script>");
+    }
     out.push_str("</body>\n</html>\n");
     out
-}
-
-fn text(report: &Report, color: bool, wide: bool) -> String {
-    let report = &sanitize::report(report);
-    let mut out = String::new();
-    let mut current = "";
-    for f in &report.findings {
-        if f.pod != current {
-            if !current.is_empty() {
-                out.push('\n');
-            }
-            current = &f.pod;
-            let _ = writeln!(out, "{}", paint(&format!("pod {}", f.pod), BOLD, color));
-        }
-        let symptom = f.explained_by.is_some();
-        let indent = if symptom { "    " } else { "  " };
-        let marker = if symptom { paint("symptom", DIM, color) + " " } else { String::new() };
-        let label = f.severity.as_str().to_uppercase();
-        let pad = " ".repeat(8usize.saturating_sub(label.len()));
-        let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-        let pack = if wide { format!(", pack {}", f.pack) } else { String::new() };
-        let _ = writeln!(
-            out,
-            "{indent}{marker}{}{pad} {}{container}: {} ({}{pack}, confidence {:.0}%)",
-            paint(&label, severity_color(f.severity), color),
-            f.cause,
-            f.title.trim_end().replace('\n', " "),
-            f.rule,
-            f.confidence * 100.0
-        );
-        // continuation lines of a multi-line message stay under its first line
-        let lines = |out: &mut String, label: &str, items: &[String]| {
-            let hang = format!("\n{indent}    {}", " ".repeat(label.len()));
-            for item in items {
-                let _ = writeln!(out, "{indent}    {label}{}", item.trim_end().replace('\n', &hang));
-            }
-        };
-        if !symptom {
-            lines(&mut out, "evidence: ", &f.evidence);
-        }
-        if !symptom || wide {
-            lines(&mut out, "confirm:  ", &f.confirm);
-        }
-        if !symptom {
-            lines(&mut out, "fix:      ", &f.fix);
-        }
-    }
-    for e in &report.errors {
-        let _ = writeln!(out, "{} pack `{}`: {}", paint("error:", RED, color), e.pack, e.message);
-    }
-    for n in &report.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
-    let _ = writeln!(out, "{}", report.summary_line());
-    out
-}
-
-const BOLD: &str = "1";
-const DIM: &str = "2";
-const RED: &str = "31";
-
-fn severity_color(s: Severity) -> &'static str {
-    match s {
-        Severity::Critical => "1;31",
-        Severity::Error => RED,
-        Severity::Warning => "33",
-        Severity::Info => "36",
-    }
-}
-
-fn paint(text: &str, sgr: &str, color: bool) -> String {
-    if color { format!("\x1b[{sgr}m{text}\x1b[0m") } else { text.to_string() }
-}
-
-/// One pod's findings: each root cause with the symptoms it explains.
-struct Pod<'a> {
-    name: &'a str,
-    groups: Vec<(&'a Finding, Vec<&'a Finding>)>,
-}
-
-/// The findings per pod in report order, each symptom under the root cause
-/// before it that its `explained_by` names; a symptom without one heads a
-/// group of its own.
-fn by_pod(report: &Report) -> Vec<Pod<'_>> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut pods: Vec<Pod> = Vec::new();
-    for f in &report.findings {
-        let i = *index.entry(&f.pod).or_insert_with(|| {
-            pods.push(Pod { name: &f.pod, groups: Vec::new() });
-            pods.len() - 1
-        });
-        let groups = &mut pods[i].groups;
-        let root = groups.iter_mut().find(|(root, _)| {
-            root.explained_by.is_none()
-                && Some(&root.rule) == f.explained_by.as_ref()
-                && (root.container == f.container || root.container.is_none() || f.container.is_none())
-        });
-        match root {
-            Some((_, symptoms)) => symptoms.push(f),
-            None => groups.push((f, Vec::new())),
-        }
-    }
-    pods
 }
 
 fn md_finding(f: &Finding) -> String {
@@ -393,6 +613,14 @@ fn md(s: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// Markdown text of an item of a nested list that keeps the lines of `s`:
+/// each line escaped as [`md`] does, joined by hard line breaks and indented
+/// under the item.
+fn md_lines(s: &str) -> String {
+    let lines: Vec<String> = s.lines().map(str::trim_end).filter(|l| !l.is_empty()).map(md).collect();
+    lines.join("\\\n      ")
 }
 
 /// A Markdown code span of `s` on one line, fenced by more backticks than
@@ -454,7 +682,7 @@ fn html_details(out: &mut String, f: &Finding) {
         }
         let _ = writeln!(out, "<h4>{label}</h4>\n<ul>");
         for i in items {
-            let item = if as_code { format!("<code>{}</code>", esc(i)) } else { esc(i) };
+            let item = if as_code { format!("<code>{}</code>", esc(i)) } else { esc(i.trim_end()) };
             let _ = writeln!(out, "<li>{item}</li>");
         }
         out.push_str("</ul>\n");
@@ -485,6 +713,22 @@ mod tests {
     use super::*;
     use crate::report::ReportError;
 
+    fn table(report: &Report, color: bool) -> String {
+        text(report, &Layout { color, ..Layout::default() }, false)
+    }
+
+    fn wide(report: &Report, color: bool) -> String {
+        text(report, &Layout { color, ..Layout::default() }, true)
+    }
+
+    fn markdown(report: &Report) -> String {
+        super::markdown(report, &Layout::default())
+    }
+
+    fn html(report: &Report) -> String {
+        super::html(report, &Layout::default())
+    }
+
     fn finding(pod: &str, rule: &str, cause: &str, severity: Severity, container: Option<&str>) -> Finding {
         Finding {
             rule: rule.into(),
@@ -492,6 +736,8 @@ mod tests {
             severity,
             confidence: 0.9,
             pod: pod.into(),
+            workload: None,
+            node: None,
             container: container.map(Into::into),
             title: format!("{cause} title"),
             evidence: vec![format!("{cause} evidence")],
@@ -561,9 +807,9 @@ mod tests {
     #[test]
     fn wide_adds_packs_and_the_confirm_commands_of_symptoms() {
         let report = sample();
-        let wide = wide(&report, false);
-        insta::assert_snapshot!(wide);
-        assert_eq!(strip_ansi(&super::wide(&report, true)), wide);
+        let plain = wide(&report, false);
+        insta::assert_snapshot!(plain);
+        assert_eq!(strip_ansi(&wide(&report, true)), plain);
     }
 
     #[test]
@@ -605,7 +851,9 @@ mod tests {
         let report = sample();
         let page = html(&report);
         insta::assert_snapshot!(page);
-        assert!(!page.contains("<script") && !page.contains("http"));
+        // the one script is inline, and nothing is loaded from elsewhere
+        assert_eq!(page.matches("<script>").count(), 1);
+        assert!(!page.contains(" src=") && !page.contains(" href=\"http") && !page.contains("url("));
         for f in &report.findings {
             let attrs = format!("data-rule=\"{}\" data-pod=\"{}\" data-cause=\"{}\"", f.rule, f.pod, f.cause);
             assert_eq!(page.matches(&attrs).count(), 1, "{attrs}");
@@ -630,7 +878,16 @@ mod tests {
     #[test]
     fn schema_names_every_field_the_json_has() {
         let schema: serde_json::Value = serde_json::from_str(include_str!("../../../docs/report.schema.json")).unwrap();
-        let json: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        // two pods of one workload failing for one cause: a group
+        let mut report = sample();
+        let mut twin = report.findings[0].clone();
+        twin.pod = "shop/web-2".into();
+        report.findings.insert(3, twin);
+        for f in report.findings.iter_mut().filter(|f| f.pod.starts_with("shop/")) {
+            f.workload = Some("Deployment/web".into());
+        }
+        assert_eq!(report.groups().len(), 1);
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         let required = |v: &serde_json::Value| {
             let mut r: Vec<String> =
@@ -645,12 +902,13 @@ mod tests {
         assert_eq!(sorted(keys(&json)), required(&schema));
         assert_eq!(sorted(keys(&schema["properties"])), required(&schema));
         assert_eq!(sorted(keys(&json["summary"])), required(&schema["properties"]["summary"]));
-        for (name, def) in [("findings", "finding"), ("errors", "error")] {
+        for (name, def) in [("findings", "finding"), ("groups", "group"), ("errors", "error")] {
             let def = &schema["$defs"][def];
             assert_eq!(sorted(keys(&json[name][0])), required(def));
             assert_eq!(sorted(keys(&def["properties"])), required(def));
         }
         let severities = [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical].map(|s| s.as_str());
         assert_eq!(schema["$defs"]["finding"]["properties"]["severity"]["enum"], serde_json::json!(severities));
+        assert_eq!(schema["$defs"]["group"]["properties"]["severity"]["enum"], serde_json::json!(severities));
     }
 }

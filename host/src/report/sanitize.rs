@@ -50,6 +50,8 @@ pub fn report(report: &Report) -> Report {
         single
             .into_iter()
             .chain(f.container.as_mut())
+            .chain(f.workload.as_mut())
+            .chain(f.node.as_mut())
             .chain(f.explained_by.as_mut())
             .chain(f.evidence.iter_mut().chain(&mut f.confirm).chain(&mut f.fix).chain(&mut f.explains))
             .for_each(clean);

@@ -189,6 +189,8 @@ fn the_scorer_matches_refined_causes_and_containers() {
         severity: k8srule_host::Severity::Error,
         confidence: 1.0,
         pod: "default/web".into(),
+        workload: None,
+        node: None,
         container: Some("app".into()),
         title: String::new(),
         evidence: Vec::new(),

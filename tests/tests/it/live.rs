@@ -232,8 +232,9 @@ fn clusters_that_cannot_be_used_are_input_errors() {
     assert_eq!(code, 2);
     assert!(err.starts_with(&format!("{missing}: ")), "{err}");
 
-    let (code, _, err) = k8srule(&["diagnose", "-f", &root().join("examples/snapshots").display().to_string(), "-A"]);
-    assert_eq!((code, err.as_str()), (2, "--all-namespaces: reads a live cluster; it cannot be used with -f\n"));
+    let snapshots = root().join("examples/snapshots").display().to_string();
+    let (code, _, err) = k8srule(&["diagnose", "-f", &snapshots, "--context", "prod"]);
+    assert_eq!((code, err.as_str()), (2, "--context: chooses a live cluster; it cannot be used with -f\n"));
 }
 
 type Changes = Arc<std::sync::Mutex<Vec<Change>>>;

@@ -239,7 +239,10 @@ fn round_trip(registry: &Registry, tmp: &Path, extra: &[&str]) -> String {
     let (code, out, err) = with(&["pack", "push", &s(&wasm), &tagged]);
     assert_eq!(code, 0, "{err}\n{}", registry.log());
     let manifest_digest = pushed_digest(&out);
-    assert!(manifest_digest.starts_with("sha256:") && out.contains(&digest), "{out}");
+    // one digest: the manifest's, which an oci:// reference takes (the file's is another)
+    assert!(manifest_digest.starts_with("sha256:") && !out.contains(&digest), "{out}");
+    let pinned = registry.reference(&format!("team/demo@{manifest_digest}"));
+    assert!(out.ends_with(&format!("\npin it: --rules {pinned}\n")), "{out}");
     let by_digest = registry.reference(&format!("team/demo@{manifest_digest}"));
     for (i, reference) in [&tagged, &by_digest].into_iter().enumerate() {
         let pulled = tmp.join(format!("pulled-{i}.wasm"));
@@ -329,6 +332,12 @@ fn a_pack_whose_blob_was_tampered_with_or_that_is_not_a_pack_is_refused() {
     let (code, _, err) = k8srule(&["pack", "pull", &unknown, "-o", &s(&out)]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("404"), "{err}");
+    // the pack file's digest where the manifest's belongs: named as such
+    let layer = registry.reference(&format!("team/demo@{digest}"));
+    let (code, _, err) = k8srule(&["pack", "pull", &layer, "-o", &s(&out)]);
+    assert_eq!(code, 2, "{err}");
+    let said = format!("{digest} is the digest of the pack file, not of its OCI manifest: `oci://...@sha256:` takes");
+    assert!(err.contains(&said), "{err}");
     let blob = registry.blob(&digest);
     let mut stored = std::fs::read(&blob).unwrap();
     let last = stored.len() - 1;
@@ -626,7 +635,7 @@ fn credentials_come_from_cred_helpers_creds_store_and_the_files_docker_and_podma
     let (code, out, err) =
         k8srule_with_env(&["pack", "push", &s(&wasm), &tagged], &[base[0], base[1], ("DOCKER_CONFIG", &docker)]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains(&digest), "{out}");
+    assert!(out.contains("pin it: --rules oci://"), "{out}");
     assert!(std::fs::read_to_string(&calls).unwrap().contains(&format!("get {host}")));
 
     // credsStore for every registry; an unknown registry is "not found", which is no credentials

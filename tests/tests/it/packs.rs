@@ -353,3 +353,32 @@ fn an_unreachable_pack_is_an_error_entry_and_the_built_in_rules_still_run() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("broken.k8srule:1:"), "{err}");
 }
+
+#[test]
+fn pack_build_names_every_problem_of_pack_yaml_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = pack_dir(tmp.path(), ">=0.1.0");
+    let yaml = format!(
+        "name: Demo Pack\nverison: 1.0.0\nk8srule: \">=0.1\"\nwit: {}\nauthors: Ada\nplugin: 3\n",
+        packs::manifest::wit_version()
+    );
+    std::fs::write(dir.join("pack.yaml"), yaml).unwrap();
+    let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&tmp.path().join("x.wasm"))]);
+    assert_eq!(code, 2);
+    let expected = [
+        format!("{}: 5 problems:", s(&dir.join("pack.yaml"))),
+        "  unknown field `verison`: the fields are `name`, `version`, `description`, `authors`, `k8srule`, `wit`, `plugin`".into(),
+        "  missing `version`: the pack's own semver version, such as `1.0.0`".into(),
+        "  `authors` must be a list of names".into(),
+        "  `plugin` must be a string: a plugin pack's `.wasm` file, relative to the pack directory (quote it: `plugin: \"...\"`)".into(),
+        "  name `Demo Pack` must be lowercase letters, digits, `-`, `_` and `.`".into(),
+    ];
+    assert_eq!(err, expected.join("\n") + "\n");
+    // one problem is one line
+    std::fs::write(dir.join("pack.yaml"), manifest(">=0.1.0", packs::manifest::wit_version()).replace("1.2.0", "one"))
+        .unwrap();
+    let (code, _, err) = k8srule(&["pack", "build", &s(&dir), "-o", &s(&tmp.path().join("x.wasm"))]);
+    assert_eq!(code, 2);
+    assert!(err.starts_with(&format!("{}: version `one` is not a semver version", s(&dir.join("pack.yaml")))), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
