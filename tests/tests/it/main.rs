@@ -2,6 +2,7 @@
 //! one test executable instead of seven keeps build time and disk use down.
 
 mod architecture;
+mod bundles;
 mod cli;
 mod corpus;
 mod differential;
