@@ -13,6 +13,7 @@ mod html;
 mod live;
 mod logs;
 mod mcp;
+mod metrics;
 mod oci;
 mod packs;
 mod pipeline;
