@@ -400,10 +400,8 @@ impl Diagnoser {
                 orphans[..orphans.len().min(5)].join(", ")
             ));
         }
-        for (pattern, n) in &snapshot.skipped_files {
-            report
-                .notes
-                .push(format!("skipped {n} file(s) {pattern}: not JSON, YAML or node-logs/<node>/<source>.log"));
+        for (what, n) in &snapshot.skipped_files {
+            report.notes.push(format!("skipped {n} file(s) {what}"));
         }
         report
     }

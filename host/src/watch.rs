@@ -1,7 +1,10 @@
 //! Watch mode: reflectors of pods, their events and nodes (and the
 //! control-plane pods the rules read), kept current by list+watch; a pod is
 //! diagnosed again when it, its events or its node change, and on every
-//! resync. What changed is reported as new and resolved findings.
+//! resync. What changed is reported as new and resolved findings, and, with
+//! [`metrics::Metrics`], counted for Prometheus.
+
+pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -33,6 +36,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     /// Stop when this becomes true.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Where the findings, diagnoses and errors are counted (`--metrics-addr`).
+    pub metrics: Option<Arc<metrics::Metrics>>,
 }
 
 impl Default for Options {
@@ -43,6 +48,7 @@ impl Default for Options {
             debounce: Duration::from_millis(300),
             duration: None,
             stop: None,
+            metrics: None,
         }
     }
 }
@@ -66,6 +72,18 @@ enum Role {
     Events,
     Nodes,
     ControlPlane,
+}
+
+impl Role {
+    /// The label of the metrics about this reflector.
+    fn resource(self) -> &'static str {
+        match self {
+            Role::Pods => "pods",
+            Role::Events => "events",
+            Role::Nodes => "nodes",
+            Role::ControlPlane => "control-plane-pods",
+        }
+    }
 }
 
 /// The updates of one list+watch, tagged with its store's index.
@@ -376,6 +394,9 @@ impl Watch<'_> {
             self.mirrors[i].synced = true;
             return Ok(());
         }
+        if let Some(m) = &self.options.metrics {
+            m.watch_error(role.resource());
+        }
         let cause = match e {
             watcher::Error::InitialListFailed(e)
             | watcher::Error::WatchStartFailed(e)
@@ -434,6 +455,9 @@ impl Watch<'_> {
             };
             self.flush_some(dirty, sink).await;
         }
+        if let Some(m) = &self.options.metrics {
+            m.synced(self.store(Role::Pods).objects.len(), self.findings.values().flatten());
+        }
     }
 
     /// A snapshot of the `dirty` pods with their events, nodes, owners and
@@ -488,6 +512,7 @@ impl Watch<'_> {
     /// logs, a pod's logs are read only when its findings without them
     /// changed (a restart, a new state, a new event), not at every change.
     async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
+        let started = Instant::now();
         if self.diagnoser.needs().owners {
             let pods: Vec<Value> =
                 dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
@@ -531,6 +556,9 @@ impl Watch<'_> {
             if self.noted.insert(n.clone()) {
                 sink(Change::Note(n));
             }
+        }
+        if let Some(m) = &self.options.metrics {
+            m.diagnosed(report.summary.pods, started.elapsed(), report.errors.iter().map(|e| e.pack.as_str()));
         }
         for e in &report.errors {
             sink(Change::Note(format!("pack {} failed: {}", e.pack, e.message)));

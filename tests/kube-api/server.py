@@ -644,6 +644,7 @@ class Config:
     watch_timeout = 30.0
     bookmark_interval = 5.0
     bare_list_items = False
+    list_delay = 0.0
     verbose = False
 
 
@@ -959,6 +960,7 @@ class Handler(BaseHTTPRequestHandler):
         return self.send_json(200, from_storage(res, obj))
 
     def list(self, res, ns):
+        time.sleep(Config.list_delay)
         lsel, fsel = self.selectors(res)
         try:
             limit = int(self.p("limit", "0") or 0)
@@ -1404,6 +1406,8 @@ def main(argv=None):
                     help="seconds between BOOKMARK events when allowWatchBookmarks=true (default 5)")
     ap.add_argument("--bare-list-items", action="store_true",
                     help="omit kind/apiVersion on list items, as the real apiserver does")
+    ap.add_argument("--list-delay", type=float, default=0.0, metavar="SECONDS",
+                    help="seconds each list waits before it answers, as a slow apiserver (default 0)")
     ap.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = ap.parse_args(argv)
 
@@ -1413,6 +1417,7 @@ def main(argv=None):
     Config.watch_timeout = args.watch_timeout
     Config.bookmark_interval = args.bookmark_interval
     Config.bare_list_items = args.bare_list_items
+    Config.list_delay = args.list_delay
     Config.verbose = args.verbose
 
     objs = load_dir(args.data) if args.data else []

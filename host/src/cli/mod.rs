@@ -362,6 +362,11 @@ struct WatchArgs {
     /// Stop after this long [default: run until interrupted].
     #[arg(long, value_name = "SECONDS")]
     duration: Option<u64>,
+    /// Serve Prometheus metrics on this address: `/metrics` (findings by
+    /// cause, severity, namespace and rule; diagnoses; errors), `/healthz`,
+    /// and `/readyz` (ready after the first sync). `0.0.0.0:9464` in a pod.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(clap::Args)]
@@ -807,10 +812,24 @@ enum JsonLine<'a> {
 fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     use crate::watch::Change;
     let diagnoser = diagnoser(&args.packs, args.lang.clone())?;
+    let listener = match args.metrics_addr {
+        Some(addr) => {
+            let cannot = |e: std::io::Error| {
+                crate::input::live::LiveError::Config(format!("--metrics-addr {addr}: cannot listen: {e}"))
+            };
+            let listener = std::net::TcpListener::bind(addr).map_err(cannot)?;
+            listener.set_nonblocking(true).map_err(cannot)?;
+            let local = listener.local_addr().map_err(cannot)?;
+            let _ = writeln!(io.err, "serving metrics on http://{local}/metrics");
+            Some(listener)
+        }
+        None => None,
+    };
     let options = crate::watch::Options {
         emit_events: args.emit_events,
         resync: std::time::Duration::from_secs(args.resync),
         duration: args.duration.map(std::time::Duration::from_secs),
+        metrics: listener.as_ref().map(|_| std::sync::Arc::new(crate::watch::metrics::Metrics::default())),
         ..crate::watch::Options::default()
     };
     let json = args.output == ListFormat::Json;
@@ -859,7 +878,14 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
         }
         let _ = io.out.flush();
     };
-    crate::input::live::block_on(async {
+    // the metrics are served on a thread of their own, so they answer while a diagnosis runs
+    let workers = usize::from(listener.is_some());
+    crate::input::live::block_on_with(workers, async {
+        if let (Some(listener), Some(metrics)) = (listener, &options.metrics) {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| crate::input::live::LiveError::Config(format!("--metrics-addr: {e}")))?;
+            tokio::spawn(crate::watch::metrics::serve(listener, metrics.clone()));
+        }
         let cluster = crate::input::live::Cluster::connect(&args.target.target()).await?;
         crate::watch::watch(&cluster, &diagnoser, &options, &mut sink).await
     })??;

@@ -540,10 +540,23 @@ pub(crate) fn event_keys(e: &Value) -> Vec<String> {
 
 /// Runs a future to completion on a runtime of the calling thread.
 pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, LiveError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| LiveError::Config(format!("cannot start the async runtime: {e}")))?;
+    block_on_with(0, f)
+}
+
+/// Runs a future to completion on the calling thread, with `workers` more
+/// threads for the tasks it spawns (0: they run on the calling thread too),
+/// so a spawned server answers while `f` is busy.
+pub fn block_on_with<F: std::future::Future>(workers: usize, f: F) -> Result<F::Output, LiveError> {
+    let mut builder = match workers {
+        0 => tokio::runtime::Builder::new_current_thread(),
+        n => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+    };
+    let rt =
+        builder.enable_all().build().map_err(|e| LiveError::Config(format!("cannot start the async runtime: {e}")))?;
     Ok(rt.block_on(f))
 }
 

@@ -1,9 +1,11 @@
 //! Input: objects, events and logs from files, bundles, `kubectl cluster-info
-//! dump` trees or a live cluster, into one [`snapshot::Snapshot`] held in a
-//! compact [`tree::Arena`], pruned to the fields the loaded packs read.
+//! dump`, Troubleshoot and must-gather trees or a live cluster, into one
+//! [`snapshot::Snapshot`] held in a compact [`tree::Arena`], pruned to the
+//! fields the loaded packs read.
 //! Everything here is untrusted text; nothing here knows about rules.
 
 pub mod fields;
+pub mod layouts;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod redact;

@@ -8,6 +8,7 @@ use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::input::fields::{CONTAINER_LISTS, Fields};
+use crate::input::layouts::{Item, Layout};
 use crate::input::redact::Redactor;
 use crate::input::tree::{Arena, Doc, Node, View};
 
@@ -67,7 +68,8 @@ pub struct Snapshot {
     pub(crate) now: i64,
     /// Objects that were read but are not used, counted by kind.
     pub(crate) skipped: BTreeMap<String, usize>,
-    /// Files of a directory that hold no objects, counted by name pattern (`*.txt`).
+    /// Files of a directory not read, counted by what they are and why
+    /// (`*.txt: not JSON, ...`; one entry per Troubleshoot or must-gather tree).
     pub(crate) skipped_files: BTreeMap<String, usize>,
     /// kube-system control-plane pods read for context only (not diagnosed):
     /// a live read of one namespace adds them; a bundle keeps them in
@@ -260,7 +262,8 @@ impl Snapshot {
     }
 
     /// Reads a file, or a directory recursively (JSON, YAML, and
-    /// `node-logs/<node>/<source>.log`). `-` reads standard input.
+    /// `node-logs/<node>/<source>.log`; a Troubleshoot support bundle or a
+    /// must-gather tree by its layout, see [`Layout`]). `-` reads standard input.
     pub fn add_path(&mut self, path: &Path) -> Result<(), LoadError> {
         if path == Path::new("-") {
             return self.add_reader("<stdin>", std::io::stdin().lock());
@@ -269,12 +272,78 @@ impl Snapshot {
         let meta =
             std::fs::metadata(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })?;
         if meta.is_dir() {
-            for file in files_under(path).map_err(|e| LoadError::Io { path: shown.clone(), message: io_message(&e) })? {
-                self.add_bundle_file(path, &file)?;
-            }
-            return Ok(());
+            return self.add_dir(path, path);
         }
         self.add_file(&shown, path)
+    }
+
+    /// Reads `dir` (under `root`, the directory given): a tree another tool
+    /// collected by its [`Layout`], any other file by file.
+    fn add_dir(&mut self, root: &Path, dir: &Path) -> Result<(), LoadError> {
+        if let Some(layout) = Layout::of(dir) {
+            return self.add_tree(layout, dir);
+        }
+        let io = |e: std::io::Error| LoadError::Io { path: dir.display().to_string(), message: io_message(&e) };
+        for (path, is_dir) in entries(dir).map_err(io)? {
+            if is_dir {
+                self.add_dir(root, &path)?;
+            } else {
+                self.add_bundle_file(root, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the objects and container logs of a Troubleshoot support bundle
+    /// or a must-gather tree; its other files are counted in one note. A pod
+    /// or node the tree holds twice (must-gather writes each pod in its
+    /// namespace's list and in its own folder) is kept once.
+    fn add_tree(&mut self, layout: Layout, top: &Path) -> Result<(), LoadError> {
+        let (pods, nodes) = (self.pods.len(), self.nodes.len());
+        let files =
+            files_under(top).map_err(|e| LoadError::Io { path: top.display().to_string(), message: io_message(&e) })?;
+        for file in files {
+            let rel = file.strip_prefix(top).unwrap_or(&file);
+            let parts: Option<Vec<&str>> = rel.iter().map(|p| p.to_str()).collect();
+            let shown = file.display().to_string();
+            match parts.map_or(Item::Other, |parts| layout.item(&parts)) {
+                Item::Objects => self.add_file(&shown, &file)?,
+                Item::Log { .. } if self.logs.is_none() => self.skipped_logs += 1,
+                Item::Log { namespace, pod, container, previous } => {
+                    let key = LogKey { namespace: namespace.into(), pod: pod.into(), container: container.into() };
+                    let source = rel.display().to_string();
+                    self.add_log_file(&file, &shown, |s, reader| {
+                        s.read_container_log(key, previous, &source, reader, Stamps::Dropped)
+                    })?;
+                }
+                Item::Other => {
+                    let what = format!(
+                        "of the {} {}: not pods, events, nodes, workloads or their logs",
+                        layout.name(),
+                        top.display()
+                    );
+                    *self.skipped_files.entry(what).or_default() += 1;
+                }
+            }
+        }
+        let once = |snapshot: &Snapshot, list: Vec<Node>| {
+            let mut seen = std::collections::HashSet::new();
+            let key = |n: Node| {
+                let d = snapshot.get(n);
+                (
+                    d.str_at(&["metadata", "namespace"]).map(str::to_owned),
+                    d.str_at(&["metadata", "name"]).map(str::to_owned),
+                )
+            };
+            list.into_iter().filter(|n| seen.insert(key(*n))).collect::<Vec<_>>()
+        };
+        let added = self.pods.split_off(pods);
+        let added = once(self, added);
+        self.pods.extend(added);
+        let added = self.nodes.split_off(nodes);
+        let added = once(self, added);
+        self.nodes.extend(added);
+        Ok(())
     }
 
     fn add_file(&mut self, shown: &str, path: &Path) -> Result<(), LoadError> {
@@ -314,7 +383,7 @@ impl Snapshot {
                     self.control_plane.extend(context);
                 }
                 "notes.txt" => self.notes.extend(read(file)?.lines().filter(|l| !l.is_empty()).map(str::to_string)),
-                _ => *self.skipped_files.entry(rel.display().to_string()).or_default() += 1,
+                _ => *self.skipped_files.entry(format!("{}: {NOT_READ}", rel.display())).or_default() += 1,
             }
             return Ok(());
         }
@@ -373,7 +442,7 @@ impl Snapshot {
                     "" => file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
                     ext => format!("*.{ext}"),
                 };
-                *self.skipped_files.entry(pattern).or_default() += 1;
+                *self.skipped_files.entry(format!("{pattern}: {NOT_READ}")).or_default() += 1;
                 Ok(())
             }
         }
@@ -442,6 +511,8 @@ impl Snapshot {
 
 /// The folder of a bundle that holds what is not a Kubernetes object list.
 const BUNDLE_DIR: &str = "_k8srule";
+/// Why a file of a directory is not read.
+const NOT_READ: &str = "not JSON, YAML or node-logs/<node>/<source>.log";
 
 /// Lines kept of one container run's log: the last ones.
 pub const MAX_LOG_LINES: usize = 1000;
@@ -477,6 +548,26 @@ impl Tail {
             self.bytes -= old.len();
             self.dropped += 1;
         }
+    }
+}
+
+/// Whether the lines of a log start with the time the kubelet received them
+/// (`kubectl logs --timestamps`, as must-gather takes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stamps {
+    Kept,
+    /// A leading RFC 3339 time and the space after it are dropped, so rules
+    /// that match the start of a line (`^panic: `) read the program's text.
+    Dropped,
+}
+
+/// `line` without a leading RFC 3339 time and the space after it.
+fn without_timestamp(line: &[u8]) -> &[u8] {
+    // `2024-05-01T11:58:00.123456789+00:00 `: at most 35 bytes and a space
+    let Some(space) = line.iter().take(36).position(|b| *b == b' ') else { return line };
+    match std::str::from_utf8(&line[..space]).ok().and_then(|t| t.parse::<jiff::Timestamp>().ok()) {
+        Some(_) => &line[space + 1..],
+        None => line,
     }
 }
 
@@ -538,9 +629,25 @@ impl Snapshot {
         source: &str,
         reader: impl std::io::BufRead,
     ) -> std::io::Result<()> {
+        self.read_container_log(key, previous, source, reader, Stamps::Kept)
+    }
+
+    /// [`Snapshot::add_container_log`], with a leading timestamp dropped
+    /// from each line (`Stamps::Dropped`).
+    fn read_container_log(
+        &mut self,
+        key: LogKey,
+        previous: bool,
+        source: &str,
+        reader: impl std::io::BufRead,
+        stamps: Stamps,
+    ) -> std::io::Result<()> {
         let Some(redactor) = &self.logs else { return Ok(()) };
         let (mut lines, mut tail) = (redactor.lines(), Tail::default());
-        each_line(reader, |line, more| tail.push(lines.line(line, more)))?;
+        each_line(reader, |line, more| {
+            let line = if stamps == Stamps::Dropped { without_timestamp(line) } else { line };
+            tail.push(lines.line(line, more))
+        })?;
         self.keep_log(key, previous, source, tail);
         Ok(())
     }
@@ -781,17 +888,22 @@ fn wrong_types(d: Doc, path: &[&str], full: &[&str], items: &mut Vec<usize>, wan
 /// Every file under `dir`, recursively, in name order.
 pub fn files_under(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        if e.file_type()?.is_dir() {
+    for (p, is_dir) in entries(dir)? {
+        if is_dir {
             out.extend(files_under(&p)?);
         } else {
             out.push(p);
         }
     }
     Ok(out)
+}
+
+/// The entries of `dir` in name order, each with whether it is a directory
+/// (a symbolic link is not followed into one).
+fn entries(dir: &Path) -> std::io::Result<Vec<(PathBuf, bool)>> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    entries.into_iter().map(|e| Ok((e.path(), e.file_type()?.is_dir()))).collect()
 }
 
 fn io_message(e: &std::io::Error) -> String {
@@ -912,6 +1024,15 @@ mod tests {
             s.notes,
             ["ns/p/logs.txt: ignored the log of container `c` of pod `ns/../../etc`: not a Kubernetes name"]
         );
+    }
+
+    #[test]
+    fn a_leading_timestamp_is_dropped_and_nothing_else() {
+        assert_eq!(without_timestamp(b"2024-05-01T11:57:42.123456789Z panic: x"), b"panic: x");
+        assert_eq!(without_timestamp(b"2024-05-01T11:57:42+02:00 x"), b"x");
+        for kept in [&b"2024-05-01 11:57:42 x"[..], b"panic: x", b"", b"2024-05-01T11:57:42Z"] {
+            assert_eq!(without_timestamp(kept), kept);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! one test executable instead of seven keeps build time and disk use down.
 
 mod architecture;
+mod bundles;
 mod check;
 mod cli;
 mod corpus;
@@ -15,6 +16,7 @@ mod live;
 mod logs;
 mod lsp;
 mod mcp;
+mod metrics;
 mod oci;
 mod packs;
 mod pipeline;
