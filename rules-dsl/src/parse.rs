@@ -17,7 +17,7 @@ use crate::diag::{Diagnostic, Span, did_you_mean};
 pub(crate) struct Grammar;
 
 /// The words that start a clause.
-pub(crate) const CLAUSES: [&str; 14] = [
+pub const CLAUSES: [&str; 14] = [
     "cause",
     "severity",
     "confidence",

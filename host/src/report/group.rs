@@ -45,6 +45,15 @@ impl GroupKind {
             GroupKind::Node => "node",
         }
     }
+
+    /// How a heading joins the pods to the group's name: `4 pods of
+    /// shop/Deployment/web`, `2 pods on node worker-2`.
+    pub fn preposition(self) -> &'static str {
+        match self {
+            GroupKind::Workload => "of",
+            GroupKind::Node => "on node",
+        }
+    }
 }
 
 /// Pods that fail for one root cause and share a workload or a node: one

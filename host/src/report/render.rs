@@ -230,10 +230,7 @@ fn markdown(report: &Report, layout: &Layout) -> String {
                 let _ = writeln!(out, "\n### Pod {}\n", code(name));
             }
             Entry::Group { group, .. } => {
-                let what = match group.by {
-                    group::GroupKind::Workload => "of",
-                    group::GroupKind::Node => "on node",
-                };
+                let what = group.by.preposition();
                 let _ = writeln!(
                     out,
                     "\n### {} pods {what} {}: {}\n",
@@ -515,10 +512,7 @@ fn html(report: &Report, layout: &Layout) -> String {
                 let _ = writeln!(out, "<h2>Pod <code>{}</code></h2>", esc(name));
             }
             Entry::Group { group, .. } => {
-                let what = match group.by {
-                    group::GroupKind::Workload => "of",
-                    group::GroupKind::Node => "on node",
-                };
+                let what = group.by.preposition();
                 let _ = writeln!(
                     out,
                     "<h2>{} pods {what} <code>{}</code>: <code>{}</code></h2>",

@@ -16,6 +16,7 @@
 //! [`MAX_DIAGNOSTICS`] problems of a file are published; a request that
 //! fails unexpectedly is answered with an error and the server goes on.
 
+use k8srule_dsl::parse::CLAUSES;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -74,23 +75,6 @@ const QUANTIFIERS: [(&str, &str, &str); 4] = [
     ("all", "all(x in list: condition)", "True when the condition holds for every element (an empty list too)."),
     ("count", "count(x in list: condition)", "The number of elements for which the condition holds."),
     ("first", "let x = first(x in list: condition)", "The first element for which the condition holds, or null."),
-];
-
-const CLAUSES: [&str; 14] = [
-    "cause",
-    "severity",
-    "confidence",
-    "explains",
-    "for",
-    "let",
-    "when",
-    "title",
-    "detects",
-    "why",
-    "confirm",
-    "fix",
-    "evidence",
-    "ref",
 ];
 
 /// A cause key `explains` may name, and where it comes from.
