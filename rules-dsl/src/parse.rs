@@ -42,6 +42,11 @@ pub const CLAUSES: [&str; 14] = [
 /// on a 1 GiB stack (reserved, used only as deep as a file goes).
 pub const MAX_NESTING: usize = 20_000;
 
+/// The stack a thread that parses, checks, compiles or formats rule files
+/// needs for [`MAX_NESTING`] levels (~20 KiB each in a debug build): reserved,
+/// and used only as deep as a file goes.
+pub const STACK_BYTES: usize = 1 << 30;
+
 /// The operators, brackets and dots of a file, texts included (their
 /// placeholders are expressions): a bound on how deep it can nest.
 pub fn nesting(source: &str) -> usize {

@@ -7,6 +7,21 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// `k8srule diagnose -o json` with `args`, at `now`: the report, after
+/// asserting it ran with exit 0.
+pub fn diagnose_json(now: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["diagnose", "--now", now, "-o", "json"];
+    all.extend(args);
+    let (code, out, err) = k8srule(&all);
+    assert_eq!(code, 0, "{err}\n{out}");
+    serde_json::from_str(&out).unwrap()
+}
+
+/// The findings of `pod` (`namespace/name`) in a JSON report.
+pub fn findings_of<'r>(report: &'r serde_json::Value, pod: &str) -> Vec<&'r serde_json::Value> {
+    report["findings"].as_array().unwrap().iter().filter(|f| f["pod"] == pod).collect()
+}
+
 /// Runs the `k8srule` command line in-process: exit code, stdout, stderr.
 pub fn k8srule(args: &[&str]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -198,17 +198,14 @@ pub fn read_rule_files(path: &Path) -> Result<Vec<k8srule_dsl::SourceFile>, Load
 pub(crate) fn compile_sources(files: &[k8srule_dsl::SourceFile], name: &str, version: &str) -> Result<Vec<u8>, Error> {
     let compile = || k8srule_dsl::compile(files, name, version).map_err(|e| Error::Compile(e.to_string()));
     std::thread::scope(|scope| {
-        let thread = std::thread::Builder::new().name("k8srule-compile".into()).stack_size(COMPILE_STACK_BYTES);
+        let thread =
+            std::thread::Builder::new().name("k8srule-compile".into()).stack_size(k8srule_dsl::parse::STACK_BYTES);
         match thread.spawn_scoped(scope, compile) {
             Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             Err(e) => Err(Error::Compile(format!("cannot start the compiler's thread: {e}"))),
         }
     })
 }
-
-/// The compiler's stack: ~20 KiB a level of an expression in a debug build,
-/// reserved and used only as deep as a file goes.
-const COMPILE_STACK_BYTES: usize = 1 << 30;
 
 #[cfg(test)]
 mod tests {

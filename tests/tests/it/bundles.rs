@@ -4,7 +4,7 @@
 //! events, nodes, owners and container logs reach the rules; every other file
 //! is counted in a note.
 
-use k8srule_tests::{k8srule, root};
+use k8srule_tests::{diagnose_json, findings_of, root};
 use serde_json::Value;
 
 const NOW: &str = "2024-05-01T12:00:00Z";
@@ -34,15 +34,7 @@ fn diagnose(text: &str, args: &[&str]) -> Value {
     let rule = dir.path().join("read.k8srule");
     std::fs::write(&rule, text).unwrap();
     let rule = rule.display().to_string();
-    let mut all = vec!["diagnose", "--now", NOW, "-o", "json", "--rules", &rule];
-    all.extend(args);
-    let (code, out, err) = k8srule(&all);
-    assert_eq!(code, 0, "{err}\n{out}");
-    serde_json::from_str(&out).unwrap()
-}
-
-fn findings<'r>(report: &'r Value, pod: &str) -> Vec<&'r Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["pod"] == pod).collect()
+    diagnose_json(NOW, &[&["--rules", rule.as_str()], args].concat())
 }
 
 fn evidence(f: &Value) -> Vec<&str> {
@@ -57,7 +49,7 @@ fn notes(report: &Value) -> Vec<&str> {
 fn a_troubleshoot_support_bundle_is_read_by_its_layout() {
     let r = diagnose(READS_ALL, &["-f", &fixture(TROUBLESHOOT)]);
     assert_eq!(r["summary"]["pods"], 2, "{r:#}");
-    let api = findings(&r, "shop/api-6d9f7c8b5-x2x9k");
+    let api = findings_of(&r, "shop/api-6d9f7c8b5-x2x9k");
     assert_eq!(api[0]["rule"], "app-exit.crash", "{api:#?}");
     assert_eq!(api[0]["title"], "container api crashed: panic: runtime error: index out of range [3] with length 3");
     let plain = api.iter().find(|f| f["rule"] == "crashloop.app-exit").expect("the plain app-exit stays");
@@ -76,7 +68,7 @@ fn a_troubleshoot_support_bundle_is_read_by_its_layout() {
     // the node, the pod's events and its owners (ReplicaSet, then Deployment) were read
     let read = api.iter().find(|f| f["rule"] == "bundle.read").expect("the node and events were read");
     assert_eq!(read["title"], "api-6d9f7c8b5-x2x9k on node-1: BackOff x42, owned by Deployment api");
-    assert!(findings(&r, "shop/web-58c7d9b6f4-qp7lm").iter().all(|f| f["rule"] != "bundle.read"));
+    assert!(findings_of(&r, "shop/web-58c7d9b6f4-qp7lm").iter().all(|f| f["rule"] != "bundle.read"));
     // version.yaml, namespaces.json, auth-cani-list/, services/ and cluster-info/: counted, not parsed
     assert_eq!(
         notes(&r),
@@ -92,7 +84,7 @@ fn a_must_gather_tree_is_read_by_its_layout_each_pod_once() {
     let r = diagnose(READS_ALL, &["-f", &fixture(MUST_GATHER)]);
     // each pod is in core/pods.yaml and in pods/<pod>/<pod>.yaml
     assert_eq!(r["summary"]["pods"], 2, "{r:#}");
-    let orders = findings(&r, "orders/orders-0");
+    let orders = findings_of(&r, "orders/orders-0");
     assert_eq!(orders[0]["rule"], "app-exit.crash", "{orders:#?}");
     // the kubelet's timestamps are dropped, so `^Traceback` matches
     assert_eq!(orders[0]["title"], "container app crashed: Traceback (most recent call last):");

@@ -7,7 +7,7 @@ use std::path::Path;
 use k8srule_host::test_support::container_logs;
 use k8srule_host::test_support::snapshot::{LogKey, MAX_LOG_LINES};
 use k8srule_host::{Diagnoser, Snapshot};
-use k8srule_tests::{k8srule, root};
+use k8srule_tests::{diagnose_json, findings_of, k8srule, root};
 use serde_json::Value;
 
 const NOW: &str = "2024-05-01T12:00:00Z";
@@ -17,15 +17,7 @@ fn fixture(name: &str) -> String {
 }
 
 fn diagnose(args: &[&str]) -> Value {
-    let mut all = vec!["diagnose", "--now", NOW, "-o", "json"];
-    all.extend(args);
-    let (code, out, err) = k8srule(&all);
-    assert_eq!(code, 0, "{err}\n{out}");
-    serde_json::from_str(&out).unwrap()
-}
-
-fn findings<'r>(report: &'r Value, pod: &str) -> Vec<&'r Value> {
-    report["findings"].as_array().unwrap().iter().filter(|f| f["pod"] == pod).collect()
+    diagnose_json(NOW, args)
 }
 
 fn evidence(f: &Value) -> String {
@@ -35,7 +27,7 @@ fn evidence(f: &Value) -> String {
 #[test]
 fn a_bundle_with_logs_gives_refined_causes_with_the_lines_around_the_fatal_one() {
     let r = diagnose(&["-f", &fixture("bundle")]);
-    let api = findings(&r, "shop/api-7c9f");
+    let api = findings_of(&r, "shop/api-7c9f");
     assert_eq!(api[0]["rule"], "app-exit.crash", "{api:#?}");
     assert_eq!(api[0]["cause"], "app-exit.crash");
     assert_eq!(
@@ -59,12 +51,12 @@ fn a_bundle_with_logs_gives_refined_causes_with_the_lines_around_the_fatal_one()
     );
     assert!(!r.to_string().contains("s3cr3t") && !r.to_string().contains("hunter2"));
     // a Java heap OutOfMemoryError (exit 3) is not a cgroup OOM
-    let orders = findings(&r, "shop/orders-0");
+    let orders = findings_of(&r, "shop/orders-0");
     assert_eq!(orders[0]["rule"], "app-exit.jvm-heap", "{orders:#?}");
     assert!(orders.iter().all(|f| f["cause"] != "cgroup-oom"), "{orders:#?}");
     // a log that is not UTF-8 is read with replacement characters
     assert!(evidence(orders[0]).contains("caf\u{fffd} order \u{fffd}\u{fffd} received"), "{}", evidence(orders[0]));
-    assert!(findings(&r, "shop/web-1").is_empty());
+    assert!(findings_of(&r, "shop/web-1").is_empty());
     assert_eq!(
         r["notes"].as_array().unwrap().iter().filter(|n| n.as_str().unwrap().contains("logs")).collect::<Vec<_>>(),
         ["ignored the logs of 1 pod(s) not in the snapshot: shop/gone-5d8f"]
@@ -74,12 +66,12 @@ fn a_bundle_with_logs_gives_refined_causes_with_the_lines_around_the_fatal_one()
 #[test]
 fn a_cluster_info_dump_gives_its_logs_txt_to_the_rules() {
     let r = diagnose(&["-f", &fixture("cluster-info-dump")]);
-    let api = findings(&r, "shop/api-7c9f");
+    let api = findings_of(&r, "shop/api-7c9f");
     assert_eq!(api[0]["rule"], "app-exit.crash", "{r:#}");
     assert!(evidence(api[0]).starts_with("shop/api-7c9f/logs.txt:\npanic: runtime error"), "{}", evidence(api[0]));
-    let orders = findings(&r, "shop/orders-0");
+    let orders = findings_of(&r, "shop/orders-0");
     assert_eq!(orders[0]["rule"], "app-exit.jvm-heap", "{r:#}");
-    assert!(findings(&r, "shop/web-1").is_empty());
+    assert!(findings_of(&r, "shop/web-1").is_empty());
     assert!(r["notes"].as_array().unwrap().iter().all(|n| !n.as_str().unwrap().contains("logs.txt")), "{r:#}");
 }
 
@@ -105,7 +97,7 @@ fn configured_patterns_are_redacted_too() {
     let config = dir.path().join("k8srule.yaml");
     std::fs::write(&config, "redact: ['db\\.shop']\n").unwrap();
     let r = diagnose(&["-f", &fixture("bundle"), "--config", &config.display().to_string()]);
-    let api = findings(&r, "shop/api-7c9f");
+    let api = findings_of(&r, "shop/api-7c9f");
     assert!(evidence(api[0]).contains("postgres://[REDACTED]@[REDACTED]:5432/app"), "{}", evidence(api[0]));
     std::fs::write(&config, "redact: ['(']\n").unwrap();
     let (code, _, err) = k8srule(&["diagnose", "-f", &fixture("bundle"), "--config", &config.display().to_string()]);
@@ -129,7 +121,7 @@ fn a_huge_line_is_cut_and_a_long_log_keeps_its_tail() {
     text.extend_from_slice(b"panic: boom\n");
     std::fs::write(logs.join("api.previous.log"), &text).unwrap();
     let r = diagnose(&["-f", &bundle.display().to_string()]);
-    let api = findings(&r, "shop/api-7c9f");
+    let api = findings_of(&r, "shop/api-7c9f");
     assert_eq!(api[0]["title"], "container api crashed: panic: boom", "{api:#?}");
 
     let diagnoser = Diagnoser::builder().threads(1).build().unwrap();
@@ -183,7 +175,7 @@ fn a_live_read_asks_pods_log_for_the_previous_run_with_bounds() {
     let (_data, api) = cluster_with_logs(&[]);
     let kc = api.kubeconfig();
     let r = diagnose(&["--kubeconfig", &kc, "-n", "shop", "--log-tail-lines", "50", "--log-limit-bytes", "4096"]);
-    let crash = findings(&r, "shop/api-7c9f");
+    let crash = findings_of(&r, "shop/api-7c9f");
     assert_eq!(crash[0]["rule"], "app-exit.crash", "{r:#}");
     assert!(
         evidence(crash[0]).starts_with(
@@ -209,7 +201,7 @@ fn a_live_read_asks_pods_log_for_the_previous_run_with_bounds() {
     );
     // orders-0 has no previous log on this server (400): no log, and no note
     assert_eq!(r["notes"], serde_json::json!([]));
-    assert_eq!(findings(&r, "shop/orders-0")[0]["rule"], "crashloop.app-exit");
+    assert_eq!(findings_of(&r, "shop/orders-0")[0]["rule"], "crashloop.app-exit");
 }
 
 #[test]
@@ -222,7 +214,7 @@ fn a_forbidden_log_is_a_note_and_no_rule_reading_logs_asks_for_none() {
         notes.iter().any(|n| n.starts_with("cannot read 2 container log(s)") && n.contains("forbidden")),
         "{notes:?}"
     );
-    assert!(findings(&r, "shop/api-7c9f").iter().all(|f| f["rule"] != "app-exit.crash"));
+    assert!(findings_of(&r, "shop/api-7c9f").iter().all(|f| f["rule"] != "app-exit.crash"));
 
     let (_data, api) = cluster_with_logs(&[]);
     let kc = api.kubeconfig();

@@ -46,10 +46,8 @@ pub(crate) const MAX_FILE_BYTES: usize = 1 << 20;
 /// A file is analysed only when its syntax tree cannot nest deeper than the parser's bound.
 pub(crate) use k8srule_dsl::parse::MAX_NESTING;
 
-/// The stack of the server's thread: room for [`MAX_NESTING`] levels at
-/// ~20 KiB each (a debug build's largest frames; a release build's are
-/// smaller), reserved and used only as deep as a file goes.
-const STACK_BYTES: usize = 1 << 30;
+/// The stack of the server's thread: room for [`MAX_NESTING`] levels.
+use k8srule_dsl::parse::STACK_BYTES;
 
 /// A file with more problems shows this many (and how many there are).
 pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
