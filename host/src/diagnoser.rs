@@ -6,8 +6,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::evaluation::case::{Case, Index};
-use crate::evaluation::contract::PluginInfo;
+use crate::evaluation::case::{Case, CaseKind, Index};
+use crate::evaluation::contract::{PluginInfo, Scope};
 use crate::evaluation::projection::{Projector, fields_read};
 use crate::evaluation::sandbox::{Limits, Pack, PackError, Sandbox};
 use crate::input::Needs;
@@ -225,6 +225,10 @@ impl DiagnoserBuilder {
 
 /// (pack, rule) indexes of the rules `pattern` (an id, a cause key, which
 /// names its refinements too, or an id prefix ending in `*`) names.
+fn has_workload_rules(pack: &Pack) -> bool {
+    pack.info.rules.iter().any(|r| r.scope == Scope::Workload)
+}
+
 fn matching_rules(packs: &[Pack], setting: &'static str, pattern: &str) -> Result<Vec<(usize, usize)>, Error> {
     let hits: Vec<(usize, usize)> = packs
         .iter()
@@ -288,23 +292,27 @@ impl Diagnoser {
     /// What the loaded packs read besides the pods, so a live read lists only that.
     pub(crate) fn needs(&self) -> Needs {
         let mut needs = Needs::default();
-        let mut root = |first: Option<&String>| match first.map(String::as_str) {
+        let mut root = |segments: &[String]| match segments.first().map(String::as_str) {
             Some("events") => needs.events = true,
             Some("node") => needs.nodes = true,
             Some("owners") => needs.owners = true,
             Some("controlPlane") => needs.control_plane = true,
+            Some("workload") => {
+                needs.owners = true;
+                needs.events |= segments.get(1).is_some_and(|s| s == "events");
+            }
             _ => {}
         };
         for pack in &self.packs {
             for c in &pack.collections {
                 // `events` of each container are the pod's events too
                 if c.parent.is_none() || c.segments.first().is_some_and(|s| s == "events") {
-                    root(c.segments.first());
+                    root(&c.segments);
                 }
                 needs.logs |= c.parent.is_some() && c.segments.first().is_some_and(|s| s == "logs");
             }
             for i in pack.inputs.iter().filter(|i| i.collection.is_none()) {
-                root(i.segments.first());
+                root(&i.segments);
             }
         }
         needs
@@ -362,14 +370,20 @@ impl Diagnoser {
         let shares: Vec<&[Node]> = pods.chunks(pods.len().div_ceil(threads).max(1)).collect();
         let index = &index;
         let mut results: Vec<Vec<Result<Vec<Finding>, PackError>>> = std::thread::scope(|scope| {
-            let others: Vec<_> =
-                shares.iter().skip(1).map(|share| scope.spawn(move || self.evaluate_pods(index, share))).collect();
-            let first = shares.first().map(|share| self.evaluate_pods(index, share));
+            let others: Vec<_> = (shares.iter().skip(1))
+                .map(|share| scope.spawn(move || self.evaluate(index, share, CaseKind::Pod)))
+                .collect();
+            let first = shares.first().map(|share| self.evaluate(index, share, CaseKind::Pod));
             first
                 .into_iter()
                 .chain(others.into_iter().map(|t| t.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))))
                 .collect()
         });
+        if self.packs.iter().any(has_workload_rules) {
+            let mut workloads = index.workloads();
+            workloads.retain(|w| !self.skip_namespaces.iter().any(|ns| ns == index.namespace(snapshot.get(*w))));
+            results.push(self.evaluate(index, &workloads, CaseKind::Workload));
+        }
         for p in 0..self.packs.len() {
             let mut found = Vec::new();
             let mut taken = results.iter_mut().map(|share| std::mem::replace(&mut share[p], Ok(Vec::new())));
@@ -381,9 +395,7 @@ impl Diagnoser {
         }
         rank(&mut report.findings);
         report.summary.pods = pods.len();
-        let mut unhealthy: Vec<&str> = report.findings.iter().map(|f| f.pod.as_str()).collect();
-        unhealthy.dedup();
-        report.summary.unhealthy = unhealthy.len();
+        report.count();
         report.notes.extend(snapshot.notes.iter().cloned());
         for (kind, n) in &snapshot.skipped {
             report.notes.push(format!("skipped {n} object(s) of kind {kind}: no rule reads them"));
@@ -406,8 +418,15 @@ impl Diagnoser {
         report
     }
 
-    /// Runs every pack over `pods`, batch after batch: per pack, its findings or its error.
-    fn evaluate_pods<'a>(&'a self, index: &'a Index<'a>, pods: &[Node]) -> Vec<Result<Vec<Finding>, PackError>> {
+    /// Runs every pack over `objects`, pods or workloads, batch after batch
+    /// (workloads only through packs with workload rules): per pack, its
+    /// findings or its error.
+    fn evaluate<'a>(
+        &'a self,
+        index: &'a Index<'a>,
+        objects: &[Node],
+        kind: CaseKind,
+    ) -> Vec<Result<Vec<Finding>, PackError>> {
         let store = &index.snapshot().store;
         let mut projectors: Vec<_> = self
             .packs
@@ -415,9 +434,12 @@ impl Diagnoser {
             .map(|pack| Projector::new(store, &pack.collections, &pack.inputs, &pack.info.literals))
             .collect();
         let mut out: Vec<Result<Vec<Finding>, PackError>> = self.packs.iter().map(|_| Ok(Vec::new())).collect();
-        for chunk in pods.chunks(BATCH_CASES) {
-            let cases = index.cases(chunk);
+        for chunk in objects.chunks(BATCH_CASES) {
+            let cases = index.cases(chunk, kind);
             for ((p, pack), projector) in self.packs.iter().enumerate().zip(&mut projectors) {
+                if kind == CaseKind::Workload && !has_workload_rules(pack) {
+                    continue;
+                }
                 if let Ok(found) = &mut out[p] {
                     match self.run(p, pack, projector, index.snapshot().now, &cases) {
                         Ok(f) => found.extend(f),

@@ -525,7 +525,7 @@ impl Watch<'_> {
         if let Some(redactor) = self.diagnoser.logs() {
             let mut by_pod: HashMap<&str, HashSet<Identity>> = HashMap::new();
             for f in &report.findings {
-                by_pod.entry(f.pod.as_str()).or_default().insert(identity(f));
+                by_pod.entry(f.subject()).or_default().insert(identity(f));
             }
             let mut changed = BTreeSet::new();
             for key in &dirty {
@@ -565,7 +565,7 @@ impl Watch<'_> {
         }
         let mut found: BTreeMap<String, Vec<Finding>> = BTreeMap::new();
         for f in report.findings {
-            found.entry(f.pod.clone()).or_default().push(f);
+            found.entry(f.subject().to_string()).or_default().push(f);
         }
         for key in &dirty {
             let deleted = !self.store(Role::Pods).objects.contains_key(key);
@@ -575,7 +575,7 @@ impl Watch<'_> {
             let before: HashSet<_> = old.iter().map(identity).collect();
             let after: HashSet<_> = new.iter().map(identity).collect();
             for f in old.iter().filter(|f| !after.contains(&identity(f))) {
-                self.emitted.remove(&(f.pod.clone(), f.rule.clone(), f.container.clone()));
+                self.emitted.remove(&(f.subject().to_string(), f.rule.clone(), f.container.clone()));
                 sink(Change::Resolved { finding: Box::new(f.clone()), pod_deleted: deleted });
             }
             for f in new.iter().filter(|f| !before.contains(&identity(f))) {
@@ -593,13 +593,13 @@ impl Watch<'_> {
     /// Writes a Kubernetes Event about a new finding on its pod, unless one
     /// with the same reason and message is already there (after a restart).
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let Some(pod) = self.store(Role::Pods).objects.get(&f.pod).cloned() else { return };
+        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()).cloned() else { return };
         let reason = event_reason(&f.cause);
         let message = truncate(&f.title, 1024);
         let field_path = f.container.as_ref().and_then(|c| container_field_path(&pod, c));
         let uid = pod.pointer("/metadata/uid").and_then(Value::as_str);
         // after a restart, the Event of a finding that is still there may be on the pod already
-        let already = self.events_by_pod.get(&f.pod).is_some_and(|keys| {
+        let already = self.events_by_pod.get(f.subject()).is_some_and(|keys| {
             let store = self.mirrors.iter().find(|s| s.role == Role::Events);
             keys.iter().filter_map(|k| store?.objects.get(k)).any(|e| {
                 e.pointer("/source/component").and_then(Value::as_str) == Some(COMPONENT)
@@ -608,7 +608,7 @@ impl Watch<'_> {
                     && e.pointer("/involvedObject/fieldPath").and_then(Value::as_str) == field_path.as_deref()
             })
         });
-        if !self.emitted.insert((f.pod.clone(), f.rule.clone(), f.container.clone())) || already {
+        if !self.emitted.insert((f.subject().to_string(), f.rule.clone(), f.container.clone())) || already {
             return;
         }
         let meta = &pod["metadata"];
@@ -632,7 +632,7 @@ impl Watch<'_> {
         });
         let event: Event = match serde_json::from_value(event) {
             Ok(e) => e,
-            Err(e) => return sink(Change::Note(format!("cannot make an event for {}: {e}", f.pod))),
+            Err(e) => return sink(Change::Note(format!("cannot make an event for {}: {e}", f.subject()))),
         };
         let api = match self.cluster.namespace {
             Some(_) => self.events_api.clone(),

@@ -140,6 +140,8 @@ type Tables = HashMap<String, Vec<(i64, i64)>>;
 struct Env<'t> {
     vars: Vec<(String, Binding)>,
     tables: &'t Tables,
+    /// A workload rule (`for w in workloads`): the pod's names are not in it.
+    workload: bool,
 }
 
 impl Env<'_> {
@@ -246,13 +248,21 @@ impl Checker {
         for (clause, span) in &rule.repeated {
             self.error(Diagnostic::new(*span, format!("`{clause}` is given twice")).with_help("keep one"));
         }
-        let mut env = Env { vars: Vec::new(), tables };
+        let mut env = Env { vars: Vec::new(), tables, workload: false };
         // names of clauses that did not parse: uses of them are not errors
         env.vars.extend(rule.broken.iter().map(|name| (name.clone(), Binding::Broken)));
         let missing = |clause: &str| !rule.broken.iter().any(|b| b == clause);
         let mut scope = Scope::Pod;
         let mut each = None;
-        if let Some((var, list)) = &rule.each {
+        if let Some((var, list)) = &rule.each
+            && matches!(&list.kind, ExprKind::Ident(name) if name == "workloads")
+        {
+            // the case is the workload: `w` names it
+            let workload = PathRef { base: Base::Case, segments: vec!["workload".to_string()] };
+            env.vars.push((var.name.clone(), Binding::Alias(workload)));
+            env.workload = true;
+            scope = Scope::Workload;
+        } else if let Some((var, list)) = &rule.each {
             match self.lower(list, &mut env) {
                 Some(Lowered::Path(PathRef { base: Base::Case, segments })) if segments == ["containers"] => {
                     let coll = self.collection(None, "containers".to_string());
@@ -264,7 +274,7 @@ impl Checker {
                 found => {
                     if found.is_some() {
                         self.error(
-                            Diagnostic::new(list.span, "`for` can only iterate `containers`")
+                            Diagnostic::new(list.span, "`for` can only iterate `containers` or `workloads`")
                                 .with_help("use a quantifier such as `any(e in events: ...)` for other lists"),
                         );
                     }
@@ -722,32 +732,41 @@ impl Checker {
                 Lowered::List(out)
             }
             ExprKind::Error => return None,
-            ExprKind::Ident(name) => match env.lookup(name) {
-                Some(Binding::Broken) => return None,
-                Some(Binding::Row(slot, coll)) => Lowered::Row(*slot, *coll),
-                Some(Binding::Alias(p)) => Lowered::Path(p.clone()),
-                Some(Binding::Value(slot, ty)) => Lowered::Value(ir::Expr::Local(*slot), *ty),
-                None if name == "now" => Lowered::Value(ir::Expr::Now, Ty::Time),
-                None if CASE_OBJECTS.contains(&name.as_str()) || CASE_LISTS.contains(&name.as_str()) => {
-                    Lowered::Path(PathRef { base: Base::Case, segments: vec![name.clone()] })
+            ExprKind::Ident(name) => {
+                match env.lookup(name) {
+                    Some(Binding::Broken) => return None,
+                    Some(Binding::Row(slot, coll)) => Lowered::Row(*slot, *coll),
+                    Some(Binding::Alias(p)) => Lowered::Path(p.clone()),
+                    Some(Binding::Value(slot, ty)) => Lowered::Value(ir::Expr::Local(*slot), *ty),
+                    None if name == "now" => Lowered::Value(ir::Expr::Now, Ty::Time),
+                    None if CASE_OBJECTS.contains(&name.as_str()) || CASE_LISTS.contains(&name.as_str()) => {
+                        if env.workload {
+                            self.error(
+                            Diagnostic::new(span, format!("a workload rule has no `{name}`: it runs once per workload"))
+                                .with_help("read the workload through the `for` variable: its `status.conditions`, its `events`"),
+                        );
+                            return None;
+                        }
+                        Lowered::Path(PathRef { base: Base::Case, segments: vec![name.clone()] })
+                    }
+                    None => {
+                        let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
+                        known.extend(CASE_OBJECTS);
+                        known.extend(CASE_LISTS);
+                        known.push("now");
+                        let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
+                        d = d.with_help(if env.tables.contains_key(name) {
+                            format!("`{name}` is a table: look a key up with `{name}[key]`")
+                        } else if let Some(s) = did_you_mean(name, known.iter().copied()) {
+                            format!("did you mean `{s}`?")
+                        } else {
+                            format!("the names here are {}", known.join(", "))
+                        });
+                        self.error(d);
+                        return None;
+                    }
                 }
-                None => {
-                    let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
-                    known.extend(CASE_OBJECTS);
-                    known.extend(CASE_LISTS);
-                    known.push("now");
-                    let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
-                    d = d.with_help(if env.tables.contains_key(name) {
-                        format!("`{name}` is a table: look a key up with `{name}[key]`")
-                    } else if let Some(s) = did_you_mean(name, known.iter().copied()) {
-                        format!("did you mean `{s}`?")
-                    } else {
-                        format!("the names here are {}", known.join(", "))
-                    });
-                    self.error(d);
-                    return None;
-                }
-            },
+            }
             ExprKind::Field(base, field) => match self.lower(base, env)? {
                 Lowered::Path(mut p) => {
                     p.segments.push(field.name.clone());

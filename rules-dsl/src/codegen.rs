@@ -12,7 +12,7 @@ use wasm_encoder::{
 use crate::ast::Quant;
 use crate::component::INTERFACE;
 use crate::ir::{Arg, Arith, Cmp, Expr, Let, Pack, Row};
-use crate::pack::{Derive, PluginInfo, RuleInfo, Scope, Severity, Text, tag};
+use crate::pack::{Derive, PluginInfo, RuleInfo, Severity, Text, tag};
 
 /// Where static data starts; address 0 stays unused.
 const STATIC_BASE: u32 = 16;
@@ -795,7 +795,7 @@ fn write_rule(d: &mut Data, at: u32, r: &RuleInfo) {
     };
     d.u8(at + 16, severity);
     d.put(at + 20, &r.confidence.to_le_bytes());
-    d.u8(at + 24, u8::from(r.scope == Scope::Container));
+    d.u8(at + 24, r.scope as u8);
     d.text(at + 28, &r.title);
     d.text(at + 36, &r.detects);
     d.text(at + 44, &r.why);

@@ -7,7 +7,7 @@ use wit_parser::Resolve;
 pub const WIT: &str = include_str!("../../wit/plugin.wit");
 
 /// The interface every pack exports, with its version.
-pub const INTERFACE: &str = "k8srule:plugin/rule-pack@0.3.0";
+pub const INTERFACE: &str = "k8srule:plugin/rule-pack@0.4.0";
 
 /// Wraps a core module that exports `describe`, `evaluate`, `memory` and
 /// `cabi_realloc` into a component.

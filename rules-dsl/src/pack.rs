@@ -13,6 +13,8 @@ pub enum Severity {
 pub enum Scope {
     Pod,
     Container,
+    /// A ReplicaSet, Deployment, StatefulSet, DaemonSet, Job, CronJob or ReplicationController.
+    Workload,
 }
 
 /// A text in English, first, then in other languages.

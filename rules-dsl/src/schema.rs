@@ -131,7 +131,9 @@ fn step(cur: &Shape, seg: &str) -> Result<Shape, SchemaError> {
 
 fn article(type_name: &str) -> String {
     let readable = match type_name {
-        "Case" => "a rule's scope (pod, node, containers, events, owners, controlPlane, nodeLogs, now)".to_string(),
+        "Case" => {
+            "a rule's scope (pod, node, containers, events, owners, controlPlane, nodeLogs, workload, now)".to_string()
+        }
         other => format!("`{other}`"),
     };
     if type_name == "Case" { readable } else { format!("type {readable}") }

@@ -36,7 +36,12 @@ struct FixtureLog {
 #[serde(deny_unknown_fields)]
 struct Expected {
     rule: String,
-    pod: String,
+    /// `namespace/name`, for a finding of a pod.
+    #[serde(default)]
+    pod: Option<String>,
+    /// `namespace/Kind/name`, for a finding of a workload rule.
+    #[serde(default)]
+    workload: Option<String>,
     #[serde(default)]
     container: Option<String>,
     #[serde(default)]
@@ -45,7 +50,8 @@ struct Expected {
 
 impl std::fmt::Display for Expected {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} on {}", self.rule, self.pod)?;
+        let subject = self.pod.as_deref().or(self.workload.as_deref()).unwrap_or_default();
+        write!(f, "{} on {subject}", self.rule)?;
         if let Some(c) = &self.container {
             write!(f, " container {c}")?;
         }
@@ -145,6 +151,7 @@ pub fn run_fixture_with(path: &Path, diagnoser: &Diagnoser) -> Result<Outcome, E
     let with_cause = |f: &crate::Finding, cause: bool| Expected {
         rule: f.rule.clone(),
         pod: f.pod.clone(),
+        workload: f.pod.is_none().then(|| f.workload.clone()).flatten(),
         container: f.container.clone(),
         cause: cause.then(|| f.cause.clone()),
     };

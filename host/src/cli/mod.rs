@@ -856,7 +856,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
             format!(
                 "{time}  {what:<8}  {:<8} {}{container}: {} ({}{symptom}){extra}",
                 f.severity.as_str().to_uppercase(),
-                f.pod,
+                f.subject(),
                 f.title.trim_end().replace('\n', " "),
                 f.rule
             )

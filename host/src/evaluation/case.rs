@@ -1,6 +1,7 @@
-//! Cases: one per pod, with everything a rule may read about it. The parts
-//! are found when a pack first reads them, so a pack that reads only the
-//! pod's fields costs nothing more.
+//! Cases: one per pod, with everything a rule may read about it, and one per
+//! workload for packs with workload rules. The parts are found when a pack
+//! first reads them, so a pack that reads only the pod's fields costs
+//! nothing more.
 
 use std::cell::OnceCell;
 use std::collections::HashMap;
@@ -107,18 +108,48 @@ impl<'a> Container<'a> {
     }
 }
 
+/// What a case is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaseKind {
+    Pod,
+    /// One of [`crate::input::snapshot::OWNER_KINDS`]: a rule with the workload scope reads it.
+    Workload,
+}
+
 pub struct Case<'a> {
     index: &'a Index<'a>,
-    pub pod: Doc<'a>,
+    /// The pod, or the workload.
+    pub object: Doc<'a>,
+    pub kind: CaseKind,
     events: OnceCell<Vec<Doc<'a>>>,
     owners: OnceCell<Vec<Doc<'a>>>,
 }
 
 impl<'a> Case<'a> {
-    /// `namespace/name` of the pod.
-    pub fn pod_name(&self) -> String {
-        let name = str_at(self.pod, &self.index.keys.name).unwrap_or("");
-        format!("{}/{name}", self.index.namespace(self.pod))
+    /// `namespace/name` of the pod, `namespace/Kind/name` of a workload.
+    pub fn name(&self) -> String {
+        let (index, object) = (self.index, self.object);
+        let name = str_at(object, &index.keys.name).unwrap_or("");
+        match self.kind {
+            CaseKind::Pod => format!("{}/{name}", index.namespace(object)),
+            CaseKind::Workload => {
+                let kind = key(object, index.keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("");
+                format!("{}/{kind}/{name}", index.namespace(object))
+            }
+        }
+    }
+
+    /// `pod` or `workload`.
+    pub fn noun(&self) -> &'static str {
+        match self.kind {
+            CaseKind::Pod => "pod",
+            CaseKind::Workload => "workload",
+        }
+    }
+
+    /// What the case is about, for messages: `pod NS/NAME`, `workload NS/KIND/NAME`.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.noun(), self.name())
     }
 
     /// The node the pod is bound to, when the snapshot has it.
@@ -127,12 +158,12 @@ impl<'a> Case<'a> {
     }
 
     fn node_name(&self) -> Option<&'a str> {
-        str_at(self.pod, &self.index.keys.node_name)
+        str_at(self.object, &self.index.keys.node_name)
     }
 
-    /// The pod's events, oldest first.
+    /// The pod's (or the workload's) events, oldest first.
     pub fn events(&self) -> &[Doc<'a>] {
-        self.events.get_or_init(|| self.index.events_of(self.pod))
+        self.events.get_or_init(|| self.index.events_of(self.object))
     }
 
     /// Container `i` of [`Case::each_container`], or how many there are.
@@ -150,7 +181,7 @@ impl<'a> Case<'a> {
     /// Calls `f` with each container: init, regular and ephemeral ones, in that order.
     pub fn each_container(&self, mut f: impl FnMut(Container<'a>)) {
         let keys = &self.index.keys;
-        let [spec, status] = self.pod.get_syms(&keys.spec_status);
+        let [spec, status] = self.object.get_syms(&keys.spec_status);
         let spec_lists = spec.map_or([None; 3], |s| s.get_syms(&keys.spec_lists));
         let status_lists = status.map_or([None; 3], |s| s.get_syms(&keys.status_lists));
         let store = &self.index.snapshot.store;
@@ -193,7 +224,7 @@ impl<'a> Case<'a> {
 
     /// The pod's ownerReferences, then those of each owner the snapshot holds.
     pub fn owners(&self) -> &[Doc<'a>] {
-        self.owners.get_or_init(|| self.index.owner_chain(self.pod))
+        self.owners.get_or_init(|| self.index.owner_chain(self.object))
     }
 
     /// The kube-system control-plane pods.
@@ -212,8 +243,8 @@ impl<'a> Case<'a> {
         if index.container_logs.is_empty() {
             return [&[]; 2];
         }
-        let name = str_at(self.pod, &index.keys.name).unwrap_or("");
-        index.container_logs.get(&(index.namespace(self.pod), name, c.name)).map_or([&[]; 2], |[p, c]| [p, c])
+        let name = str_at(self.object, &index.keys.name).unwrap_or("");
+        index.container_logs.get(&(index.namespace(self.object), name, c.name)).map_or([&[]; 2], |[p, c]| [p, c])
     }
 }
 
@@ -221,7 +252,8 @@ impl<'a> Case<'a> {
 pub struct Index<'a> {
     snapshot: &'a Snapshot,
     events_by_uid: HashMap<&'a str, Vec<Doc<'a>>>,
-    events_by_name: HashMap<(&'a str, &'a str), Vec<Doc<'a>>>,
+    /// Events without a uid, by kind, namespace and name of the object.
+    events_by_name: HashMap<(&'a str, &'a str, &'a str), Vec<Doc<'a>>>,
     nodes: HashMap<&'a str, Doc<'a>>,
     logs: HashMap<&'a str, Vec<Doc<'a>>>,
     /// By namespace, pod and container: the previous run's lines and the current run's.
@@ -235,18 +267,16 @@ impl<'a> Index<'a> {
         let keys = Keys::new(&snapshot.store);
         let doc = |n| snapshot.get(n);
         let mut events_by_uid: HashMap<&str, Vec<Doc>> = HashMap::new();
-        let mut events_by_name: HashMap<(&str, &str), Vec<Doc>> = HashMap::new();
+        let mut events_by_name: HashMap<(&str, &str, &str), Vec<Doc>> = HashMap::new();
         for e in snapshot.events.iter().map(|n| doc(*n)) {
             let obj = e.at_syms(&keys.involved_object);
             let field = |k: &[Option<Sym>]| obj.and_then(|o| str_at(o, k));
-            if field(&keys.own_kind).is_some_and(|k| k != "Pod") {
-                continue;
-            }
             match field(&keys.own_uid).filter(|u| !u.is_empty()) {
                 Some(uid) => events_by_uid.entry(uid).or_default().push(e),
                 None => {
                     let ns = field(&keys.own_namespace).or_else(|| str_at(e, &keys.namespace)).unwrap_or("default");
-                    events_by_name.entry((ns, field(&keys.own_name).unwrap_or(""))).or_default().push(e);
+                    let kind = field(&keys.own_kind).unwrap_or("Pod");
+                    events_by_name.entry((kind, ns, field(&keys.own_name).unwrap_or(""))).or_default().push(e);
                 }
             }
         }
@@ -319,34 +349,51 @@ impl<'a> Index<'a> {
         self.snapshot
     }
 
-    /// The cases of `pods`.
-    pub fn cases(&'a self, pods: &[Node]) -> Vec<Case<'a>> {
-        pods.iter()
-            .map(|pod| Case {
+    /// The cases of `objects`, pods or workloads.
+    pub fn cases(&'a self, objects: &[Node], kind: CaseKind) -> Vec<Case<'a>> {
+        objects
+            .iter()
+            .map(|object| Case {
                 index: self,
-                pod: self.snapshot.get(*pod),
+                object: self.snapshot.get(*object),
+                kind,
                 events: OnceCell::new(),
                 owners: OnceCell::new(),
             })
             .collect()
     }
 
-    /// The namespace of a pod.
-    pub fn namespace(&self, pod: Doc<'a>) -> &'a str {
-        str_at(pod, &self.keys.namespace).unwrap_or("default")
+    /// The workloads of the snapshot, by namespace, kind and name.
+    pub fn workloads(&self) -> Vec<Node> {
+        let keys = &self.keys;
+        let mut workloads: Vec<(&str, &str, &str, Node)> = (self.snapshot.owners.values())
+            .map(|n| {
+                let d = self.snapshot.get(*n);
+                let kind = key(d, keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("");
+                (self.namespace(d), kind, str_at(d, &keys.name).unwrap_or(""), *n)
+            })
+            .collect();
+        workloads.sort_unstable_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+        workloads.into_iter().map(|w| w.3).collect()
     }
 
-    fn events_of(&self, pod: Doc<'a>) -> Vec<Doc<'a>> {
+    /// The namespace of a pod or a workload.
+    pub fn namespace(&self, object: Doc<'a>) -> &'a str {
+        str_at(object, &self.keys.namespace).unwrap_or("default")
+    }
+
+    fn events_of(&self, object: Doc<'a>) -> Vec<Doc<'a>> {
         let keys = &self.keys;
         let mut events: Vec<Doc> = Vec::new();
-        if let Some(uid) = str_at(pod, &keys.uid) {
+        if let Some(uid) = str_at(object, &keys.uid) {
             events.extend(self.events_by_uid.get(uid).into_iter().flatten());
         }
         if !self.events_by_name.is_empty()
-            && let Some(name) = str_at(pod, &keys.name)
+            && let Some(name) = str_at(object, &keys.name)
         {
-            let ns = str_at(pod, &keys.namespace).unwrap_or("default");
-            events.extend(self.events_by_name.get(&(ns, name)).into_iter().flatten());
+            let ns = str_at(object, &keys.namespace).unwrap_or("default");
+            let kind = key(object, keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("Pod");
+            events.extend(self.events_by_name.get(&(kind, ns, name)).into_iter().flatten());
         }
         if events.len() > 1 {
             events.sort_by_cached_key(|e| event_time(*e));
@@ -400,7 +447,7 @@ mod tests {
             s.add_text("e.yaml", &event).unwrap();
         }
         let index = Index::new(&s);
-        let cases = index.cases(&s.pods);
+        let cases = index.cases(&s.pods, CaseKind::Pod);
         let names: Vec<&str> = cases[0].events().iter().filter_map(|e| e.str_at(&["metadata", "name"])).collect();
         assert_eq!(names, ["none", "invalid", "offset", "noon", "micro", "half"]);
     }

@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap;
 use k8srule_dsl::pack::{encode_version, tag};
 use regex::Regex;
 
-use crate::evaluation::case::{Case, Container};
+use crate::evaluation::case::{Case, CaseKind, Container};
 use crate::evaluation::contract::{Batch, Column, Value};
 use crate::input::fields::{CONTAINER_LISTS, Fields};
 use crate::input::snapshot::parse_time;
@@ -54,6 +54,8 @@ enum Val<'c, 'a> {
     Refs(&'c [Doc<'a>]),
     /// The containers of a pod.
     Containers(&'c Case<'a>),
+    /// The workload of a workload's case: its object and its events.
+    Workload(&'c Case<'a>),
     /// Log lines (`{source, line, previous}`) of a node or one container run.
     Lines(&'a [Doc<'a>]),
     /// The log lines of a container, previous run first.
@@ -74,6 +76,7 @@ enum Name {
     Owners,
     ControlPlane,
     NodeLogs,
+    Workload,
     Logs,
     Context,
     Kind,
@@ -99,6 +102,7 @@ fn segments<'p>(store: &Arena, path: &'p [String]) -> Vec<Segment<'p>> {
         "owners" => Name::Owners,
         "controlPlane" => Name::ControlPlane,
         "nodeLogs" => Name::NodeLogs,
+        "workload" => Name::Workload,
         "logs" => Name::Logs,
         "context" => Name::Context,
         "kind" => Name::Kind,
@@ -112,8 +116,16 @@ fn get<'c, 'a>(v: Val<'c, 'a>, seg: &Segment) -> Val<'c, 'a> {
     let key = |d: Doc<'a>| seg.sym.and_then(|k| d.get_sym(k));
     match v {
         Val::Json(d) => key(d).map_or(Val::Missing, Val::Json),
+        Val::Case(c) if c.kind == CaseKind::Workload => match seg.name {
+            Name::Workload => Val::Workload(c),
+            _ => Val::Missing,
+        },
+        Val::Workload(c) => match seg.name {
+            Name::Events => Val::Refs(c.events()),
+            _ => key(c.object).map_or(Val::Missing, Val::Json),
+        },
         Val::Case(c) => match seg.name {
-            Name::Pod => Val::Json(c.pod),
+            Name::Pod => Val::Json(c.object),
             Name::Node => c.node().map_or(Val::Missing, Val::Json),
             Name::Containers => Val::Containers(c),
             Name::Events => Val::Refs(c.events()),
@@ -537,7 +549,7 @@ impl<'p> Projector<'p> {
         for (i, case) in cases.iter().enumerate() {
             // the next pod's words load from memory while this one is read
             if let Some(next) = cases.get(i + 1) {
-                case.pod.prefetch_to(next.pod);
+                case.object.prefetch_to(next.object);
             }
             let case_val = Val::Case(case);
             for (c, (parent, path)) in collections.iter().enumerate() {
@@ -608,6 +620,7 @@ pub fn batch_string(batch: &Batch, id: u32) -> Option<&str> {
 enum Place {
     Case,
     Container,
+    Workload,
     /// A path from the top of an object (a pod, event, node or owner).
     Object(Vec<String>),
 }
@@ -627,8 +640,13 @@ fn resolve(place: Place, segments: &[String], out: &mut Vec<Place>) {
             "pod" | "node" | "events" | "controlPlane" => resolve(Place::Object(Vec::new()), rest, out),
             "owners" => resolve(Place::Object(vec!["metadata".into(), "ownerReferences".into()]), rest, out),
             "containers" => resolve(Place::Container, rest, out),
+            "workload" => resolve(Place::Workload, rest, out),
             // node logs are lines of log files, not objects
             _ => {}
+        },
+        Place::Workload => match first.as_str() {
+            "events" => resolve(Place::Object(Vec::new()), rest, out),
+            _ => resolve(Place::Object(Vec::new()), segments, out),
         },
         Place::Container => match first.as_str() {
             // container logs are lines of log files, not objects
@@ -742,7 +760,7 @@ mod tests {
             "status": {"containerStatuses": [{"name": "side", "restartCount": 0}, {"name": "app", "restartCount": 4}]}});
         snapshot.add_value("pod.json", &pod).unwrap();
         let index = Index::new(&snapshot);
-        let cases = index.cases(&snapshot.pods);
+        let cases = index.cases(&snapshot.pods, CaseKind::Pod);
         let path = |p: &str| p.split('.').map(String::from).collect();
         let input = |collection, p: &str, shown_only| Input {
             collection,

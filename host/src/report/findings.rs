@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 
 use super::{Finding, Lang, Severity};
-use crate::evaluation::case::Case;
+use crate::evaluation::case::{Case, CaseKind};
 use crate::evaluation::contract::{self, Value};
 use crate::evaluation::projection::{Projection, batch_string};
 use crate::evaluation::sandbox::{Limits, Pack, PackError};
@@ -46,10 +46,10 @@ fn render_value(v: Value, batch: &contract::Batch) -> String {
     }
 }
 
-/// `Kind/name` of the pod's controller: the owner reference marked
+/// `namespace/Kind/name` of the pod's controller: the owner reference marked
 /// `controller`, else the first; a ReplicaSet named `NAME-HASH`, where HASH
 /// is the pod's `pod-template-hash` label, is its Deployment `NAME`.
-fn workload(pod: Doc<'_>) -> Option<String> {
+fn workload(pod: Doc<'_>, namespace: &str) -> Option<String> {
     let refs = pod.path(&["metadata", "ownerReferences"])?;
     let controller = |r: &Doc<'_>| matches!(r.get("controller").map(|c| c.view()), Some(View::Bool(true)));
     let owner = refs.items().find(controller).or_else(|| refs.items().next())?;
@@ -57,8 +57,8 @@ fn workload(pod: Doc<'_>) -> Option<String> {
     let hash = pod.str_at(&["metadata", "labels", "pod-template-hash"]).filter(|h| !h.is_empty());
     let deployment = hash.and_then(|h| name.strip_suffix(h)?.strip_suffix('-')).filter(|d| !d.is_empty());
     Some(match deployment {
-        Some(d) if kind == "ReplicaSet" => format!("Deployment/{d}"),
-        _ => format!("{kind}/{name}"),
+        Some(d) if kind == "ReplicaSet" => format!("{namespace}/Deployment/{d}"),
+        _ => format!("{namespace}/{kind}/{name}"),
     })
 }
 
@@ -97,12 +97,24 @@ pub fn build(
             .rules
             .get(f.rule as usize)
             .ok_or_else(|| err(format!("returned a finding for rule {}; it declares {}", f.rule, info.rules.len())))?;
-        let (workload, node) = (workload(case.pod), case.pod.str_at(&["spec", "nodeName"]).map(str::to_string));
+        // a batch of pods answers for pod and container rules, one of workloads for workload rules
+        if (rule.scope == contract::Scope::Workload) != (case.kind == CaseKind::Workload) {
+            continue;
+        }
+        let name = case.name();
+        let (pod, workload, node) = match case.kind {
+            CaseKind::Pod => {
+                let namespace = name.split_once('/').map_or("", |(ns, _)| ns);
+                let node = case.object.str_at(&["spec", "nodeName"]).map(str::to_string);
+                (Some(name.clone()), workload(case.object, namespace), node)
+            }
+            CaseKind::Workload => (None, Some(name.clone()), None),
+        };
         let container = match f.container {
             Some(c) => {
-                let named = case
-                    .container(c as usize)
-                    .map_err(|n| err(format!("rule `{}` named container {c} of a pod with {n}", rule.id)))?;
+                let named = case.container(c as usize).map_err(|n| {
+                    err(format!("rule `{}` named container {c} of {} with {n}", rule.id, case.describe()))
+                })?;
                 Some(named.name.to_string())
             }
             None => None,
@@ -110,16 +122,18 @@ pub fn build(
         if !distinct.insert((f.case, f.rule, f.container)) {
             let of = container.as_ref().map(|c| format!(" container {c}")).unwrap_or_default();
             return Err(err(format!(
-                "returned rule `{}` twice for pod {}{of}; a finding is one per pod, rule and container",
+                "returned rule `{}` twice for {}{of}; a finding is one per {}, rule and container",
                 rule.id,
-                case.pod_name()
+                case.describe(),
+                case.noun()
             )));
         }
         per_case[f.case as usize] += 1;
         if per_case[f.case as usize] > limits.max_findings_per_case {
             return Err(err(format!(
-                "returned more than {max} findings for pod {}; the limit is {max} per pod",
-                case.pod_name(),
+                "returned more than {max} findings for {}; the limit is {max} per {}",
+                case.describe(),
+                case.noun(),
                 max = limits.max_findings_per_case
             )));
         }
@@ -161,7 +175,7 @@ pub fn build(
             cause: render_template(&rule.cause, &args),
             severity: rule.severity.into(),
             confidence: rule.confidence,
-            pod: case.pod_name(),
+            pod,
             workload,
             node,
             container,

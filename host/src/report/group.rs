@@ -146,8 +146,8 @@ pub(crate) fn units_by_pod(report: &Report) -> Vec<(&str, Vec<Unit<'_>>)> {
     let mut index: HashMap<&str, usize> = HashMap::new();
     let mut pods: Vec<(&str, Vec<Unit>)> = Vec::new();
     for f in &report.findings {
-        let i = *index.entry(&f.pod).or_insert_with(|| {
-            pods.push((&f.pod, Vec::new()));
+        let i = *index.entry(f.subject()).or_insert_with(|| {
+            pods.push((f.subject(), Vec::new()));
             pods.len() - 1
         });
         let units = &mut pods[i].1;
@@ -169,11 +169,9 @@ fn group_key(root: &Finding) -> Option<(GroupKind, String)> {
     let node = root.node.as_ref().filter(|_| NODE_CAUSES.iter().any(|c| cause_matches(&root.cause, c)));
     match (node, &root.workload) {
         (Some(node), _) => Some((GroupKind::Node, node.clone())),
-        (None, Some(workload)) => {
-            let namespace = root.pod.split_once('/').map_or("", |(ns, _)| ns);
-            Some((GroupKind::Workload, format!("{namespace}/{workload}")))
-        }
-        (None, None) => None,
+        // a workload's own finding is not grouped with its pods'
+        (None, Some(workload)) if root.pod.is_some() => Some((GroupKind::Workload, workload.clone())),
+        (None, _) => None,
     }
 }
 

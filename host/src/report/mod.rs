@@ -120,11 +120,12 @@ pub struct Finding {
     pub severity: Severity,
     /// How sure the rule is, from 0 to 1.
     pub confidence: f32,
-    /// `namespace/name` of the pod.
-    pub pod: String,
-    /// `Kind/name` of the pod's controller (its `ownerReferences`): a
-    /// ReplicaSet named `NAME-HASH` for the pod's `pod-template-hash` label
-    /// is its Deployment `Deployment/NAME`; `None` for a pod without one.
+    /// `namespace/name` of the pod; `None` for a finding of a workload rule.
+    pub pod: Option<String>,
+    /// `namespace/Kind/name` of the workload a workload rule found, or of
+    /// the pod's controller (its `ownerReferences`): a ReplicaSet named
+    /// `NAME-HASH` for the pod's `pod-template-hash` label is its Deployment
+    /// `namespace/Deployment/NAME`; `None` for a pod without one.
     pub workload: Option<String>,
     /// The node the pod is bound to (`spec.nodeName`).
     pub node: Option<String>,
@@ -147,6 +148,13 @@ pub struct Finding {
     pub explains: Vec<String>,
 }
 
+impl Finding {
+    /// What the finding is about: the pod, else the workload.
+    pub fn subject(&self) -> &str {
+        self.pod.as_deref().or(self.workload.as_deref()).unwrap_or_default()
+    }
+}
+
 /// A pack that could not be loaded or failed while it ran: it reports nothing.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ReportError {
@@ -163,6 +171,8 @@ pub struct Summary {
     pub pods: usize,
     /// Pods with at least one finding.
     pub unhealthy: usize,
+    /// Workloads with at least one finding of a workload rule.
+    pub failing_workloads: usize,
 }
 
 /// What a diagnosis found: the schema of docs/report.schema.json, whose
@@ -213,15 +223,15 @@ pub fn rank(findings: &mut Vec<Finding>) {
     let mut sorted: Vec<usize> = (0..findings.len()).collect();
     sorted.sort_by(|&a, &b| {
         let (a, b) = (&findings[a], &findings[b]);
-        a.pod
-            .cmp(&b.pod)
+        a.subject()
+            .cmp(b.subject())
             .then(b.severity.cmp(&a.severity))
             .then(b.confidence.total_cmp(&a.confidence))
             .then(a.rule.cmp(&b.rule))
             .then(a.container.cmp(&b.container))
     });
     let mut order = Vec::with_capacity(findings.len());
-    for list in sorted.chunk_by(|&a, &b| findings[a].pod == findings[b].pod) {
+    for list in sorted.chunk_by(|&a, &b| findings[a].subject() == findings[b].subject()) {
         if let [only] = list {
             order.push((*only, None));
             continue;
@@ -344,19 +354,29 @@ impl Report {
     /// out becomes a root itself. The summary counts what remains.
     pub fn retain_severity(&mut self, min: Severity) {
         self.findings.retain(|f| f.severity >= min);
-        let kept: HashSet<(&str, &str)> = self.findings.iter().map(|f| (f.pod.as_str(), f.rule.as_str())).collect();
+        let kept: HashSet<(&str, &str)> = self.findings.iter().map(|f| (f.subject(), f.rule.as_str())).collect();
         let orphans: Vec<usize> = (0..self.findings.len())
             .filter(|&i| {
                 let f = &self.findings[i];
-                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(f.pod.as_str(), root)))
+                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(f.subject(), root)))
             })
             .collect();
         for i in orphans {
             self.findings[i].explained_by = None;
         }
-        let mut unhealthy: Vec<&str> = self.findings.iter().map(|f| f.pod.as_str()).collect();
-        unhealthy.dedup();
-        self.summary.unhealthy = unhealthy.len();
+        self.count();
+    }
+
+    /// Counts the unhealthy pods and the failing workloads of the findings,
+    /// which are ordered by what they are about.
+    pub(crate) fn count(&mut self) {
+        let mut pods: Vec<&str> = self.findings.iter().filter_map(|f| f.pod.as_deref()).collect();
+        pods.dedup();
+        let mut workloads: Vec<&str> =
+            self.findings.iter().filter(|f| f.pod.is_none()).filter_map(|f| f.workload.as_deref()).collect();
+        workloads.dedup();
+        self.summary.unhealthy = pods.len();
+        self.summary.failing_workloads = workloads.len();
     }
 
     /// The report as pretty-printed JSON (docs/report.schema.json), with a final newline.
@@ -387,6 +407,9 @@ impl Report {
             })
             .collect();
         let mut line = format!("{} pods diagnosed, {} unhealthy", self.summary.pods, self.summary.unhealthy);
+        if self.summary.failing_workloads > 0 {
+            line += &format!(", {} workload(s) failing", self.summary.failing_workloads);
+        }
         if !by_cause.is_empty() {
             line.push_str(&format!(": {}", by_cause.join(", ")));
         }
@@ -418,7 +441,7 @@ mod tests {
             cause: rule.into(),
             severity,
             confidence: 1.0,
-            pod: "ns/p".into(),
+            pod: Some("ns/p".into()),
             workload: None,
             node: None,
             container: container.map(Into::into),

@@ -134,7 +134,9 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
             lines.out.push('\n');
         }
         match entry {
-            Entry::Pod { name, .. } => lines.push("", 4, &paint(&format!("pod {name}"), BOLD, color)),
+            Entry::Pod { name, .. } => {
+                lines.push("", 4, &paint(&format!("{} {name}", subject_kind(name)), BOLD, color))
+            }
             Entry::Group { group, .. } => {
                 lines.push("", 4, &paint(&group.headline(), BOLD, color));
                 lines.push("  ", 4, &group_pods(group, layout.expand));
@@ -227,7 +229,7 @@ fn markdown(report: &Report, layout: &Layout) -> String {
     for entry in group::entries(report, layout.sort) {
         match &entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "\n### Pod {}\n", code(name));
+                let _ = writeln!(out, "\n### {} {}\n", capitalized(subject_kind(name)), code(name));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
@@ -321,7 +323,7 @@ fn junit(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\">\n    <failure type=\"{}\" message=\"{}\">{}</failure>\n  </testcase>",
-            esc(&root.pod),
+            esc(root.subject()),
             esc(&name),
             root.severity.as_str(),
             esc(&root.title),
@@ -389,7 +391,17 @@ fn entry_id(entry: &Entry) -> String {
     }
 }
 
-/// The namespace of a `namespace/name`.
+/// `pod` for a `namespace/name`, `workload` for a `namespace/Kind/name`.
+fn subject_kind(subject: &str) -> &'static str {
+    if subject.matches('/').count() > 1 { "workload" } else { "pod" }
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The namespace of a `namespace/name` (or `namespace/Kind/name`).
 fn namespace(pod: &str) -> &str {
     pod.split_once('/').map_or("", |(ns, _)| ns)
 }
@@ -441,15 +453,15 @@ fn html(report: &Report, layout: &Layout) -> String {
         }
     }
     for f in &report.findings {
-        let ns = &mut namespaces.entry(namespace(&f.pod)).or_default().0;
-        if pods.insert(f.pod.as_str()) {
+        let ns = &mut namespaces.entry(namespace(f.subject())).or_default().0;
+        if pods.insert(f.subject()) {
             ns[0] += 1;
         }
         let symptom = f.explained_by.is_some();
         ns[1 + usize::from(symptom)] += 1;
         let cause = causes.entry(&f.cause).or_default();
         cause.0[usize::from(symptom)] += 1;
-        if let Some(&i) = entry_of.get(f.pod.as_str()) {
+        if let Some(&i) = entry_of.get(f.subject()) {
             cause.1.insert(i);
         }
     }
@@ -509,7 +521,7 @@ fn html(report: &Report, layout: &Layout) -> String {
         );
         match entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "<h2>Pod <code>{}</code></h2>", esc(name));
+                let _ = writeln!(out, "<h2>{} <code>{}</code></h2>", capitalized(subject_kind(name)), esc(name));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
@@ -637,7 +649,7 @@ fn html_attrs(f: &Finding, kind: &str) -> String {
         "class=\"finding {kind} sev-{}\" data-rule=\"{}\" data-pod=\"{}\" data-cause=\"{}\" data-severity=\"{}\"",
         f.severity.as_str(),
         esc(&f.rule),
-        esc(&f.pod),
+        esc(f.subject()),
         esc(&f.cause),
         f.severity.as_str()
     );
@@ -729,7 +741,7 @@ mod tests {
             cause: cause.into(),
             severity,
             confidence: 0.9,
-            pod: pod.into(),
+            pod: Some(pod.into()),
             workload: None,
             node: None,
             container: container.map(Into::into),
@@ -763,7 +775,7 @@ mod tests {
         let mut dns = finding("kube-system/dns", "node.not-ready", "node-not-ready", Severity::Critical, None);
         dns.fix = vec!["Check the kubelet: `systemctl status kubelet` <node-1>".into()];
         Report {
-            summary: crate::report::Summary { pods: 3, unhealthy: 2 },
+            summary: crate::report::Summary { pods: 3, unhealthy: 2, failing_workloads: 0 },
             findings: vec![oom, back_off, restarts, dns],
             errors: vec![ReportError {
                 pack: "extra<1>.wasm".into(),
@@ -849,7 +861,7 @@ mod tests {
         assert_eq!(page.matches("<script>").count(), 1);
         assert!(!page.contains(" src=") && !page.contains(" href=\"http") && !page.contains("url("));
         for f in &report.findings {
-            let attrs = format!("data-rule=\"{}\" data-pod=\"{}\" data-cause=\"{}\"", f.rule, f.pod, f.cause);
+            let attrs = format!("data-rule=\"{}\" data-pod=\"{}\" data-cause=\"{}\"", f.rule, f.subject(), f.cause);
             assert_eq!(page.matches(&attrs).count(), 1, "{attrs}");
         }
     }
@@ -875,10 +887,10 @@ mod tests {
         // two pods of one workload failing for one cause: a group
         let mut report = sample();
         let mut twin = report.findings[0].clone();
-        twin.pod = "shop/web-2".into();
+        twin.pod = Some("shop/web-2".into());
         report.findings.insert(3, twin);
-        for f in report.findings.iter_mut().filter(|f| f.pod.starts_with("shop/")) {
-            f.workload = Some("Deployment/web".into());
+        for f in report.findings.iter_mut().filter(|f| f.subject().starts_with("shop/")) {
+            f.workload = Some("shop/Deployment/web".into());
         }
         assert_eq!(report.groups().len(), 1);
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();

@@ -46,9 +46,10 @@ pub fn report(report: &Report) -> Report {
     };
     let mut r = report.clone();
     for f in &mut r.findings {
-        let single = [&mut f.rule, &mut f.cause, &mut f.pod, &mut f.title, &mut f.pack];
+        let single = [&mut f.rule, &mut f.cause, &mut f.title, &mut f.pack];
         single
             .into_iter()
+            .chain(f.pod.as_mut())
             .chain(f.container.as_mut())
             .chain(f.workload.as_mut())
             .chain(f.node.as_mut())

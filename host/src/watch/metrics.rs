@@ -128,7 +128,7 @@ impl Metrics {
             let labels = FindingLabels {
                 cause: f.cause.clone(),
                 severity: f.severity.as_str().to_string(),
-                namespace: f.pod.split_once('/').map_or("", |(ns, _)| ns).to_string(),
+                namespace: f.subject().split_once('/').map_or("", |(ns, _)| ns).to_string(),
                 rule: f.rule.clone(),
             };
             *counts.entry(labels).or_default() += 1;
@@ -226,7 +226,7 @@ mod tests {
             cause: "cgroup-oom".into(),
             severity: crate::Severity::Error,
             confidence: 0.9,
-            pod: pod.into(),
+            pod: Some(pod.into()),
             container: None,
             title: String::new(),
             evidence: Vec::new(),

@@ -22,7 +22,8 @@ fn check_expr(src: &str) -> (Option<Ty>, Vec<Diagnostic>) {
     let tables = Tables::from([("signal".to_string(), vec![(9, c.literal("SIGKILL"))])]);
     let containers = c.collection(None, "containers".to_string());
     let slot = c.new_row_slot();
-    let mut env = Env { vars: vec![("c".to_string(), Binding::Row(slot, containers))], tables: &tables };
+    let mut env =
+        Env { vars: vec![("c".to_string(), Binding::Row(slot, containers))], tables: &tables, workload: false };
     let ty = c.lower(&expr, &mut env).and_then(|l| c.value(l, expr.span, None)).map(|(_, ty)| ty);
     (ty, c.diags.into_iter().map(|(_, d)| d).collect())
 }

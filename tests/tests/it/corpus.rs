@@ -12,11 +12,12 @@ use k8srule_host::test_support::cause_matches;
 use k8srule_host::{Diagnoser, Finding};
 use serde_json::Value;
 
-/// A finding a case names: the pod, and optionally the rule, the cause (a
-/// refinement matches its parent) and the container.
+/// A finding a case names: the pod (or, for a workload rule, the workload
+/// `ns/Kind/name`), and optionally the rule, the cause (a refinement matches
+/// its parent) and the container.
 #[derive(Debug)]
 struct Expect {
-    pod: String,
+    subject: String,
     rule: Option<String>,
     cause: Option<String>,
     container: Option<String>,
@@ -27,14 +28,15 @@ impl Expect {
         let map = v.as_object().unwrap_or_else(|| panic!("{}: `{list}` entries are maps", case.display()));
         for key in map.keys() {
             assert!(
-                ["pod", "rule", "cause", "container"].contains(&key.as_str()),
+                ["pod", "workload", "rule", "cause", "container"].contains(&key.as_str()),
                 "{}: unknown key `{key}` in `{list}`",
                 case.display()
             );
         }
         let field = |k: &str| map.get(k).and_then(Value::as_str).map(str::to_string);
         Expect {
-            pod: field("pod").unwrap_or_else(|| panic!("{}: a `{list}` entry has no pod", case.display())),
+            subject: (field("pod").or_else(|| field("workload")))
+                .unwrap_or_else(|| panic!("{}: a `{list}` entry has no pod or workload", case.display())),
             rule: field("rule"),
             cause: field("cause"),
             container: field("container"),
@@ -42,7 +44,7 @@ impl Expect {
     }
 
     fn matches(&self, f: &Finding) -> bool {
-        f.pod == self.pod
+        f.subject() == self.subject
             && self.rule.as_ref().is_none_or(|r| *r == f.rule)
             && self.cause.as_ref().is_none_or(|c| cause_matches(&f.cause, c))
             && self.container.as_ref().is_none_or(|c| f.container.as_ref() == Some(c))
@@ -51,7 +53,7 @@ impl Expect {
 
 impl std::fmt::Display for Expect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.pod)?;
+        write!(f, "{}", self.subject)?;
         for (k, v) in [("rule", &self.rule), ("cause", &self.cause), ("container", &self.container)] {
             if let Some(v) = v {
                 write!(f, " {k}={v}")?;
@@ -188,7 +190,7 @@ fn the_scorer_matches_refined_causes_and_containers() {
         cause: "image-pull-failure.rate-limited".into(),
         severity: k8srule_host::Severity::Error,
         confidence: 1.0,
-        pod: "default/web".into(),
+        pod: Some("default/web".into()),
         workload: None,
         node: None,
         container: Some("app".into()),
@@ -201,7 +203,7 @@ fn the_scorer_matches_refined_causes_and_containers() {
         explains: Vec::new(),
     };
     let e = |cause: &str, container: Option<&str>| Expect {
-        pod: "default/web".into(),
+        subject: "default/web".into(),
         rule: None,
         cause: Some(cause.into()),
         container: container.map(Into::into),

@@ -250,7 +250,7 @@ proptest! {
         for (r, when) in whens.iter().enumerate() {
             for (i, p) in pods.iter().enumerate() {
                 let id = format!("p.r{r}");
-                let fired = report.findings.iter().any(|f| f.rule == id && f.pod.ends_with(&format!("/p{i}")));
+                let fired = report.findings.iter().any(|f| f.rule == id && f.subject().ends_with(&format!("/p{i}")));
                 prop_assert_eq!(fired, when.holds(p), "rule {} on {:?}:\n{}", id, p, rule(r, when));
             }
         }

@@ -268,7 +268,7 @@ fn check_values(rows: &[(&str, [&str; 2])]) -> Vec<String> {
     let mut wrong = Vec::new();
     for (i, (expr, values)) in rows.iter().enumerate() {
         for (pod, want) in ["default/full", "default/bare"].iter().zip(values) {
-            let finding = |id: &str| report.findings.iter().find(|f| f.rule == id && f.pod == *pod);
+            let finding = |id: &str| report.findings.iter().find(|f| f.rule == id && f.subject() == *pod);
             let got = finding(&format!("v.{i}")).map_or("(no finding)", |f| f.title.as_str());
             if got != *want {
                 wrong.push(format!("{expr} on {pod}: want {want}, got {got}"));

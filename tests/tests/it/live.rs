@@ -266,7 +266,7 @@ fn new_of(changes: &[Change], pod: &str) -> Vec<Finding> {
     changes
         .iter()
         .filter_map(|c| if let Change::New(f) = c { Some(&**f) } else { None })
-        .filter(|f| f.pod == pod)
+        .filter(|f| f.subject() == pod)
         .cloned()
         .collect()
 }
@@ -281,7 +281,7 @@ fn resolved_of(changes: &[Change], pod: &str) -> Vec<(Finding, bool)> {
                 None
             }
         })
-        .filter(|(f, _)| f.pod == pod)
+        .filter(|(f, _)| f.subject() == pod)
         .collect()
 }
 

@@ -103,7 +103,7 @@ fn groups_name_the_workload_or_node_and_every_pod() {
     let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
     let findings = json["findings"].as_array().unwrap();
     assert_eq!(findings.len(), report.findings.len());
-    let web = findings.iter().filter(|f| f["workload"] == "Deployment/web" && f["node"] == "worker-1").count();
+    let web = findings.iter().filter(|f| f["workload"] == "shop/Deployment/web" && f["node"] == "worker-1").count();
     assert!(web >= 4, "{web}");
     assert_eq!(json["groups"].as_array().unwrap().len(), 4);
     assert_eq!(json["groups"][2]["by"], "workload");
