@@ -298,6 +298,7 @@ impl Diagnoser {
             Some("owners") => needs.owners = true,
             Some("controlPlane") => needs.control_plane = true,
             Some("workload") => {
+                needs.workloads = true;
                 needs.owners = true;
                 needs.events |= segments.get(1).is_some_and(|s| s == "events");
             }

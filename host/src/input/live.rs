@@ -162,6 +162,8 @@ impl Cluster {
             HashSet::new()
         };
         let wanted_owners = if needs.owners { owner_refs(&pods) } else { BTreeSet::new() };
+        // workload rules read every workload of the scope and its events, unless pods were picked
+        let every_workload = needs.workloads && self.selector.is_none() && self.pod.is_none();
         store(&mut snapshot, Section::Pod, pods);
         let mut notes = Vec::new();
         let mut note = |kind: &str, message: String, without: &str| {
@@ -172,12 +174,19 @@ impl Cluster {
                 Some(pod) => {
                     ListParams::default().fields(&format!("involvedObject.kind=Pod,involvedObject.name={pod}"))
                 }
+                None if every_workload => ListParams::default(),
                 None => ListParams::default().fields("involvedObject.kind=Pod"),
             };
             match self.list::<Event>(ns, &lp, progress).await? {
                 Listed::Items(mut events) => {
                     if self.selector.is_some() {
                         events.retain(|e| event_keys(e).iter().any(|k| pod_keys.contains(k)));
+                    }
+                    if every_workload {
+                        events.retain(|e| {
+                            let kind = e.pointer("/involvedObject/kind").or_else(|| e.pointer("/regarding/kind"));
+                            kind.and_then(Value::as_str).is_none_or(|k| k == "Pod" || OWNER_KINDS.contains(&k))
+                        });
                     }
                     store(&mut snapshot, Section::Event, events);
                 }
@@ -197,13 +206,17 @@ impl Cluster {
             }
         }
         if needs.owners {
-            let kinds: BTreeSet<&str> = wanted_owners.iter().map(|(k, _)| k.as_str()).collect();
+            let kinds: BTreeSet<&str> = match every_workload {
+                true => OWNER_KINDS.into_iter().collect(),
+                false => wanted_owners.iter().map(|(k, _)| k.as_str()).collect(),
+            };
             let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
             for kind in kinds {
                 match self.list_owners(kind, ns, progress).await? {
                     Listed::Items(mut owners) => {
                         owners.retain(|o| {
-                            o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
+                            every_workload
+                                || o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
                         });
                         store(&mut snapshot, Section::Owner, owners);
                     }
@@ -293,8 +306,6 @@ impl Cluster {
         Ok(Listed::Items(out))
     }
 
-    /// Lists every object of `K` in `ns` (all namespaces if `None`), a page of
-    /// [`PAGE_SIZE`] at a time. A continue token that expired restarts the list.
     /// Lists the objects of one owner kind (one of [`OWNER_KINDS`]).
     pub(crate) async fn list_owners(
         &self,
@@ -314,6 +325,8 @@ impl Cluster {
         }
     }
 
+    /// Lists every object of `K` in `ns` (all namespaces if `None`), a page of
+    /// [`PAGE_SIZE`] at a time. A continue token that expired restarts the list.
     pub(crate) async fn list<K>(
         &self,
         ns: Option<&str>,

@@ -19,6 +19,9 @@ pub struct Needs {
     pub nodes: bool,
     /// ReplicaSets, DaemonSets, StatefulSets and Jobs that own the pods.
     pub owners: bool,
+    /// Every workload and its events, not only the pods' owners: a pack has
+    /// a workload rule.
+    pub workloads: bool,
     /// kube-system control-plane pods, when the read pods may not include them.
     pub control_plane: bool,
     /// Container logs: a pack reads `c.logs`.
@@ -26,5 +29,6 @@ pub struct Needs {
 }
 
 impl Needs {
-    pub const ALL: Needs = Needs { events: true, nodes: true, owners: true, control_plane: true, logs: true };
+    pub const ALL: Needs =
+        Needs { events: true, nodes: true, owners: true, workloads: true, control_plane: true, logs: true };
 }

@@ -98,16 +98,23 @@ fn a_large_cluster_is_listed_in_pages_of_500_without_a_request_per_pod() {
     assert!(pages.iter().all(|p| p["params"]["limit"] == "500" && p["method"] == "GET" && p["status"] == 200));
     assert!(pages[0]["params"].get("continue").is_none());
     assert!(pages[1..].iter().all(|p| p["params"]["continue"].is_string()));
+    // the built-in workload rules read every workload's events: no field selector
     let events = lists_of(&requests, "/api/v1/events");
     assert_eq!(events.len(), 1);
-    assert_eq!(events[0]["params"]["fieldSelector"], "involvedObject.kind=Pod");
+    assert_eq!(events[0]["params"].get("fieldSelector"), None);
     assert_eq!(lists_of(&requests, "/api/v1/nodes").len(), 1);
-    assert_eq!(lists_of(&requests, "/apis/apps/v1/replicasets").len(), 1);
+    // one list per workload kind, though the pods name only a ReplicaSet
+    for kind in ["apps/v1/replicasets", "apps/v1/deployments", "apps/v1/daemonsets", "apps/v1/statefulsets"] {
+        assert_eq!(lists_of(&requests, &format!("/apis/{kind}")).len(), 1, "{kind}");
+    }
+    for kind in ["/apis/batch/v1/jobs", "/apis/batch/v1/cronjobs", "/api/v1/replicationcontrollers"] {
+        assert_eq!(lists_of(&requests, kind).len(), 1, "{kind}");
+    }
     // all namespaces without a selector hold the control plane: no kube-system list;
     // besides the lists, the previous log of each restarted container (app-exit.* read logs)
     let (logs, lists): (Vec<&Value>, Vec<&Value>) =
         requests.iter().partition(|r| r["path"].as_str().unwrap().ends_with("/log"));
-    assert_eq!(lists.len(), 6, "{lists:#?}");
+    assert_eq!(lists.len(), 12, "{lists:#?}");
     assert_eq!(logs.len(), 1203);
     assert!(logs.iter().all(|r| r["params"]["previous"] == "true"), "{:#?}", logs[0]);
     assert!(requests.iter().all(|r| r["method"] == "GET"));
@@ -122,15 +129,15 @@ fn one_namespace_reads_the_control_plane_for_context_without_diagnosing_it() {
     assert_eq!(code, 0, "{err}");
     let r = report(&out);
     assert_eq!(r["summary"]["pods"], 4, "{out}");
-    assert!(r["findings"].as_array().unwrap().iter().all(|f| f["pod"].as_str().unwrap().starts_with("shop/")));
+    assert!(r["findings"].as_array().unwrap().iter().all(|f| f["pod"].as_str().unwrap().starts_with("shop/")), "{out}");
     let requests = api.requests();
     let kube_system = lists_of(&requests, "/api/v1/namespaces/kube-system/pods");
     let selectors: Vec<&Value> = kube_system.iter().map(|r| &r["params"]["labelSelector"]).collect();
     assert_eq!(selectors, [&json!("component"), &json!("tier=control-plane")]);
     assert_eq!(lists_of(&requests, "/api/v1/namespaces/shop/pods").len(), 1);
     assert_eq!(lists_of(&requests, "/apis/apps/v1/namespaces/shop/replicasets").len(), 1);
-    // no owner kind that no pod names is listed
-    assert!(requests.iter().all(|r| !r["path"].as_str().unwrap().contains("statefulsets")), "{requests:#?}");
+    // the workload rules read every workload of the namespace, named by a pod or not
+    assert_eq!(lists_of(&requests, "/apis/apps/v1/namespaces/shop/statefulsets").len(), 1, "{requests:#?}");
 }
 
 #[test]
@@ -540,4 +547,39 @@ fn watch_and_diagnose_see_each_control_plane_pod_once() {
         text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|l| l["type"] == "new").collect();
     assert!(!news.is_empty(), "{text}");
     assert!(news.iter().all(|l| l["finding"]["title"] == "1 controller manager(s)"), "{text}");
+}
+
+#[test]
+fn workload_rules_list_every_workload_and_its_events() {
+    let data = tempfile::tempdir().unwrap();
+    // a ReplicaSet whose pods a quota refuses: it has no pod at all
+    let rs = json!({"kind": "ReplicaSet", "apiVersion": "apps/v1",
+        "metadata": {"name": "web-7d4b9c", "namespace": "shop", "uid": "rs-web"},
+        "spec": {"replicas": 2}, "status": {"replicas": 0}});
+    let refused = json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "web-7d4b9c.1", "namespace": "shop"},
+        "involvedObject": {"kind": "ReplicaSet", "namespace": "shop", "name": "web-7d4b9c", "uid": "rs-web"},
+        "reason": "FailedCreate", "type": "Warning", "lastTimestamp": "2024-05-01T11:59:00Z",
+        "message": "Error creating: pods \"web-7d4b9c-q8x2l\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=4, limited: pods=4"});
+    let node_event = json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "node-1.1", "namespace": "shop"},
+        "involvedObject": {"kind": "Node", "name": "node-1", "uid": "node-1"},
+        "reason": "NodeNotReady", "type": "Normal", "message": "Node node-1 status is now: NodeNotReady"});
+    write(data.path(), "objects.json", vec![healthy_pod("shop", "api-0", "u-api"), rs, refused, node_event]);
+    let api = KubeApi::start(data.path(), &[]);
+    let (code, out, err) = k8srule(&["diagnose", "--kubeconfig", &api.kubeconfig(), "-o", "json", "--now", NOW]);
+    assert_eq!(code, 0, "{err}");
+    let report = report(&out);
+    let found: Vec<(&Value, &Value, &Value)> =
+        (report["findings"].as_array().unwrap().iter()).map(|f| (&f["rule"], &f["pod"], &f["workload"])).collect();
+    assert_eq!(found, [(&json!("workload.quota-exceeded"), &Value::Null, &json!("shop/ReplicaSet/web-7d4b9c"))]);
+    assert_eq!(report["summary"]["failing_workloads"], 1);
+    let requests = api.requests();
+    // every owner kind listed once, though no pod names an owner; events of every kind asked for
+    for path in ["/apis/apps/v1/namespaces/shop/replicasets", "/apis/batch/v1/namespaces/shop/cronjobs"] {
+        assert_eq!(lists_of(&requests, path).len(), 1, "{path}: {requests:?}");
+    }
+    let events = lists_of(&requests, "/api/v1/namespaces/shop/events");
+    assert_eq!(events.len(), 1);
+    assert!(!events[0].to_string().contains("involvedObject.kind"), "{:?}", events[0]);
 }
