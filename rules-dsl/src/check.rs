@@ -16,7 +16,7 @@ pub const CASE_LISTS: [&str; 5] = ["containers", "events", "owners", "controlPla
 /// The objects of a case.
 pub const CASE_OBJECTS: [&str; 2] = ["pod", "node"];
 /// The functions of the language.
-pub const FUNCTIONS: [&str; 8] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join"];
+pub const FUNCTIONS: [&str; 9] = ["has", "age", "time", "version", "quantity", "len", "coalesce", "join", "capture"];
 
 const COMPARE_HELP: &str = "compare a value with one of its kind: a number with `3`, a string with `\"3\"`, \
      a duration with `5m`, a quantity with `256Mi`, a version with `1.28`";
@@ -887,18 +887,7 @@ impl Checker {
                     );
                     return None;
                 };
-                if op == BinOp::Matches
-                    && let Err(e) = regex::Regex::new(lit)
-                {
-                    let msg = e.to_string();
-                    let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
-                    self.error(
-                        Diagnostic::new(
-                            b.span,
-                            format!("invalid regular expression: {}", last.trim_start_matches("error: ")),
-                        )
-                        .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on"),
-                    );
+                if op == BinOp::Matches && !self.valid_regex(lit, b.span) {
                     return None;
                 }
                 let Lowered::Path(p) = self.lower(a, env)? else {
@@ -1060,7 +1049,45 @@ impl Checker {
         }
     }
 
+    /// Whether `re` is a valid regular expression; else an error at `span`.
+    fn valid_regex(&mut self, re: &str, span: Span) -> bool {
+        let Err(e) = regex::Regex::new(re) else { return true };
+        let msg = e.to_string();
+        let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
+        self.error(
+            Diagnostic::new(span, format!("invalid regular expression: {}", last.trim_start_matches("error: ")))
+                .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on"),
+        );
+        false
+    }
+
     fn call(&mut self, name: &ast::Ident, args: &[ast::Expr], span: Span, env: &mut Env) -> Option<Lowered> {
+        if name.name == "capture" {
+            let usage = "such as `capture(s.message, \"0/([0-9]+) nodes\")`";
+            let [text, re] = args else {
+                self.error(Diagnostic::new(span, "`capture` takes a field and a regular expression").with_help(usage));
+                return None;
+            };
+            let ExprKind::Str(re_text) = &re.kind else {
+                self.error(
+                    Diagnostic::new(re.span, "the regular expression of `capture` is a string literal")
+                        .with_help(usage),
+                );
+                return None;
+            };
+            if !self.valid_regex(re_text, re.span) {
+                return None;
+            }
+            let Lowered::Path(p) = self.lower(text, env)? else {
+                self.error(Diagnostic::new(text.span, "`capture` needs a field on its left").with_help(usage));
+                return None;
+            };
+            if let Err(d) = schema::type_of(&p.segments, self.base_path(&p.base)) {
+                self.error(d.at(text.span));
+                return None;
+            }
+            return Some(Lowered::Value(self.input(&p, Derive::Capture(re_text.clone())), Ty::Str));
+        }
         if name.name == "join" {
             let [list, sep] = args else {
                 self.error(

@@ -773,6 +773,7 @@ fn write_plugin_info(d: &mut Data, info: &PluginInfo) -> u32 {
             Derive::StartsWith(s) => (6, Some(s)),
             Derive::EndsWith(s) => (7, Some(s)),
             Derive::Length => (8, None),
+            Derive::Capture(s) => (9, Some(s)),
         };
         d.u8(p + 16, disc);
         if let Some(s) = payload {

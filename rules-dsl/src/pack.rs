@@ -79,6 +79,9 @@ pub enum Derive {
     Version,
     Timestamp,
     Matches(String),
+    /// The first group of the regular expression's first match in a string
+    /// (the whole match when it has no group); null when it does not match.
+    Capture(String),
     Contains(String),
     StartsWith(String),
     EndsWith(String),

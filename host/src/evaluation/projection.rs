@@ -19,6 +19,7 @@ pub enum Derive {
     Version,
     Timestamp,
     Matches(Regex),
+    Capture(Regex),
     Contains(String),
     StartsWith(String),
     EndsWith(String),
@@ -192,6 +193,8 @@ struct Strings<'s> {
     used: Vec<Sym>,
     /// Batch ids of strings that are in no object (literals, container kinds).
     others: FxHashMap<&'s str, u32>,
+    /// Batch ids of strings computed for this batch that are in no object.
+    computed: FxHashMap<String, u32>,
     bytes: Vec<u8>,
     offsets: Vec<u32>,
 }
@@ -208,7 +211,15 @@ impl<'s> Strings<'s> {
         bytes.clear();
         offsets.clear();
         offsets.push(0);
-        let mut s = Strings { store, ids, used: Vec::new(), others: FxHashMap::default(), bytes, offsets };
+        let mut s = Strings {
+            store,
+            ids,
+            used: Vec::new(),
+            others: FxHashMap::default(),
+            computed: FxHashMap::default(),
+            bytes,
+            offsets,
+        };
         for l in literals {
             s.text(l);
         }
@@ -230,9 +241,19 @@ impl<'s> Strings<'s> {
         *slot - 1
     }
 
-    /// A string computed for this batch (a log line's context), not deduplicated.
+    /// A string computed for this batch (a log line's context, a capture):
+    /// the id of the same text in the snapshot or among the literals, so
+    /// that it equals them; else the id of the same text computed before.
     fn owned(&mut self, s: &str) -> u32 {
-        Self::push(&mut self.bytes, &mut self.offsets, s)
+        if let Some(sym) = self.store.sym(s) {
+            return self.sym(sym);
+        }
+        if let Some(id) = self.others.get(s).or_else(|| self.computed.get(s)) {
+            return *id;
+        }
+        let id = Self::push(&mut self.bytes, &mut self.offsets, s);
+        self.computed.insert(s.to_string(), id);
+        id
     }
 
     fn text(&mut self, s: &'s str) -> u32 {
@@ -326,6 +347,10 @@ fn derived(text: Option<&str>, derive: &Derive) -> Cell {
         Derive::Version => int(text.and_then(parse_version)),
         Derive::Timestamp => int(text.and_then(parse_time)),
         Derive::Matches(re) => truth(text.map(|s| re.is_match(s))),
+        Derive::Capture(re) => match text.and_then(|s| re.captures(s)).and_then(|c| c.get(1).or_else(|| c.get(0))) {
+            Some(m) => Cell::Owned(m.as_str().to_string()),
+            None => Cell::Null,
+        },
         Derive::Contains(p) => truth(text.map(|s| s.contains(p.as_str()))),
         Derive::StartsWith(p) => truth(text.map(|s| s.starts_with(p.as_str()))),
         Derive::EndsWith(p) => truth(text.map(|s| s.ends_with(p.as_str()))),

@@ -276,7 +276,9 @@ pub struct Pack {
 impl Pack {
     fn new(name: &str, info: PluginInfo, pre: PluginPre<StoreLimits>) -> Result<Self, PackError> {
         let err = |message: String| PackError { pack: name.to_string(), message };
-        let regexes = info.inputs.iter().filter(|i| matches!(i.derive, types::Derive::Matches(_))).count();
+        let regexes = (info.inputs.iter())
+            .filter(|i| matches!(i.derive, types::Derive::Matches(_) | types::Derive::Capture(_)))
+            .count();
         let literal_bytes: usize = info.literals.iter().map(String::len).sum();
         for (what, declared, max) in [
             ("rules", info.rules.len(), MAX_RULES),
@@ -302,6 +304,12 @@ impl Pack {
             }
             collections.push(CollectionPath { parent, segments: split(&c.path) });
         }
+        let regex = |i: usize, re: &str| {
+            regex::RegexBuilder::new(re)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))
+        };
         let mut inputs = Vec::new();
         for (i, input) in info.inputs.iter().enumerate() {
             let collection = input.collection.map(|c| c as usize);
@@ -321,12 +329,8 @@ impl Pack {
                 types::Derive::Contains(s) => Derive::Contains(s.clone()),
                 types::Derive::StartsWith(s) => Derive::StartsWith(s.clone()),
                 types::Derive::EndsWith(s) => Derive::EndsWith(s.clone()),
-                types::Derive::Matches(re) => Derive::Matches(
-                    regex::RegexBuilder::new(re)
-                        .size_limit(1 << 20)
-                        .build()
-                        .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))?,
-                ),
+                types::Derive::Matches(re) => Derive::Matches(regex(i, re)?),
+                types::Derive::Capture(re) => Derive::Capture(regex(i, re)?),
             };
             inputs.push(Input { collection, segments: split(&input.path), derive, shown_only: input.shown_only });
         }

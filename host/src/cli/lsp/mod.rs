@@ -53,7 +53,7 @@ use k8srule_dsl::parse::STACK_BYTES;
 pub(crate) const MAX_DIAGNOSTICS: usize = 1000;
 
 /// The functions of the language: name, signature, what it gives.
-const FUNCTIONS: [(&str, &str, &str); 8] = [
+const FUNCTIONS: [(&str, &str, &str); 9] = [
     ("has", "has(path)", "True when the path is present (not null)."),
     ("age", "age(t)", "The seconds between the timestamp `t` and `now`: a duration (`age(t) > 5m`)."),
     ("time", "time(t)", "The timestamp `t` in seconds since the epoch (`time(a) - time(b)` is a duration)."),
@@ -65,6 +65,11 @@ const FUNCTIONS: [(&str, &str, &str); 8] = [
         "join",
         "join(list, \", \")",
         "The strings and integers of a list in one text, with the separator between them (in texts).",
+    ),
+    (
+        "capture",
+        "capture(s, \"re\")",
+        "The first group of the regular expression's first match in the text `s` (the whole match without a group); null when it does not match: `capture(s.message, \"0/([0-9]+) nodes\")`.",
     ),
 ];
 
