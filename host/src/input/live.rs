@@ -196,20 +196,27 @@ impl Cluster {
                 Listed::Refused(m) => note("nodes", m, "nodes"),
             }
         }
-        if needs.owners {
+        // the pods' owners, then theirs (a ReplicaSet's Deployment, a Job's CronJob)
+        let mut wanted_owners = wanted_owners;
+        while !wanted_owners.is_empty() {
             let kinds: BTreeSet<&str> = wanted_owners.iter().map(|(k, _)| k.as_str()).collect();
             let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
+            let mut next = BTreeSet::new();
             for kind in kinds {
                 match self.list_owners(kind, ns, progress).await? {
                     Listed::Items(mut owners) => {
                         owners.retain(|o| {
                             o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
                         });
+                        next.extend(owner_refs(&owners));
                         store(&mut snapshot, Section::Owner, owners);
                     }
                     Listed::Refused(m) => note(&plural(kind), m, "owners"),
                 }
             }
+            // a chain of owners ends, even one that loops
+            next.retain(|(_, uid)| !snapshot.owners.contains_key(uid));
+            wanted_owners = next;
         }
         if needs.control_plane && !self.sees_control_plane() {
             match self.control_plane(progress).await? {

@@ -6,6 +6,7 @@ pub mod findings;
 pub mod group;
 pub mod render;
 pub mod sanitize;
+pub mod silence;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -142,6 +143,14 @@ pub struct Finding {
     pub explained_by: Option<String>,
     /// The pack the rule is in.
     pub pack: String,
+    /// The kubeconfig context of the cluster the pod is in, when a report
+    /// covers several clusters (`--context` twice, `--all-contexts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The `k8srule.dev/ignore` annotation that silenced it: set on the
+    /// findings of [`Report::silenced`] only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<silence::Silence>,
     /// The cause keys this finding is the root cause of (what ranking reads).
     #[serde(skip)]
     pub explains: Vec<String>,
@@ -177,6 +186,9 @@ pub struct Report {
     pub errors: Vec<ReportError>,
     /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
     pub notes: Vec<String>,
+    /// Findings a `k8srule.dev/ignore` annotation silenced, in the order of
+    /// `findings`: not counted, shown only by `-o wide`, JSON and YAML.
+    pub silenced: Vec<Finding>,
 }
 
 impl Serialize for Report {
@@ -188,6 +200,8 @@ impl Serialize for Report {
             groups: Vec<group::Group>,
             errors: &'a [ReportError],
             notes: &'a [String],
+            #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+            silenced: &'a [Finding],
         }
         let json = Json {
             summary: &self.summary,
@@ -195,6 +209,7 @@ impl Serialize for Report {
             groups: self.groups(),
             errors: &self.errors,
             notes: &self.notes,
+            silenced: &self.silenced,
         };
         json.serialize(serializer)
     }
@@ -428,6 +443,8 @@ mod tests {
             fix: Vec::new(),
             explained_by: None,
             pack: String::new(),
+            cluster: None,
+            silenced: None,
             explains: explains.iter().map(|e| e.to_string()).collect(),
         }
     }

@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use crate::input::fields::IGNORE;
 use crate::report::group::{self, Entry, Sort, Unit};
 use crate::report::sanitize;
 use crate::report::{Finding, Report, Severity};
@@ -182,11 +183,34 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
     for n in &report.notes {
         lines.push("note: ", 4, n);
     }
+    if wide && !report.silenced.is_empty() {
+        lines.push("", 4, &format!("silenced by {IGNORE}:"));
+        for f in &report.silenced {
+            let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            let line = format!("{} {}{container}: {} ({})", f.severity.as_str().to_uppercase(), f.pod, f.cause, f.rule);
+            let by = f.silenced.as_ref().map(|s| {
+                let reason = s.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                format!(", by {} `{}`{reason}", s.object, s.entry)
+            });
+            lines.push("  ", 4, &(line + &by.unwrap_or_default()));
+        }
+    } else if let Some(line) = silenced_line(report) {
+        lines.push("note: ", 4, &format!("{line} (-o wide lists them)"));
+    }
     if cut {
         lines.push("", 4, "… marks evidence cut short: -o wide shows it whole");
     }
     lines.push("", 4, &report.summary_line());
     lines.out
+}
+
+/// How many findings of how many pods annotations silenced, if any.
+fn silenced_line(report: &Report) -> Option<String> {
+    let mut pods: Vec<&str> = report.silenced.iter().map(|f| f.pod.as_str()).collect();
+    pods.dedup();
+    (!pods.is_empty()).then(|| {
+        format!("{} finding(s) of {} pod(s) silenced by {IGNORE} annotations", report.silenced.len(), pods.len())
+    })
 }
 
 /// `item` cut after [`EVIDENCE_CHARS`] characters, at a word boundary when
@@ -268,9 +292,10 @@ fn markdown(report: &Report, layout: &Layout) -> String {
             let _ = writeln!(out, "- pack {}: {}", code(&e.pack), md_lines(&e.message));
         }
     }
-    if !report.notes.is_empty() {
+    let silenced = silenced_line(report);
+    if !report.notes.is_empty() || silenced.is_some() {
         out.push_str("\n### Notes\n\n");
-        for n in &report.notes {
+        for n in report.notes.iter().chain(&silenced) {
             let _ = writeln!(out, "- {}", md(n));
         }
     }
@@ -739,6 +764,8 @@ mod tests {
             fix: vec![format!("{cause} fix")],
             explained_by: None,
             pack: "builtin".into(),
+            cluster: None,
+            silenced: None,
             explains: Vec::new(),
         }
     }
@@ -770,6 +797,7 @@ mod tests {
                 message: "evaluate ran out of time & was \"stopped\"".into(),
             }],
             notes: vec!["skipped 2 object(s) of kind ConfigMap: no rule reads them".into()],
+            silenced: Vec::new(),
         }
     }
 
@@ -881,7 +909,6 @@ mod tests {
             f.workload = Some("Deployment/web".into());
         }
         assert_eq!(report.groups().len(), 1);
-        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         let required = |v: &serde_json::Value| {
             let mut r: Vec<String> =
@@ -893,12 +920,33 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(sorted(keys(&json)), required(&schema));
-        assert_eq!(sorted(keys(&schema["properties"])), required(&schema));
+        // what only some reports have: silenced findings, clusters
+        let optional = |v: &serde_json::Value, names: &[&str]| {
+            sorted([required(v), names.iter().map(|n| n.to_string()).collect()].concat())
+        };
+        report.silenced.push(report.findings[1].clone());
+        report.silenced[0].silenced = Some(crate::report::silence::Silence {
+            object: "shop/Deployment/web".into(),
+            entry: "state".into(),
+            reason: None,
+        });
+        report.silenced[0].cluster = Some("east".into());
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(sorted(keys(&json)), optional(&schema, &["silenced"]));
+        assert_eq!(sorted(keys(&schema["properties"])), optional(&schema, &["silenced"]));
+        let finding = &schema["$defs"]["finding"];
+        assert_eq!(sorted(keys(&json["silenced"][0])), optional(finding, &["cluster", "silenced"]));
+        assert_eq!(sorted(keys(&finding["properties"])), optional(finding, &["cluster", "silenced"]));
+        let silence = &finding["properties"]["silenced"];
+        assert_eq!(sorted(keys(&json["silenced"][0]["silenced"])), required(silence));
+        assert_eq!(sorted(keys(&silence["properties"])), required(silence));
         assert_eq!(sorted(keys(&json["summary"])), required(&schema["properties"]["summary"]));
         for (name, def) in [("findings", "finding"), ("groups", "group"), ("errors", "error")] {
             let def = &schema["$defs"][def];
             assert_eq!(sorted(keys(&json[name][0])), required(def));
+        }
+        for def in ["group", "error"] {
+            let def = &schema["$defs"][def];
             assert_eq!(sorted(keys(&def["properties"])), required(def));
         }
         let severities = [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical].map(|s| s.as_str());

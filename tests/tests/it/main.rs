@@ -23,3 +23,4 @@ mod pipeline;
 mod report;
 mod rust_plugin;
 mod sandbox;
+mod silence;

@@ -1,0 +1,105 @@
+//! `k8srule.dev/ignore` annotations on pods and on their workloads: the
+//! findings they name leave the report's findings, `--fail-on` and the
+//! table, and stay in JSON's `silenced` and `-o wide` with who silenced them
+//! and why; a value that names nothing is a note.
+
+use k8srule_tests::{diagnose_json, k8srule, root};
+
+const NOW: &str = "2024-05-01T12:00:00Z";
+
+fn fixture(name: &str) -> String {
+    root().join("tests/fixtures/silence").join(name).display().to_string()
+}
+
+/// (pod, rule, annotated object, entry, reason) of each silenced finding.
+fn silenced(report: &serde_json::Value) -> Vec<(String, String, String, String, Option<String>)> {
+    let s = |v: &serde_json::Value| v.as_str().unwrap().to_string();
+    report["silenced"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let by = &f["silenced"];
+            (s(&f["pod"]), s(&f["rule"]), s(&by["object"]), s(&by["entry"]), by["reason"].as_str().map(Into::into))
+        })
+        .collect()
+}
+
+#[test]
+fn a_rule_id_a_cause_key_and_a_deployment_silence_their_findings() {
+    let report = diagnose_json(NOW, &["-f", &fixture("silenced.json")]);
+    assert_eq!(report["findings"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["summary"], serde_json::json!({"pods": 3, "unhealthy": 0}));
+    let reason = |r: &str| Some(r.to_string());
+    let row = |pod: &str, rule: &str, object: &str, entry: &str, why: Option<String>| {
+        (format!("shop/{pod}"), rule.to_string(), format!("shop/{object}"), entry.to_string(), why)
+    };
+    let ticket = reason("a batch sized to be killed; see TICKET-12");
+    let load = reason("load test in progress");
+    assert_eq!(
+        silenced(&report),
+        [
+            // a rule id on the pod: its root cause, and the symptoms it explains with it
+            row("oom-1", "crashloop.cgroup-oom", "Pod/oom-1", "crashloop.cgroup-oom", ticket.clone()),
+            row("oom-1", "states.crashloopbackoff", "Pod/oom-1", "crashloop.cgroup-oom", ticket.clone()),
+            row("oom-1", "signals.exit-signal", "Pod/oom-1", "crashloop.cgroup-oom", ticket),
+            // a cause key covers its refinements: `signal` is `signal.SIGSEGV` too
+            row("segv-1", "signals.exit-signal", "Pod/segv-1", "signal", None),
+            row("segv-1", "states.crashloopbackoff", "Pod/segv-1", "signal", None),
+            // on the Deployment over the pod's ReplicaSet, each entry by its name
+            row("web-6f7c8d9-abcde", "crashloop.cgroup-oom", "Deployment/web", "cgroup-oom", load.clone()),
+            row(
+                "web-6f7c8d9-abcde",
+                "states.crashloopbackoff",
+                "Deployment/web",
+                "state.CrashLoopBackOff",
+                load.clone()
+            ),
+            row("web-6f7c8d9-abcde", "signals.exit-signal", "Deployment/web", "signal.SIGKILL", load),
+        ]
+    );
+    assert_eq!(report["notes"], serde_json::json!([]));
+    // nothing left to fail on
+    let (code, table, err) = k8srule(&["diagnose", "-f", &fixture("silenced.json"), "--now", NOW, "--fail-on", "info"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!table.contains("pod shop/"), "{table}");
+    assert!(
+        table
+            .contains("note: 8 finding(s) of 3 pod(s) silenced by k8srule.dev/ignore annotations (-o wide lists them)"),
+        "{table}"
+    );
+    let (_, wide, _) = k8srule(&["diagnose", "-f", &fixture("silenced.json"), "--now", NOW, "-o", "wide"]);
+    assert!(
+        wide.contains(
+            "ERROR shop/web-6f7c8d9-abcde [app]: cgroup-oom (crashloop.cgroup-oom), by shop/Deployment/web `cgroup-oom`: load test in progress"
+        ),
+        "{wide}"
+    );
+}
+
+#[test]
+fn an_entry_that_names_nothing_is_a_note_and_the_rest_still_silences() {
+    let files = ["-f", &fixture("silenced.json"), "-f", &fixture("malformed.json")];
+    let report = diagnose_json(NOW, &files);
+    let findings: Vec<(&str, &str)> = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["pod"].as_str().unwrap(), f["rule"].as_str().unwrap()))
+        .collect();
+    assert_eq!(findings, [("shop/loud-1", "signals.exit-signal")]);
+    assert_eq!(
+        report["notes"],
+        serde_json::json!([
+            "shop/Pod/loud-1: annotation k8srule.dev/ignore: `Not A Rule!`, `no-such-cause` name(s) no loaded rule or cause; ignored"
+        ])
+    );
+    assert!(silenced(&report).iter().any(|s| s.0 == "shop/loud-1" && s.1 == "states.crashloopbackoff"));
+    let gate = |level: &str| {
+        let mut args = vec!["diagnose", "--now", NOW, "--fail-on", level];
+        args.extend(files);
+        k8srule(&args).0
+    };
+    // the one finding left is a warning; the silenced errors do not count
+    assert_eq!((gate("warning"), gate("error")), (1, 0));
+}
