@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::sanitize::text as shown;
+mod clusters;
 pub mod fixture;
 mod lsp;
 mod mcp;
@@ -260,9 +261,13 @@ struct TargetArgs {
     /// The kubeconfig file [default: $KUBECONFIG or ~/.kube/config, else the in-cluster service account].
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context [default: the current context].
+    /// The kubeconfig context [default: the current context]. Repeatable for `diagnose` and
+    /// `snapshot`: the clusters are read 4 at a time, into one report whose findings name their `cluster`.
     #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    context: Vec<String>,
+    /// Every context of the kubeconfig, as if each were given with `--context` (`diagnose`, `snapshot`).
+    #[arg(long, conflicts_with = "context")]
+    all_contexts: bool,
     /// The namespace [default: the context's].
     #[arg(short, long, value_name = "NAME")]
     namespace: Option<String>,
@@ -277,15 +282,36 @@ struct TargetArgs {
 impl TargetArgs {
     /// The flag that chooses a cluster, if one was given (`-n`, `-A` and `-l` apply to files too).
     fn given_cluster(&self) -> Option<&'static str> {
-        [(self.kubeconfig.is_some(), "--kubeconfig"), (self.context.is_some(), "--context")]
-            .into_iter()
-            .find_map(|(given, flag)| given.then_some(flag))
+        [
+            (self.kubeconfig.is_some(), "--kubeconfig"),
+            (!self.context.is_empty(), "--context"),
+            (self.all_contexts, "--all-contexts"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
     }
 
-    fn target(&self) -> crate::input::live::Target {
+    /// The contexts to read: those given, each once, or every one of the
+    /// kubeconfig; `[None]` for the current one.
+    fn contexts(&self) -> Result<Vec<Option<String>>, Error> {
+        if self.all_contexts {
+            let all = crate::input::live::contexts(self.kubeconfig.as_deref())?;
+            return Ok(all.into_iter().map(Some).collect());
+        }
+        let mut given: Vec<Option<String>> = Vec::new();
+        for c in &self.context {
+            if !given.iter().flatten().any(|g| g == c) {
+                given.push(Some(c.clone()));
+            }
+        }
+        Ok(if given.is_empty() { vec![None] } else { given })
+    }
+
+    /// The target of one cluster: `context`, or the current one.
+    fn target(&self, context: Option<String>) -> crate::input::live::Target {
         crate::input::live::Target {
             kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            context,
             namespace: self.namespace.clone(),
             all_namespaces: self.all_namespaces,
             selector: self.selector.clone(),
@@ -639,7 +665,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let diagnoser = diagnoser(&args.packs, args.lang.clone().unwrap_or_else(default_lang))?;
     let pod = args.pod.as_deref().map(|p| p.strip_prefix("pod/").or_else(|| p.strip_prefix("pods/")).unwrap_or(p));
-    let snapshot = if args.files.is_empty() {
+    let (snapshots, unread): Clusters = if args.files.is_empty() {
         let needs = diagnoser.needs();
         let bounds = crate::input::live::LogBounds {
             tail_lines: args.log_tail_lines,
@@ -647,9 +673,20 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             ..crate::input::live::LogBounds::default()
         };
         let logs = diagnoser.logs().map(|r| (r, bounds));
-        let mut target = args.target.target();
-        target.pod = pod.map(str::to_string);
-        read_cluster(&target, needs, diagnoser.fields(), now, logs, io)?
+        let targets: Vec<(Option<String>, crate::input::live::Target)> = args
+            .target
+            .contexts()?
+            .into_iter()
+            .map(|context| {
+                let mut target = args.target.target(context.clone());
+                target.pod = pod.map(str::to_string);
+                (context, target)
+            })
+            .collect();
+        match targets.as_slice() {
+            [(_, target)] => (vec![(None, read_cluster(target, needs, diagnoser.fields(), now, logs, io)?)], vec![]),
+            _ => read_clusters(targets, needs, &diagnoser.fields(), now, logs)?,
+        }
     } else {
         if let Some(flag) = args.target.given_cluster() {
             return Err(LoadError::Invalid {
@@ -663,33 +700,57 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         if selector.is_some() {
             fields.keep(&["metadata", "labels"]);
         }
-        let mut snapshot = Snapshot::new(now).keeping(fields).reading_logs(diagnoser.logs());
-        for f in &args.files {
-            snapshot.add_path(f)?;
-        }
         // -n, -l and POD as a live read applies them; without -n, every namespace
         let namespace = args.target.namespace.as_deref().filter(|_| !args.target.all_namespaces);
-        let store = &snapshot.store;
-        snapshot.pods.retain(|p| {
-            let meta = store.get(*p);
-            namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
-                && pod.is_none_or(|name| meta.str_at(&["metadata", "name"]) == Some(name))
-                && selector.as_ref().is_none_or(|s| s.matches(meta.path(&["metadata", "labels"])))
-        });
-        snapshot
+        let load = |paths: &[PathBuf]| -> Result<Snapshot, Error> {
+            let mut snapshot = Snapshot::new(now).keeping(fields.clone()).reading_logs(diagnoser.logs());
+            for f in paths {
+                snapshot.add_path(f)?;
+            }
+            let store = &snapshot.store;
+            snapshot.pods.retain(|p| {
+                let meta = store.get(*p);
+                namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
+                    && pod.is_none_or(|name| meta.str_at(&["metadata", "name"]) == Some(name))
+                    && selector.as_ref().is_none_or(|s| s.matches(meta.path(&["metadata", "labels"])))
+            });
+            Ok(snapshot)
+        };
+        match clusters::read(&args.files)? {
+            Some(saved) => {
+                let mut snapshots = Vec::new();
+                for (context, dir) in saved.read {
+                    snapshots.push((Some(context), load(&[dir])?));
+                }
+                (snapshots, saved.unread)
+            }
+            None => (vec![(None, load(&args.files)?)], vec![]),
+        }
     };
     if let Some(pod) = pod
-        && snapshot.pods.is_empty()
+        && snapshots.iter().all(|(_, s)| s.pods.is_empty())
     {
         let scope = args.target.namespace.as_deref().map(|ns| format!(" in namespace {ns}")).unwrap_or_default();
         return Err(LoadError::NotFound(format!("pods \"{pod}\" not found{scope}")).into());
     }
-    let mut report: Report = diagnoser.diagnose(&snapshot);
+    let several = snapshots.iter().any(|(context, _)| context.is_some());
+    let names: Vec<String> =
+        snapshots.iter().filter_map(|(c, _)| c.clone()).chain(unread.iter().map(|(c, _)| c.clone())).collect();
+    let mut report = match several {
+        false => snapshots.first().map(|(_, s)| diagnoser.diagnose(s)).unwrap_or_default(),
+        true => {
+            Report::merge(snapshots.into_iter().map(|(c, s)| (c.unwrap_or_default(), diagnoser.diagnose(&s))).collect())
+        }
+    };
+    for (context, why) in &unread {
+        report.notes.push(format!("cluster {context}: not read: {why}"));
+    }
     if let Some(min) = args.min_severity {
         report.retain_severity(min);
     }
     let source = match args.files.is_empty() {
-        true => match &args.target.context {
+        true if several => format!("the clusters of contexts {}", names.join(", ")),
+        true => match args.target.context.first() {
             Some(context) => format!("the cluster of context {context}"),
             None => "the cluster of the current kubeconfig context".into(),
         },
@@ -744,19 +805,69 @@ fn read_cluster(
             let _ = err.flush();
         }
     };
-    let read = crate::input::live::block_on(async {
-        let cluster = crate::input::live::Cluster::connect(target).await?;
-        let mut snapshot = cluster.snapshot(needs, now, fields, &mut progress).await?;
-        if let Some((redactor, bounds)) = logs {
-            progress("container logs", 0);
-            cluster.read_logs(&mut snapshot, redactor, bounds).await;
-        }
-        Ok::<_, crate::input::live::LiveError>(snapshot)
-    })?;
+    let read = crate::input::live::block_on(read_live(target, needs, fields, now, logs, &mut progress))?;
     if tty {
         let _ = write!(io.err, "\r\x1b[2K");
     }
     Ok(read?)
+}
+
+/// A cluster's pods and what `needs` names, then the logs the rules read.
+async fn read_live(
+    target: &crate::input::live::Target,
+    needs: crate::input::Needs,
+    fields: crate::input::fields::Fields,
+    now: i64,
+    logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
+    progress: &mut dyn FnMut(&str, usize),
+) -> Result<Snapshot, crate::input::live::LiveError> {
+    let cluster = crate::input::live::Cluster::connect(target).await?;
+    let mut snapshot = cluster.snapshot(needs, now, fields, progress).await?;
+    if let Some((redactor, bounds)) = logs {
+        progress("container logs", 0);
+        cluster.read_logs(&mut snapshot, redactor, bounds).await;
+    }
+    Ok(snapshot)
+}
+
+/// Each cluster's snapshot, named by its context when there are several,
+/// and each cluster not read, with why.
+type Clusters = (Vec<(Option<String>, Snapshot)>, Vec<(String, String)>);
+
+/// Clusters read at once by `--context` given more than once or `--all-contexts`.
+const CLUSTERS_AT_ONCE: usize = 4;
+
+/// Several clusters, [`CLUSTERS_AT_ONCE`] at a time: the snapshot of each
+/// one read, named by its context, and why each other one was not. An error
+/// when none could be read.
+fn read_clusters(
+    targets: Vec<(Option<String>, crate::input::live::Target)>,
+    needs: crate::input::Needs,
+    fields: &crate::input::fields::Fields,
+    now: i64,
+    logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
+) -> Result<Clusters, Error> {
+    use futures::StreamExt;
+    let reads = futures::stream::iter(targets).map(|(context, target)| {
+        let (fields, logs) = (fields.clone(), logs.clone());
+        async move { (context, read_live(&target, needs, fields, now, logs, &mut |_, _| {}).await) }
+    });
+    let read = crate::input::live::block_on(reads.buffered(CLUSTERS_AT_ONCE).collect::<Vec<_>>())?;
+    let (mut snapshots, mut unread) = (Vec::new(), Vec::new());
+    for (context, result) in read {
+        let context = context.unwrap_or_default();
+        match result {
+            Ok(snapshot) => snapshots.push((Some(context), snapshot)),
+            Err(e) => unread.push((context, e.to_string())),
+        }
+    }
+    if snapshots.is_empty() {
+        let why: Vec<String> = unread.iter().map(|(c, e)| format!("context {c}: {e}")).collect();
+        return Err(
+            crate::input::live::LiveError::Config(format!("no cluster could be read: {}", why.join("; "))).into()
+        );
+    }
+    Ok((snapshots, unread))
 }
 
 fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
@@ -769,26 +880,34 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
     let now = jiff::Timestamp::now();
     let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
     let logs = Some((logs, crate::input::live::LogBounds::default()));
-    let snapshot = read_cluster(
-        &args.target.target(),
-        crate::input::Needs::ALL,
-        crate::input::fields::Fields::All,
-        now.as_second(),
-        logs,
-        io,
-    )?;
-    snapshot.write_bundle(dir)?;
-    let _ = writeln!(
-        io.out,
-        "wrote {}: {} pods, {} events, {} nodes, {} owners",
-        dir.display(),
-        snapshot.pods.len(),
-        snapshot.events.len(),
-        snapshot.nodes.len(),
-        snapshot.owners.len()
-    );
-    for n in &snapshot.notes {
-        let _ = writeln!(io.err, "note: {}", shown(n));
+    let (needs, fields) = (crate::input::Needs::ALL, crate::input::fields::Fields::All);
+    let targets: Vec<_> = args.target.contexts()?.into_iter().map(|c| (c.clone(), args.target.target(c))).collect();
+    let (snapshots, unread) = match targets.as_slice() {
+        [(_, target)] => (vec![(None, read_cluster(target, needs, fields, now.as_second(), logs, io)?)], vec![]),
+        _ => read_clusters(targets, needs, &fields, now.as_second(), logs)?,
+    };
+    let snapshots: Vec<(String, Snapshot)> = snapshots.into_iter().map(|(c, s)| (c.unwrap_or_default(), s)).collect();
+    match snapshots.as_slice() {
+        [(context, snapshot)] if unread.is_empty() && context.is_empty() => snapshot.write_bundle(dir)?,
+        _ => clusters::write(dir, &snapshots, &unread)?,
+    }
+    for (context, snapshot) in &snapshots {
+        let of = if context.is_empty() { String::new() } else { format!(" (context {context})") };
+        let _ = writeln!(
+            io.out,
+            "wrote {}{of}: {} pods, {} events, {} nodes, {} owners",
+            dir.display(),
+            snapshot.pods.len(),
+            snapshot.events.len(),
+            snapshot.nodes.len(),
+            snapshot.owners.len()
+        );
+        for n in &snapshot.notes {
+            let _ = writeln!(io.err, "note: {}", shown(n));
+        }
+    }
+    for (context, why) in &unread {
+        let _ = writeln!(io.err, "note: context {}: not read: {}", shown(context), shown(why));
     }
     let _ = writeln!(
         io.out,
@@ -811,6 +930,9 @@ enum JsonLine<'a> {
 
 fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     use crate::watch::Change;
+    if args.target.all_contexts || args.target.context.len() > 1 {
+        return Err(LoadError::Invalid { path: "--context".into(), message: "watch reads one cluster".into() }.into());
+    }
     let diagnoser = diagnoser(&args.packs, args.lang.clone())?;
     let listener = match args.metrics_addr {
         Some(addr) => {
@@ -886,7 +1008,8 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
                 .map_err(|e| crate::input::live::LiveError::Config(format!("--metrics-addr: {e}")))?;
             tokio::spawn(crate::watch::metrics::serve(listener, metrics.clone()));
         }
-        let cluster = crate::input::live::Cluster::connect(&args.target.target()).await?;
+        let cluster =
+            crate::input::live::Cluster::connect(&args.target.target(args.target.context.first().cloned())).await?;
         crate::watch::watch(&cluster, &diagnoser, &options, &mut sink).await
     })??;
     Ok(0)

@@ -454,6 +454,22 @@ async fn load_config(target: &Target) -> Result<Config, LiveError> {
     }
 }
 
+/// The names of the contexts of the kubeconfig (`path`, else `$KUBECONFIG`'s
+/// files merged, else `~/.kube/config`), in its order: what `--all-contexts` reads.
+pub fn contexts(path: Option<&std::path::Path>) -> Result<Vec<String>, LiveError> {
+    let read = match path {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::read(),
+    };
+    let where_ = || path.map_or_else(|| "kubeconfig".to_string(), |p| p.display().to_string());
+    let config = read.map_err(|e| LiveError::Config(format!("{}: {}", where_(), cause(&e))))?;
+    let names: Vec<String> = config.contexts.into_iter().map(|c| c.name).collect();
+    if names.is_empty() {
+        return Err(LiveError::Config(format!("{}: no contexts", where_())));
+    }
+    Ok(names)
+}
+
 /// The innermost message of an error chain, e.g. `connection refused`.
 fn cause(e: &dyn std::error::Error) -> String {
     let mut last = e;

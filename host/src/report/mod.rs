@@ -359,21 +359,75 @@ impl Report {
     /// out becomes a root itself. The summary counts what remains.
     pub fn retain_severity(&mut self, min: Severity) {
         self.findings.retain(|f| f.severity >= min);
-        let kept: HashSet<(&str, &str)> = self.findings.iter().map(|f| (f.pod.as_str(), f.rule.as_str())).collect();
+        let pod = |f: &Finding| (f.cluster.clone(), f.pod.clone());
+        let kept: HashSet<_> = self.findings.iter().map(|f| (pod(f), f.rule.as_str())).collect();
         let orphans: Vec<usize> = (0..self.findings.len())
             .filter(|&i| {
                 let f = &self.findings[i];
-                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(f.pod.as_str(), root)))
+                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(pod(f), root)))
             })
             .collect();
         for i in orphans {
             self.findings[i].explained_by = None;
         }
-        let mut unhealthy: Vec<&str> = self.findings.iter().map(|f| f.pod.as_str()).collect();
+        let mut unhealthy: Vec<_> = self.findings.iter().map(pod).collect();
         unhealthy.dedup();
         self.summary.unhealthy = unhealthy.len();
     }
 
+    /// One report of the reports of several clusters, each named by its
+    /// kubeconfig context, in that order: each finding gets its `cluster`,
+    /// the counts add up, and an error or a note is listed once when every
+    /// cluster has it, else once per cluster that has it, after `cluster NAME: `.
+    pub fn merge(reports: Vec<(String, Report)>) -> Report {
+        let n = reports.len();
+        let mut merged = Report::default();
+        let (mut errors, mut notes) = (Vec::new(), Vec::new());
+        for (cluster, report) in reports {
+            merged.summary.pods += report.summary.pods;
+            merged.summary.unhealthy += report.summary.unhealthy;
+            for mut f in report.findings.into_iter().chain(report.silenced) {
+                f.cluster = Some(cluster.clone());
+                match f.silenced {
+                    Some(_) => merged.silenced.push(f),
+                    None => merged.findings.push(f),
+                }
+            }
+            errors.extend(report.errors.into_iter().map(|e| (cluster.clone(), e)));
+            notes.extend(report.notes.into_iter().map(|note| (cluster.clone(), note)));
+        }
+        merged.errors = once_or_each(errors, n, |c, e| ReportError {
+            pack: e.pack.clone(),
+            message: format!("cluster {c}: {}", e.message),
+        });
+        merged.notes = once_or_each(notes, n, |c, note| format!("cluster {c}: {note}"));
+        merged
+    }
+}
+
+/// `items` of `clusters` clusters: one that every cluster has, once;
+/// the others each as `label` makes it.
+fn once_or_each<T: Clone + PartialEq>(
+    items: Vec<(String, T)>,
+    clusters: usize,
+    label: impl Fn(&str, &T) -> T,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for (cluster, item) in &items {
+        let mut having: Vec<&str> = items.iter().filter(|(_, other)| other == item).map(|(c, _)| c.as_str()).collect();
+        having.dedup();
+        if having.len() >= clusters && clusters > 1 {
+            if !out.contains(item) {
+                out.push(item.clone());
+            }
+        } else {
+            out.push(label(cluster, item));
+        }
+    }
+    out
+}
+
+impl Report {
     /// The report as pretty-printed JSON (docs/report.schema.json), with a final newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use crate::input::fields::IGNORE;
-use crate::report::group::{self, Entry, Sort, Unit};
+use crate::report::group::{self, Entry, Sort, Unit, in_cluster};
 use crate::report::sanitize;
 use crate::report::{Finding, Report, Severity};
 
@@ -135,7 +135,10 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
             lines.out.push('\n');
         }
         match entry {
-            Entry::Pod { name, .. } => lines.push("", 4, &paint(&format!("pod {name}"), BOLD, color)),
+            Entry::Pod { name, .. } => {
+                let heading = format!("pod {name}{}", in_cluster(entry.cluster()));
+                lines.push("", 4, &paint(&heading, BOLD, color))
+            }
             Entry::Group { group, .. } => {
                 lines.push("", 4, &paint(&group.headline(), BOLD, color));
                 lines.push("  ", 4, &group_pods(group, layout.expand));
@@ -187,7 +190,14 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
         lines.push("", 4, &format!("silenced by {IGNORE}:"));
         for f in &report.silenced {
             let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
-            let line = format!("{} {}{container}: {} ({})", f.severity.as_str().to_uppercase(), f.pod, f.cause, f.rule);
+            let line = format!(
+                "{} {}{}{container}: {} ({})",
+                f.severity.as_str().to_uppercase(),
+                f.pod,
+                in_cluster(f.cluster.as_deref()),
+                f.cause,
+                f.rule
+            );
             let by = f.silenced.as_ref().map(|s| {
                 let reason = s.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
                 format!(", by {} `{}`{reason}", s.object, s.entry)
@@ -206,7 +216,8 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
 
 /// How many findings of how many pods annotations silenced, if any.
 fn silenced_line(report: &Report) -> Option<String> {
-    let mut pods: Vec<&str> = report.silenced.iter().map(|f| f.pod.as_str()).collect();
+    let mut pods: Vec<(Option<&str>, &str)> =
+        report.silenced.iter().map(|f| (f.cluster.as_deref(), f.pod.as_str())).collect();
     pods.dedup();
     (!pods.is_empty()).then(|| {
         format!("{} finding(s) of {} pod(s) silenced by {IGNORE} annotations", report.silenced.len(), pods.len())
@@ -251,15 +262,16 @@ fn markdown(report: &Report, layout: &Layout) -> String {
     for entry in group::entries(report, layout.sort) {
         match &entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "\n### Pod {}\n", code(name));
+                let _ = writeln!(out, "\n### Pod {}{}\n", code(name), md_cluster(entry.cluster()));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
                 let _ = writeln!(
                     out,
-                    "\n### {} pods {what} {}: {}\n",
+                    "\n### {} pods {what} {}{}: {}\n",
                     group.pods.len(),
                     code(&group.name),
+                    md_cluster(entry.cluster()),
                     code(&group.cause)
                 );
                 let first = group.pods.first().map_or("", String::as_str);
@@ -346,7 +358,7 @@ fn junit(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\">\n    <failure type=\"{}\" message=\"{}\">{}</failure>\n  </testcase>",
-            esc(&root.pod),
+            esc(&root.cluster.as_ref().map_or_else(|| root.pod.clone(), |c| format!("{c}/{}", root.pod))),
             esc(&name),
             root.severity.as_str(),
             esc(&root.title),
@@ -408,9 +420,10 @@ form.addEventListener('input',apply);form.addEventListener('submit',function(ev)
 
 /// The `id` of an entry of the page.
 fn entry_id(entry: &Entry) -> String {
+    let cluster = entry.cluster().map(|c| format!("{c}:")).unwrap_or_default();
     match entry {
-        Entry::Pod { name, .. } => format!("pod:{name}"),
-        Entry::Group { group, .. } => format!("{}:{}:{}", group.by.as_str(), group.name, group.cause),
+        Entry::Pod { name, .. } => format!("{cluster}pod:{name}"),
+        Entry::Group { group, .. } => format!("{cluster}{}:{}:{}", group.by.as_str(), group.name, group.cause),
     }
 }
 
@@ -446,7 +459,7 @@ fn html(report: &Report, layout: &Layout) -> String {
     let mut namespaces: BTreeMap<&str, ([usize; 3], BTreeSet<usize>)> = BTreeMap::new();
     let mut causes: BTreeMap<&str, ([usize; 2], BTreeSet<usize>)> = BTreeMap::new();
     let mut pods = BTreeSet::new();
-    let mut entry_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut entry_of: BTreeMap<(Option<&str>, &str), usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let shown: Vec<&str> = match entry {
             Entry::Pod { name, .. } => vec![name],
@@ -454,7 +467,7 @@ fn html(report: &Report, layout: &Layout) -> String {
         };
         for pod in shown {
             namespaces.entry(namespace(pod)).or_default().1.insert(i);
-            entry_of.entry(pod).or_insert(i);
+            entry_of.entry((entry.cluster(), pod)).or_insert(i);
         }
         if let Entry::Group { group, .. } = entry {
             causes.entry(&group.cause).or_default().1.insert(i);
@@ -467,14 +480,15 @@ fn html(report: &Report, layout: &Layout) -> String {
     }
     for f in &report.findings {
         let ns = &mut namespaces.entry(namespace(&f.pod)).or_default().0;
-        if pods.insert(f.pod.as_str()) {
+        let pod = (f.cluster.as_deref(), f.pod.as_str());
+        if pods.insert(pod) {
             ns[0] += 1;
         }
         let symptom = f.explained_by.is_some();
         ns[1 + usize::from(symptom)] += 1;
         let cause = causes.entry(&f.cause).or_default();
         cause.0[usize::from(symptom)] += 1;
-        if let Some(&i) = entry_of.get(f.pod.as_str()) {
+        if let Some(&i) = entry_of.get(&pod) {
             cause.1.insert(i);
         }
     }
@@ -484,7 +498,7 @@ fn html(report: &Report, layout: &Layout) -> String {
             .filter_map(|&i| entries.get(i))
             .map(|e| {
                 let label = match e {
-                    Entry::Pod { name, .. } => name.to_string(),
+                    Entry::Pod { name, .. } => format!("{name}{}", in_cluster(e.cluster())),
                     Entry::Group { group, .. } => group.headline(),
                 };
                 format!("<a href=\"#{}\">{}</a>", esc(&entry_id(e)), esc(&label))
@@ -534,15 +548,16 @@ fn html(report: &Report, layout: &Layout) -> String {
         );
         match entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "<h2>Pod <code>{}</code></h2>", esc(name));
+                let _ = writeln!(out, "<h2>Pod <code>{}</code>{}</h2>", esc(name), html_cluster(entry.cluster()));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
                 let _ = writeln!(
                     out,
-                    "<h2>{} pods {what} <code>{}</code>: <code>{}</code></h2>",
+                    "<h2>{} pods {what} <code>{}</code>{}: <code>{}</code></h2>",
                     group.pods.len(),
                     esc(&group.name),
+                    html_cluster(entry.cluster()),
                     esc(&group.cause)
                 );
                 let first = group.pods.first().map_or("", String::as_str);
@@ -596,6 +611,11 @@ fn html(report: &Report, layout: &Layout) -> String {
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// ` in cluster `NAME`` for an entry of a report that covers several clusters.
+fn md_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" in cluster {}", code(c))).unwrap_or_default()
 }
 
 fn md_finding(f: &Finding) -> String {
@@ -669,10 +689,18 @@ fn html_attrs(f: &Finding, kind: &str) -> String {
     if let Some(c) = &f.container {
         let _ = write!(attrs, " data-container=\"{}\"", esc(c));
     }
+    if let Some(c) = &f.cluster {
+        let _ = write!(attrs, " data-cluster=\"{}\"", esc(c));
+    }
     if let Some(r) = &f.explained_by {
         let _ = write!(attrs, " data-explained-by=\"{}\"", esc(r));
     }
     attrs
+}
+
+/// ` in cluster <code>NAME</code>` for an entry of a report that covers several clusters.
+fn html_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" in cluster <code>{}</code>", esc(c))).unwrap_or_default()
 }
 
 fn html_headline(f: &Finding) -> String {
@@ -945,10 +973,15 @@ mod tests {
             let def = &schema["$defs"][def];
             assert_eq!(sorted(keys(&json[name][0])), required(def));
         }
-        for def in ["group", "error"] {
-            let def = &schema["$defs"][def];
-            assert_eq!(sorted(keys(&def["properties"])), required(def));
-        }
+        let group = &schema["$defs"]["group"];
+        assert_eq!(sorted(keys(&group["properties"])), optional(group, &["cluster"]));
+        let error = &schema["$defs"]["error"];
+        assert_eq!(sorted(keys(&error["properties"])), required(error));
+        // a report of several clusters: each group names its cluster
+        let clusters = Report::merge(vec![("east".into(), report.clone()), ("west".into(), report)]);
+        let json: serde_json::Value = serde_json::from_str(&clusters.to_json()).unwrap();
+        assert_eq!(sorted(keys(&json["groups"][0])), optional(group, &["cluster"]));
+        assert_eq!(json["groups"].as_array().unwrap().len(), 2);
         let severities = [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical].map(|s| s.as_str());
         assert_eq!(schema["$defs"]["finding"]["properties"]["severity"]["enum"], serde_json::json!(severities));
         assert_eq!(schema["$defs"]["group"]["properties"]["severity"]["enum"], serde_json::json!(severities));

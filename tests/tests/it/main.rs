@@ -5,6 +5,7 @@ mod architecture;
 mod bundles;
 mod check;
 mod cli;
+mod clusters;
 mod corpus;
 mod differential;
 mod dumps;
