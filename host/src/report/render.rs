@@ -374,7 +374,7 @@ fn junit(report: &Report) -> String {
         );
     }
     let mut system_out = report.summary_line() + "\n";
-    for n in &report.notes {
+    for n in report.notes.iter().chain(&silenced_line(report)) {
         let _ = writeln!(system_out, "note: {n}");
     }
     let _ = writeln!(out, "  <system-out>{}</system-out>\n</testsuite>", esc(&system_out));
@@ -599,9 +599,10 @@ fn html(report: &Report, layout: &Layout) -> String {
         }
         out.push_str("</ul>\n</section>\n");
     }
-    if !report.notes.is_empty() {
+    let silenced = silenced_line(report);
+    if !report.notes.is_empty() || silenced.is_some() {
         out.push_str("<section class=\"notes\">\n<h2>Notes</h2>\n<ul>\n");
-        for n in &report.notes {
+        for n in report.notes.iter().chain(&silenced) {
             let _ = writeln!(out, "<li>{}</li>", esc(n));
         }
         out.push_str("</ul>\n</section>\n");

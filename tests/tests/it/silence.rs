@@ -3,7 +3,7 @@
 //! table, and stay in JSON's `silenced` and `-o wide` with who silenced them
 //! and why; a value that names nothing is a note.
 
-use k8srule_tests::{diagnose_json, k8srule, root};
+use k8srule_tests::{KubeApi, diagnose_json, k8srule, k8srule_background, root};
 
 const NOW: &str = "2024-05-01T12:00:00Z";
 
@@ -102,4 +102,39 @@ fn an_entry_that_names_nothing_is_a_note_and_the_rest_still_silences() {
     };
     // the one finding left is a warning; the silenced errors do not count
     assert_eq!((gate("warning"), gate("error")), (1, 0));
+}
+
+/// The example's pods on the API emulator, their ReplicaSet's Deployment
+/// annotated to silence `cgroup-oom`.
+fn annotated_cluster() -> (tempfile::TempDir, KubeApi) {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::copy(root().join("examples/snapshots/crashloop.json"), data.path().join("crashloop.json")).unwrap();
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop", "uid": "dep-1",
+                     "annotations": {"k8srule.dev/ignore": "cgroup-oom", "k8srule.dev/ignore-reason": "load test"}}});
+    std::fs::write(data.path().join("deployment.json"), deployment.to_string()).unwrap();
+    let api = KubeApi::start(data.path(), &[]);
+    (data, api)
+}
+
+#[test]
+fn a_live_read_and_watch_follow_the_owners_to_the_annotated_deployment() {
+    let (_data, api) = annotated_cluster();
+    let kc = api.kubeconfig();
+    let report = diagnose_json(NOW, &["--kubeconfig", &kc]);
+    let silenced = silenced(&report);
+    assert_eq!(silenced[0].1, "crashloop.cgroup-oom");
+    assert_eq!((silenced[0].2.as_str(), silenced[0].4.as_deref()), ("shop/Deployment/web", Some("load test")));
+    assert!(!report["findings"].as_array().unwrap().iter().any(|f| f["pod"] == "shop/web-7d4b9c-x2x9k"), "{report:#}");
+    let (handle, out, err) = k8srule_background(&["watch", "--kubeconfig", &kc, "-o", "json", "--duration", "1"]);
+    assert_eq!(handle.join().unwrap(), 0, "{}", err.text());
+    let new: Vec<(String, String)> = out
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| l["type"] == "new")
+        .map(|l| (l["finding"]["pod"].as_str().unwrap().into(), l["finding"]["rule"].as_str().unwrap().into()))
+        .collect();
+    assert!(new.iter().any(|(pod, _)| pod == "shop/worker-0"), "{new:?}");
+    assert!(!new.iter().any(|(pod, _)| pod == "shop/web-7d4b9c-x2x9k"), "{new:?}");
 }
