@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, LoadError, Snapshot};
+use crate::{Error, LoadError};
 
 /// The file that makes a directory a snapshot of several clusters.
 pub const CLUSTERS_FILE: &str = "clusters.json";
@@ -78,40 +78,32 @@ pub fn read(files: &[PathBuf]) -> Result<Option<Saved>, Error> {
     Ok(Some(saved))
 }
 
-/// Writes each cluster's snapshot as a bundle in a subdirectory of `dir`
-/// named after its context, and `clusters.json`.
-pub fn write(dir: &Path, snapshots: &[(String, Snapshot)], unread: &[(String, String)]) -> Result<(), Error> {
-    let mut clusters = Vec::new();
-    let mut taken: Vec<String> = Vec::new();
-    for (context, snapshot) in snapshots {
-        let sub = unique(subdirectory(context), &taken);
-        snapshot.write_bundle(&dir.join(&sub))?;
-        taken.push(sub.clone());
-        clusters.push(Cluster { context: context.clone(), dir: Some(sub), error: None });
-    }
-    for (context, why) in unread {
-        clusters.push(Cluster { context: context.clone(), dir: None, error: Some(why.clone()) });
-    }
-    let text = serde_json::to_string_pretty(&Clusters { clusters }).unwrap_or_default() + "\n";
+/// Writes `clusters.json` in `dir`: each context read with its bundle's
+/// subdirectory, each other one with why it was not read.
+pub fn write_index(dir: &Path, read: &[(String, String)], unread: &[(String, String)]) -> Result<(), Error> {
+    let read =
+        read.iter().map(|(context, sub)| Cluster { context: context.clone(), dir: Some(sub.clone()), error: None });
+    let unread =
+        unread.iter().map(|(context, why)| Cluster { context: context.clone(), dir: None, error: Some(why.clone()) });
+    let text = serde_json::to_string_pretty(&Clusters { clusters: read.chain(unread).collect() }).unwrap_or_default();
     let path = dir.join(CLUSTERS_FILE);
-    std::fs::write(&path, text)
+    std::fs::write(&path, text + "\n")
         .map_err(|e| LoadError::Io { path: path.display().to_string(), message: e.to_string() })?;
     Ok(())
 }
 
-/// A directory name for a context (`arn:aws:eks:...:cluster/prod` has
-/// characters a path cannot take): letters, digits, `.`, `_` and `-` kept,
-/// the others `_`.
-fn subdirectory(context: &str) -> String {
+/// The subdirectory for a context's bundle, not one of `taken`, which it
+/// joins: the context's name with characters a path cannot take
+/// (`arn:aws:eks:...:cluster/prod`) as `_` (letters, digits, `.`, `_` and
+/// `-` are kept), and `-2`, `-3`... when that is taken.
+pub fn subdirectory(context: &str, taken: &mut Vec<String>) -> String {
     let name: String =
         context.chars().map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '_' }).collect();
-    if name.is_empty() || name.chars().all(|c| c == '.') || name == "_k8srule" { format!("_{name}") } else { name }
-}
-
-/// `name`, or `name-2`, `name-3`... when it is taken.
-fn unique(name: String, taken: &[String]) -> String {
+    let name = if name.is_empty() || name.chars().all(|c| c == '.') { format!("_{name}") } else { name };
     let free = |n: &String| !taken.contains(n) && n != CLUSTERS_FILE;
-    std::iter::once(name.clone()).chain((2..).map(|i| format!("{name}-{i}"))).find(free).unwrap_or(name)
+    let sub = std::iter::once(name.clone()).chain((2..).map(|i| format!("{name}-{i}"))).find(free).unwrap_or(name);
+    taken.push(sub.clone());
+    sub
 }
 
 #[cfg(test)]
@@ -120,9 +112,12 @@ mod tests {
 
     #[test]
     fn a_context_names_a_directory_of_its_own() {
-        assert_eq!(subdirectory("arn:aws:eks:eu-west-1:1234:cluster/prod"), "arn_aws_eks_eu-west-1_1234_cluster_prod");
-        assert_eq!(subdirectory(".."), "_..");
-        assert_eq!(subdirectory(""), "_");
-        assert_eq!(unique("a_b".into(), &["a_b".into(), "a_b-2".into()]), "a_b-3");
+        let mut taken = Vec::new();
+        let mut sub = |context: &str| subdirectory(context, &mut taken);
+        assert_eq!(sub("arn:aws:eks:eu-west-1:1234:cluster/prod"), "arn_aws_eks_eu-west-1_1234_cluster_prod");
+        assert_eq!(sub(".."), "_..");
+        assert_eq!(sub(""), "_");
+        assert_eq!((sub("a:b"), sub("a/b"), sub("a_b")), ("a_b".into(), "a_b-2".into(), "a_b-3".into()));
+        assert_eq!(sub("clusters.json"), "clusters.json-2");
     }
 }

@@ -665,7 +665,9 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let diagnoser = diagnoser(&args.packs, args.lang.clone().unwrap_or_else(default_lang))?;
     let pod = args.pod.as_deref().map(|p| p.strip_prefix("pod/").or_else(|| p.strip_prefix("pods/")).unwrap_or(p));
-    let (snapshots, unread): Clusters = if args.files.is_empty() {
+    // each cluster's report, with how many pods its snapshot held
+    let diagnose = |_: &str, snapshot: Snapshot| Ok((snapshot.pods.len(), diagnoser.diagnose(&snapshot)));
+    let (reports, unread): Clusters<(usize, Report)> = if args.files.is_empty() {
         let needs = diagnoser.needs();
         let bounds = crate::input::live::LogBounds {
             tail_lines: args.log_tail_lines,
@@ -683,10 +685,7 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
                 (context, target)
             })
             .collect();
-        match targets.as_slice() {
-            [(_, target)] => (vec![(None, read_cluster(target, needs, diagnoser.fields(), now, logs, io)?)], vec![]),
-            _ => read_clusters(targets, needs, &diagnoser.fields(), now, logs)?,
-        }
+        read_clusters(targets, needs, diagnoser.fields(), now, logs, io, diagnose)?
     } else {
         if let Some(flag) = args.target.given_cluster() {
             return Err(LoadError::Invalid {
@@ -718,29 +717,27 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         };
         match clusters::read(&args.files)? {
             Some(saved) => {
-                let mut snapshots = Vec::new();
+                let mut reports = Vec::new();
                 for (context, dir) in saved.read {
-                    snapshots.push((Some(context), load(&[dir])?));
+                    reports.push((Some(context.clone()), diagnose(&context, load(&[dir])?)?));
                 }
-                (snapshots, saved.unread)
+                (reports, saved.unread)
             }
-            None => (vec![(None, load(&args.files)?)], vec![]),
+            None => (vec![(None, diagnose("", load(&args.files)?)?)], Vec::new()),
         }
     };
     if let Some(pod) = pod
-        && snapshots.iter().all(|(_, s)| s.pods.is_empty())
+        && reports.iter().all(|(_, (pods, _))| *pods == 0)
     {
         let scope = args.target.namespace.as_deref().map(|ns| format!(" in namespace {ns}")).unwrap_or_default();
         return Err(LoadError::NotFound(format!("pods \"{pod}\" not found{scope}")).into());
     }
-    let several = snapshots.iter().any(|(context, _)| context.is_some());
+    let several = reports.iter().any(|(context, _)| context.is_some());
     let names: Vec<String> =
-        snapshots.iter().filter_map(|(c, _)| c.clone()).chain(unread.iter().map(|(c, _)| c.clone())).collect();
+        reports.iter().filter_map(|(c, _)| c.clone()).chain(unread.iter().map(|(c, _)| c.clone())).collect();
     let mut report = match several {
-        false => snapshots.first().map(|(_, s)| diagnoser.diagnose(s)).unwrap_or_default(),
-        true => {
-            Report::merge(snapshots.into_iter().map(|(c, s)| (c.unwrap_or_default(), diagnoser.diagnose(&s))).collect())
-        }
+        false => reports.into_iter().next().map(|(_, (_, r))| r).unwrap_or_default(),
+        true => Report::merge(reports.into_iter().map(|(c, (_, r))| (c.unwrap_or_default(), r)).collect()),
     };
     for (context, why) in &unread {
         report.notes.push(format!("cluster {context}: not read: {why}"));
@@ -830,44 +827,56 @@ async fn read_live(
     Ok(snapshot)
 }
 
-/// Each cluster's snapshot, named by its context when there are several,
-/// and each cluster not read, with why.
-type Clusters = (Vec<(Option<String>, Snapshot)>, Vec<(String, String)>);
+/// What was made of each cluster read (named by its context when there are
+/// several), and each cluster not read, with why.
+type Clusters<T> = (Vec<(Option<String>, T)>, Vec<(String, String)>);
 
 /// Clusters read at once by `--context` given more than once or `--all-contexts`.
 const CLUSTERS_AT_ONCE: usize = 4;
 
-/// Several clusters, [`CLUSTERS_AT_ONCE`] at a time: the snapshot of each
-/// one read, named by its context, and why each other one was not. An error
-/// when none could be read.
-fn read_clusters(
+/// The clusters of `targets`, each snapshot made into what `each` makes of
+/// it (a report, a bundle) as soon as it is read, so that no more than
+/// [`CLUSTERS_AT_ONCE`] and one are held. One cluster is read with progress
+/// on stderr, and an error is the run's; several are read
+/// [`CLUSTERS_AT_ONCE`] at a time, and one that cannot be read is named with
+/// why, unless none can.
+fn read_clusters<T>(
     targets: Vec<(Option<String>, crate::input::live::Target)>,
     needs: crate::input::Needs,
-    fields: &crate::input::fields::Fields,
+    fields: crate::input::fields::Fields,
     now: i64,
     logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
-) -> Result<Clusters, Error> {
+    io: &mut Io,
+    mut each: impl FnMut(&str, Snapshot) -> Result<T, Error>,
+) -> Result<Clusters<T>, Error> {
     use futures::StreamExt;
+    if let [(_, target)] = targets.as_slice() {
+        let snapshot = read_cluster(target, needs, fields, now, logs, io)?;
+        return Ok((vec![(None, each("", snapshot)?)], Vec::new()));
+    }
     let reads = futures::stream::iter(targets).map(|(context, target)| {
         let (fields, logs) = (fields.clone(), logs.clone());
-        async move { (context, read_live(&target, needs, fields, now, logs, &mut |_, _| {}).await) }
+        async move { (context.unwrap_or_default(), read_live(&target, needs, fields, now, logs, &mut |_, _| {}).await) }
     });
-    let read = crate::input::live::block_on(reads.buffered(CLUSTERS_AT_ONCE).collect::<Vec<_>>())?;
-    let (mut snapshots, mut unread) = (Vec::new(), Vec::new());
-    for (context, result) in read {
-        let context = context.unwrap_or_default();
-        match result {
-            Ok(snapshot) => snapshots.push((Some(context), snapshot)),
-            Err(e) => unread.push((context, e.to_string())),
+    let (read, unread) = crate::input::live::block_on(async {
+        let mut reads = std::pin::pin!(reads.buffered(CLUSTERS_AT_ONCE));
+        let (mut read, mut unread) = (Vec::new(), Vec::new());
+        while let Some((context, result)) = reads.next().await {
+            match result {
+                // the reads in flight wait meanwhile
+                Ok(snapshot) => read.push((Some(context.clone()), each(&context, snapshot)?)),
+                Err(e) => unread.push((context, e.to_string())),
+            }
         }
-    }
-    if snapshots.is_empty() {
+        Ok::<_, Error>((read, unread))
+    })??;
+    if read.is_empty() {
         let why: Vec<String> = unread.iter().map(|(c, e)| format!("context {c}: {e}")).collect();
         return Err(
             crate::input::live::LiveError::Config(format!("no cluster could be read: {}", why.join("; "))).into()
         );
     }
-    Ok((snapshots, unread))
+    Ok((read, unread))
 }
 
 fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
@@ -882,19 +891,14 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
     let logs = Some((logs, crate::input::live::LogBounds::default()));
     let (needs, fields) = (crate::input::Needs::ALL, crate::input::fields::Fields::All);
     let targets: Vec<_> = args.target.contexts()?.into_iter().map(|c| (c.clone(), args.target.target(c))).collect();
-    let (snapshots, unread) = match targets.as_slice() {
-        [(_, target)] => (vec![(None, read_cluster(target, needs, fields, now.as_second(), logs, io)?)], vec![]),
-        _ => read_clusters(targets, needs, &fields, now.as_second(), logs)?,
-    };
-    let snapshots: Vec<(String, Snapshot)> = snapshots.into_iter().map(|(c, s)| (c.unwrap_or_default(), s)).collect();
-    match snapshots.as_slice() {
-        [(context, snapshot)] if unread.is_empty() && context.is_empty() => snapshot.write_bundle(dir)?,
-        _ => clusters::write(dir, &snapshots, &unread)?,
-    }
-    for (context, snapshot) in &snapshots {
-        let of = if context.is_empty() { String::new() } else { format!(" (context {context})") };
-        let _ = writeln!(
-            io.out,
+    // several clusters: a bundle per context, in a subdirectory named after it
+    let several = targets.len() > 1;
+    let mut taken = Vec::new();
+    let (written, unread) = read_clusters(targets, needs, fields, now.as_second(), logs, io, |context, snapshot| {
+        let sub = several.then(|| clusters::subdirectory(context, &mut taken));
+        snapshot.write_bundle(&sub.as_ref().map_or_else(|| dir.clone(), |s| dir.join(s)))?;
+        let of = if several { format!(" (context {context})") } else { String::new() };
+        let line = format!(
             "wrote {}{of}: {} pods, {} events, {} nodes, {} owners",
             dir.display(),
             snapshot.pods.len(),
@@ -902,7 +906,16 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
             snapshot.nodes.len(),
             snapshot.owners.len()
         );
-        for n in &snapshot.notes {
+        Ok((sub, line, snapshot.notes.clone()))
+    })?;
+    if several {
+        let read: Vec<(String, String)> =
+            written.iter().filter_map(|(c, (sub, _, _))| Some((c.clone()?, sub.clone()?))).collect();
+        clusters::write_index(dir, &read, &unread)?;
+    }
+    for (_, (_, line, notes)) in &written {
+        let _ = writeln!(io.out, "{line}");
+        for n in notes {
             let _ = writeln!(io.err, "note: {}", shown(n));
         }
     }
