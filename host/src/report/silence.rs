@@ -53,6 +53,9 @@ impl Ignore {
 /// cause. An entry that is not a name, or names nothing loaded, is a note
 /// (once per object).
 pub fn apply(report: &mut Report, snapshot: &Snapshot, known: &dyn Fn(&str) -> bool) {
+    if report.findings.is_empty() {
+        return;
+    }
     let with_findings: HashSet<&str> = report.findings.iter().map(|f| f.pod.as_str()).collect();
     let mut notes = BTreeSet::new();
     let mut lists: HashMap<String, Vec<Ignore>> = HashMap::new();
