@@ -17,7 +17,7 @@ use crate::input::snapshot::Snapshot;
 use crate::input::tree::Node;
 use crate::packs::config::Config;
 use crate::packs::{self, RegistryOptions, compile_sources};
-use crate::report::{Finding, Lang, Report, ReportError, Severity, cause_matches, findings, rank};
+use crate::report::{Finding, Lang, Report, ReportError, Severity, cause_matches, findings, rank, silence};
 use crate::{BUILTIN_PACK, Error};
 
 /// Cases evaluated per call into a pack.
@@ -291,7 +291,8 @@ impl Diagnoser {
 
     /// What the loaded packs read besides the pods, so a live read lists only that.
     pub(crate) fn needs(&self) -> Needs {
-        let mut needs = Needs::default();
+        // the owners' `k8srule.dev/ignore` annotations silence findings
+        let mut needs = Needs { owners: true, ..Needs::default() };
         let mut root = |segments: &[String]| match segments.first().map(String::as_str) {
             Some("events") => needs.events = true,
             Some("node") => needs.nodes = true,
@@ -395,6 +396,16 @@ impl Diagnoser {
             }
         }
         rank(&mut report.findings);
+        let known = |entry: &str| {
+            self.packs.iter().flat_map(|p| &p.info.rules).any(|r| {
+                // a cause such as `state.{0}` names the causes under its fixed part
+                let fixed = r.cause.split_once('{').map_or(r.cause.as_str(), |(fixed, _)| fixed);
+                r.id == entry
+                    || cause_matches(&r.cause, entry)
+                    || (fixed.len() < r.cause.len() && entry.starts_with(fixed))
+            })
+        };
+        silence::apply(&mut report, snapshot, &known);
         report.summary.pods = pods.len();
         report.count();
         report.notes.extend(snapshot.notes.iter().cloned());

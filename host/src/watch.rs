@@ -497,7 +497,12 @@ impl Watch<'_> {
                 snapshot.add_to_section(Section::ControlPlane, p);
             }
         }
-        for (_, uid) in owner_refs(pods.iter().copied()) {
+        // the pods' owners and theirs
+        let owners: Vec<&Value> =
+            owner_refs(pods.iter().copied()).iter().filter_map(|(_, uid)| self.owners.get(uid)).collect();
+        let mut uids = owner_refs(owners.iter().copied());
+        uids.extend(owner_refs(pods.iter().copied()));
+        for (_, uid) in uids {
             if let Some(owner) = self.owners.get(&uid) {
                 snapshot.add_to_section(Section::Owner, owner);
             }
@@ -517,6 +522,10 @@ impl Watch<'_> {
             let pods: Vec<Value> =
                 dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
             self.fetch_owners(&pods, sink).await;
+            // and theirs (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
+            let owners: Vec<Value> =
+                owner_refs(&pods).iter().filter_map(|(_, uid)| self.owners.get(uid)).cloned().collect();
+            self.fetch_owners(&owners, sink).await;
         }
         let snapshot = self.snapshot_of(&dirty);
         let mut report = self.diagnoser.diagnose(&snapshot);

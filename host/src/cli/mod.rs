@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::report::sanitize::text as shown;
+mod clusters;
 pub mod fixture;
 mod lsp;
 mod mcp;
@@ -260,9 +261,13 @@ struct TargetArgs {
     /// The kubeconfig file [default: $KUBECONFIG or ~/.kube/config, else the in-cluster service account].
     #[arg(long, value_name = "PATH")]
     kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context [default: the current context].
+    /// The kubeconfig context [default: the current context]. Repeatable for `diagnose` and
+    /// `snapshot`: the clusters are read 4 at a time, into one report whose findings name their `cluster`.
     #[arg(long, value_name = "NAME")]
-    context: Option<String>,
+    context: Vec<String>,
+    /// Every context of the kubeconfig, as if each were given with `--context` (`diagnose`, `snapshot`).
+    #[arg(long, conflicts_with = "context")]
+    all_contexts: bool,
     /// The namespace [default: the context's].
     #[arg(short, long, value_name = "NAME")]
     namespace: Option<String>,
@@ -277,15 +282,36 @@ struct TargetArgs {
 impl TargetArgs {
     /// The flag that chooses a cluster, if one was given (`-n`, `-A` and `-l` apply to files too).
     fn given_cluster(&self) -> Option<&'static str> {
-        [(self.kubeconfig.is_some(), "--kubeconfig"), (self.context.is_some(), "--context")]
-            .into_iter()
-            .find_map(|(given, flag)| given.then_some(flag))
+        [
+            (self.kubeconfig.is_some(), "--kubeconfig"),
+            (!self.context.is_empty(), "--context"),
+            (self.all_contexts, "--all-contexts"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
     }
 
-    fn target(&self) -> crate::input::live::Target {
+    /// The contexts to read: those given, each once, or every one of the
+    /// kubeconfig; `[None]` for the current one.
+    fn contexts(&self) -> Result<Vec<Option<String>>, Error> {
+        if self.all_contexts {
+            let all = crate::input::live::contexts(self.kubeconfig.as_deref())?;
+            return Ok(all.into_iter().map(Some).collect());
+        }
+        let mut given: Vec<Option<String>> = Vec::new();
+        for c in &self.context {
+            if !given.iter().flatten().any(|g| g == c) {
+                given.push(Some(c.clone()));
+            }
+        }
+        Ok(if given.is_empty() { vec![None] } else { given })
+    }
+
+    /// The target of one cluster: `context`, or the current one.
+    fn target(&self, context: Option<String>) -> crate::input::live::Target {
         crate::input::live::Target {
             kubeconfig: self.kubeconfig.clone(),
-            context: self.context.clone(),
+            context,
             namespace: self.namespace.clone(),
             all_namespaces: self.all_namespaces,
             selector: self.selector.clone(),
@@ -639,7 +665,9 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let diagnoser = diagnoser(&args.packs, args.lang.clone().unwrap_or_else(default_lang))?;
     let pod = args.pod.as_deref().map(|p| p.strip_prefix("pod/").or_else(|| p.strip_prefix("pods/")).unwrap_or(p));
-    let snapshot = if args.files.is_empty() {
+    // each cluster's report, with how many pods its snapshot held
+    let diagnose = |_: &str, snapshot: Snapshot| Ok((snapshot.pods.len(), diagnoser.diagnose(&snapshot)));
+    let (reports, unread): Clusters<(usize, Report)> = if args.files.is_empty() {
         let needs = diagnoser.needs();
         let bounds = crate::input::live::LogBounds {
             tail_lines: args.log_tail_lines,
@@ -647,9 +675,17 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
             ..crate::input::live::LogBounds::default()
         };
         let logs = diagnoser.logs().map(|r| (r, bounds));
-        let mut target = args.target.target();
-        target.pod = pod.map(str::to_string);
-        read_cluster(&target, needs, diagnoser.fields(), now, logs, io)?
+        let targets: Vec<(Option<String>, crate::input::live::Target)> = args
+            .target
+            .contexts()?
+            .into_iter()
+            .map(|context| {
+                let mut target = args.target.target(context.clone());
+                target.pod = pod.map(str::to_string);
+                (context, target)
+            })
+            .collect();
+        read_clusters(targets, needs, diagnoser.fields(), now, logs, io, diagnose)?
     } else {
         if let Some(flag) = args.target.given_cluster() {
             return Err(LoadError::Invalid {
@@ -663,33 +699,55 @@ fn diagnose(args: DiagnoseArgs, io: &mut Io) -> Result<u8, Error> {
         if selector.is_some() {
             fields.keep(&["metadata", "labels"]);
         }
-        let mut snapshot = Snapshot::new(now).keeping(fields).reading_logs(diagnoser.logs());
-        for f in &args.files {
-            snapshot.add_path(f)?;
-        }
         // -n, -l and POD as a live read applies them; without -n, every namespace
         let namespace = args.target.namespace.as_deref().filter(|_| !args.target.all_namespaces);
-        let store = &snapshot.store;
-        snapshot.pods.retain(|p| {
-            let meta = store.get(*p);
-            namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
-                && pod.is_none_or(|name| meta.str_at(&["metadata", "name"]) == Some(name))
-                && selector.as_ref().is_none_or(|s| s.matches(meta.path(&["metadata", "labels"])))
-        });
-        snapshot
+        let load = |paths: &[PathBuf]| -> Result<Snapshot, Error> {
+            let mut snapshot = Snapshot::new(now).keeping(fields.clone()).reading_logs(diagnoser.logs());
+            for f in paths {
+                snapshot.add_path(f)?;
+            }
+            let store = &snapshot.store;
+            snapshot.pods.retain(|p| {
+                let meta = store.get(*p);
+                namespace.is_none_or(|ns| meta.str_at(&["metadata", "namespace"]).unwrap_or("default") == ns)
+                    && pod.is_none_or(|name| meta.str_at(&["metadata", "name"]) == Some(name))
+                    && selector.as_ref().is_none_or(|s| s.matches(meta.path(&["metadata", "labels"])))
+            });
+            Ok(snapshot)
+        };
+        match clusters::read(&args.files)? {
+            Some(saved) => {
+                let mut reports = Vec::new();
+                for (context, dir) in saved.read {
+                    reports.push((Some(context.clone()), diagnose(&context, load(&[dir])?)?));
+                }
+                (reports, saved.unread)
+            }
+            None => (vec![(None, diagnose("", load(&args.files)?)?)], Vec::new()),
+        }
     };
     if let Some(pod) = pod
-        && snapshot.pods.is_empty()
+        && reports.iter().all(|(_, (pods, _))| *pods == 0)
     {
         let scope = args.target.namespace.as_deref().map(|ns| format!(" in namespace {ns}")).unwrap_or_default();
         return Err(LoadError::NotFound(format!("pods \"{pod}\" not found{scope}")).into());
     }
-    let mut report: Report = diagnoser.diagnose(&snapshot);
+    let several = reports.iter().any(|(context, _)| context.is_some());
+    let names: Vec<String> =
+        reports.iter().filter_map(|(c, _)| c.clone()).chain(unread.iter().map(|(c, _)| c.clone())).collect();
+    let mut report = match several {
+        false => reports.into_iter().next().map(|(_, (_, r))| r).unwrap_or_default(),
+        true => Report::merge(reports.into_iter().map(|(c, (_, r))| (c.unwrap_or_default(), r)).collect()),
+    };
+    for (context, why) in &unread {
+        report.notes.push(format!("cluster {context}: not read: {why}"));
+    }
     if let Some(min) = args.min_severity {
         report.retain_severity(min);
     }
     let source = match args.files.is_empty() {
-        true => match &args.target.context {
+        true if several => format!("the clusters of contexts {}", names.join(", ")),
+        true => match args.target.context.first() {
             Some(context) => format!("the cluster of context {context}"),
             None => "the cluster of the current kubeconfig context".into(),
         },
@@ -744,19 +802,81 @@ fn read_cluster(
             let _ = err.flush();
         }
     };
-    let read = crate::input::live::block_on(async {
-        let cluster = crate::input::live::Cluster::connect(target).await?;
-        let mut snapshot = cluster.snapshot(needs, now, fields, &mut progress).await?;
-        if let Some((redactor, bounds)) = logs {
-            progress("container logs", 0);
-            cluster.read_logs(&mut snapshot, redactor, bounds).await;
-        }
-        Ok::<_, crate::input::live::LiveError>(snapshot)
-    })?;
+    let read = crate::input::live::block_on(read_live(target, needs, fields, now, logs, &mut progress))?;
     if tty {
         let _ = write!(io.err, "\r\x1b[2K");
     }
     Ok(read?)
+}
+
+/// A cluster's pods and what `needs` names, then the logs the rules read.
+async fn read_live(
+    target: &crate::input::live::Target,
+    needs: crate::input::Needs,
+    fields: crate::input::fields::Fields,
+    now: i64,
+    logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
+    progress: &mut dyn FnMut(&str, usize),
+) -> Result<Snapshot, crate::input::live::LiveError> {
+    let cluster = crate::input::live::Cluster::connect(target).await?;
+    let mut snapshot = cluster.snapshot(needs, now, fields, progress).await?;
+    if let Some((redactor, bounds)) = logs {
+        progress("container logs", 0);
+        cluster.read_logs(&mut snapshot, redactor, bounds).await;
+    }
+    Ok(snapshot)
+}
+
+/// What was made of each cluster read (named by its context when there are
+/// several), and each cluster not read, with why.
+type Clusters<T> = (Vec<(Option<String>, T)>, Vec<(String, String)>);
+
+/// Clusters read at once by `--context` given more than once or `--all-contexts`.
+const CLUSTERS_AT_ONCE: usize = 4;
+
+/// The clusters of `targets`, each snapshot made into what `each` makes of
+/// it (a report, a bundle) as soon as it is read, so that no more than
+/// [`CLUSTERS_AT_ONCE`] and one are held. One cluster is read with progress
+/// on stderr, and an error is the run's; several are read
+/// [`CLUSTERS_AT_ONCE`] at a time, and one that cannot be read is named with
+/// why, unless none can.
+fn read_clusters<T>(
+    targets: Vec<(Option<String>, crate::input::live::Target)>,
+    needs: crate::input::Needs,
+    fields: crate::input::fields::Fields,
+    now: i64,
+    logs: Option<(crate::input::redact::Redactor, crate::input::live::LogBounds)>,
+    io: &mut Io,
+    mut each: impl FnMut(&str, Snapshot) -> Result<T, Error>,
+) -> Result<Clusters<T>, Error> {
+    use futures::StreamExt;
+    if let [(_, target)] = targets.as_slice() {
+        let snapshot = read_cluster(target, needs, fields, now, logs, io)?;
+        return Ok((vec![(None, each("", snapshot)?)], Vec::new()));
+    }
+    let reads = futures::stream::iter(targets).map(|(context, target)| {
+        let (fields, logs) = (fields.clone(), logs.clone());
+        async move { (context.unwrap_or_default(), read_live(&target, needs, fields, now, logs, &mut |_, _| {}).await) }
+    });
+    let (read, unread) = crate::input::live::block_on(async {
+        let mut reads = std::pin::pin!(reads.buffered(CLUSTERS_AT_ONCE));
+        let (mut read, mut unread) = (Vec::new(), Vec::new());
+        while let Some((context, result)) = reads.next().await {
+            match result {
+                // the reads in flight wait meanwhile
+                Ok(snapshot) => read.push((Some(context.clone()), each(&context, snapshot)?)),
+                Err(e) => unread.push((context, e.to_string())),
+            }
+        }
+        Ok::<_, Error>((read, unread))
+    })??;
+    if read.is_empty() {
+        let why: Vec<String> = unread.iter().map(|(c, e)| format!("context {c}: {e}")).collect();
+        return Err(
+            crate::input::live::LiveError::Config(format!("no cluster could be read: {}", why.join("; "))).into()
+        );
+    }
+    Ok((read, unread))
 }
 
 fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
@@ -769,26 +889,38 @@ fn snapshot(args: SnapshotArgs, io: &mut Io) -> Result<u8, Error> {
     let now = jiff::Timestamp::now();
     let logs = crate::input::redact::Redactor::new(&[]).map_err(Error::Redact)?;
     let logs = Some((logs, crate::input::live::LogBounds::default()));
-    let snapshot = read_cluster(
-        &args.target.target(),
-        crate::input::Needs::ALL,
-        crate::input::fields::Fields::All,
-        now.as_second(),
-        logs,
-        io,
-    )?;
-    snapshot.write_bundle(dir)?;
-    let _ = writeln!(
-        io.out,
-        "wrote {}: {} pods, {} events, {} nodes, {} owners",
-        dir.display(),
-        snapshot.pods.len(),
-        snapshot.events.len(),
-        snapshot.nodes.len(),
-        snapshot.owners.len()
-    );
-    for n in &snapshot.notes {
-        let _ = writeln!(io.err, "note: {}", shown(n));
+    let (needs, fields) = (crate::input::Needs::ALL, crate::input::fields::Fields::All);
+    let targets: Vec<_> = args.target.contexts()?.into_iter().map(|c| (c.clone(), args.target.target(c))).collect();
+    // several clusters: a bundle per context, in a subdirectory named after it
+    let several = targets.len() > 1;
+    let mut taken = Vec::new();
+    let (written, unread) = read_clusters(targets, needs, fields, now.as_second(), logs, io, |context, snapshot| {
+        let sub = several.then(|| clusters::subdirectory(context, &mut taken));
+        snapshot.write_bundle(&sub.as_ref().map_or_else(|| dir.clone(), |s| dir.join(s)))?;
+        let of = if several { format!(" (context {context})") } else { String::new() };
+        let line = format!(
+            "wrote {}{of}: {} pods, {} events, {} nodes, {} owners",
+            dir.display(),
+            snapshot.pods.len(),
+            snapshot.events.len(),
+            snapshot.nodes.len(),
+            snapshot.owners.len()
+        );
+        Ok((sub, line, snapshot.notes.clone()))
+    })?;
+    if several {
+        let read: Vec<(String, String)> =
+            written.iter().filter_map(|(c, (sub, _, _))| Some((c.clone()?, sub.clone()?))).collect();
+        clusters::write_index(dir, &read, &unread)?;
+    }
+    for (_, (_, line, notes)) in &written {
+        let _ = writeln!(io.out, "{line}");
+        for n in notes {
+            let _ = writeln!(io.err, "note: {}", shown(n));
+        }
+    }
+    for (context, why) in &unread {
+        let _ = writeln!(io.err, "note: context {}: not read: {}", shown(context), shown(why));
     }
     let _ = writeln!(
         io.out,
@@ -811,6 +943,9 @@ enum JsonLine<'a> {
 
 fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     use crate::watch::Change;
+    if args.target.all_contexts || args.target.context.len() > 1 {
+        return Err(LoadError::Invalid { path: "--context".into(), message: "watch reads one cluster".into() }.into());
+    }
     let diagnoser = diagnoser(&args.packs, args.lang.clone())?;
     let listener = match args.metrics_addr {
         Some(addr) => {
@@ -886,7 +1021,8 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
                 .map_err(|e| crate::input::live::LiveError::Config(format!("--metrics-addr: {e}")))?;
             tokio::spawn(crate::watch::metrics::serve(listener, metrics.clone()));
         }
-        let cluster = crate::input::live::Cluster::connect(&args.target.target()).await?;
+        let cluster =
+            crate::input::live::Cluster::connect(&args.target.target(args.target.context.first().cloned())).await?;
         crate::watch::watch(&cluster, &diagnoser, &options, &mut sink).await
     })??;
     Ok(0)

@@ -14,6 +14,12 @@ pub enum Fields {
     Some(BTreeMap<String, Fields>),
 }
 
+/// The annotation that lists the rules and causes whose findings are silenced
+/// for an object (`report::silence`).
+pub const IGNORE: &str = "k8srule.dev/ignore";
+/// The annotation that says why.
+pub const IGNORE_REASON: &str = "k8srule.dev/ignore-reason";
+
 /// Fields the host itself reads: kinds, names, uids, owners, the node, the
 /// containers' names, and what matches an event to its pod.
 const HOST_PATHS: &[&[&str]] = &[
@@ -28,6 +34,9 @@ const HOST_PATHS: &[&[&str]] = &[
     // a pod's Deployment, for the report's grouping
     &["metadata", "labels", "pod-template-hash"],
     &["spec", "nodeName"],
+    // what silences findings (report::silence)
+    &["metadata", "annotations", IGNORE],
+    &["metadata", "annotations", IGNORE_REASON],
     &["involvedObject"],
     &["lastTimestamp"],
     &["eventTime"],

@@ -205,24 +205,33 @@ impl Cluster {
                 Listed::Refused(m) => note("nodes", m, "nodes"),
             }
         }
-        if needs.owners {
-            let kinds: BTreeSet<&str> = match every_workload {
-                true => OWNER_KINDS.into_iter().collect(),
-                false => wanted_owners.iter().map(|(k, _)| k.as_str()).collect(),
-            };
+        // the pods' owners, then theirs (a ReplicaSet's Deployment, a Job's CronJob); for
+        // workload rules, every workload of the scope in one round
+        let mut wanted_owners = wanted_owners;
+        let mut kinds: BTreeSet<String> = match every_workload {
+            true => OWNER_KINDS.iter().map(|k| k.to_string()).collect(),
+            false => wanted_owners.iter().map(|(k, _)| k.clone()).collect(),
+        };
+        while !kinds.is_empty() {
             let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
-            for kind in kinds {
+            let mut next = BTreeSet::new();
+            for kind in &kinds {
                 match self.list_owners(kind, ns, progress).await? {
                     Listed::Items(mut owners) => {
                         owners.retain(|o| {
                             every_workload
                                 || o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
                         });
+                        next.extend(owner_refs(&owners));
                         store(&mut snapshot, Section::Owner, owners);
                     }
                     Listed::Refused(m) => note(&plural(kind), m, "owners"),
                 }
             }
+            // a chain of owners ends, even one that loops
+            next.retain(|(_, uid)| !snapshot.owners.contains_key(uid));
+            kinds = next.iter().map(|(k, _)| k.clone()).collect();
+            wanted_owners = next;
         }
         if needs.control_plane && !self.sees_control_plane() {
             match self.control_plane(progress).await? {
@@ -458,6 +467,22 @@ async fn load_config(target: &Target) -> Result<Config, LiveError> {
             Config::incluster().map_err(|e| LiveError::Config(format!("in-cluster config: {}", cause(&e))))
         }
     }
+}
+
+/// The names of the contexts of the kubeconfig (`path`, else `$KUBECONFIG`'s
+/// files merged, else `~/.kube/config`), in its order: what `--all-contexts` reads.
+pub fn contexts(path: Option<&std::path::Path>) -> Result<Vec<String>, LiveError> {
+    let read = match path {
+        Some(path) => Kubeconfig::read_from(path),
+        None => Kubeconfig::read(),
+    };
+    let where_ = || path.map_or_else(|| "kubeconfig".to_string(), |p| p.display().to_string());
+    let config = read.map_err(|e| LiveError::Config(format!("{}: {}", where_(), cause(&e))))?;
+    let names: Vec<String> = config.contexts.into_iter().map(|c| c.name).collect();
+    if names.is_empty() {
+        return Err(LiveError::Config(format!("{}: no contexts", where_())));
+    }
+    Ok(names)
 }
 
 /// The innermost message of an error chain, e.g. `connection refused`.

@@ -485,12 +485,14 @@ mod tests {
         let mut f = Fields::host();
         f.keep(&["status", "phase"]);
         f.reach(&["status", "containerStatuses"]).keep(&["lastState"]);
-        let pod = r#"{"kind":"Pod","metadata":{"name":"a","annotations":{"x":"y"},"managedFields":[{"f":1}]},
+        let pod = r#"{"kind":"Pod","metadata":{"name":"a","annotations":{"x":"y","k8srule.dev/ignore":"oom"},
+            "managedFields":[{"f":1}]},
             "status":{"phase":"Running","hostIP":"1.2.3.4","containerStatuses":[{"name":"c","image":"i",
             "lastState":{"terminated":{"exitCode":137}}}]}}"#;
         assert_eq!(
             parse(&f, pod),
-            serde_json::json!({"kind":"Pod","metadata":{"name":"a"},"status":{"phase":"Running",
+            serde_json::json!({"kind":"Pod","metadata":{"name":"a","annotations":{"k8srule.dev/ignore":"oom"}},
+                "status":{"phase":"Running",
                 "containerStatuses":[{"name":"c","lastState":{"terminated":{"exitCode":137}}}]}})
         );
     }

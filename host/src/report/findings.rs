@@ -185,6 +185,8 @@ pub fn build(
             fix: texts(&mut rule.fix.iter()),
             explained_by: None,
             pack: pack.name.clone(),
+            cluster: None,
+            silenced: None,
             explains: rule.explains.clone(),
         };
         rendered += [&finding.cause, &finding.title]

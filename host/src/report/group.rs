@@ -62,6 +62,9 @@ impl GroupKind {
 pub struct Group {
     /// A workload or a node.
     pub by: GroupKind,
+    /// The cluster (kubeconfig context) of the pods, when the report covers several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// `namespace/Kind/name` of the workload, or the node's name.
     pub name: String,
     /// The root cause key the pods share.
@@ -77,12 +80,17 @@ impl Group {
     /// `32 pods of shop/Deployment/web: image-pull-failure.rate-limited`,
     /// `3 pods on node worker-2: disk-full`.
     pub fn headline(&self) -> String {
-        let n = self.pods.len();
+        let (n, cluster) = (self.pods.len(), in_cluster(self.cluster.as_deref()));
         match self.by {
-            GroupKind::Workload => format!("{n} pods of {}: {}", self.name, self.cause),
-            GroupKind::Node => format!("{n} pods on node {}: {}", self.name, self.cause),
+            GroupKind::Workload => format!("{n} pods of {}{cluster}: {}", self.name, self.cause),
+            GroupKind::Node => format!("{n} pods on node {}{cluster}: {}", self.name, self.cause),
         }
     }
+}
+
+/// ` in cluster NAME` for a finding of a report that covers several clusters, else nothing.
+pub(crate) fn in_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" in cluster {c}")).unwrap_or_default()
 }
 
 /// How the formats for people order their entries.
@@ -123,6 +131,11 @@ impl<'a> Entry<'a> {
         }
     }
 
+    /// The cluster of the entry's pods, when the report covers several.
+    pub fn cluster(&self) -> Option<&'a str> {
+        self.units().first().and_then(|u| u.root.cluster.as_deref())
+    }
+
     /// The pod whose findings the entry shows.
     pub fn pod(&self) -> &str {
         match self {
@@ -139,14 +152,14 @@ impl<'a> Entry<'a> {
     }
 }
 
-/// The findings per pod in report order, each symptom under the root cause
+/// The findings per pod (of a cluster) in report order, each symptom under the root cause
 /// of the same pod that its `explained_by` names; a symptom without one
 /// heads a unit of its own.
 pub(crate) fn units_by_pod(report: &Report) -> Vec<(&str, Vec<Unit<'_>>)> {
-    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut index: HashMap<(Option<&str>, &str), usize> = HashMap::new();
     let mut pods: Vec<(&str, Vec<Unit>)> = Vec::new();
     for f in &report.findings {
-        let i = *index.entry(f.subject()).or_insert_with(|| {
+        let i = *index.entry((f.cluster.as_deref(), f.subject())).or_insert_with(|| {
             pods.push((f.subject(), Vec::new()));
             pods.len() - 1
         });
@@ -164,13 +177,15 @@ pub(crate) fn units_by_pod(report: &Report) -> Vec<(&str, Vec<Unit<'_>>)> {
     pods
 }
 
-/// The group a root cause would join: its node for a node cause, else its workload.
-fn group_key(root: &Finding) -> Option<(GroupKind, String)> {
+/// The group a root cause would join, in its cluster: its node for a node
+/// cause, else its workload.
+fn group_key(root: &Finding) -> Option<(GroupKind, Option<&str>, String)> {
     let node = root.node.as_ref().filter(|_| NODE_CAUSES.iter().any(|c| cause_matches(&root.cause, c)));
+    let cluster = root.cluster.as_deref();
     match (node, &root.workload) {
-        (Some(node), _) => Some((GroupKind::Node, node.clone())),
+        (Some(node), _) => Some((GroupKind::Node, cluster, node.clone())),
         // a workload's own finding is not grouped with its pods'
-        (None, Some(workload)) if root.pod.is_some() => Some((GroupKind::Workload, workload.clone())),
+        (None, Some(workload)) if root.pod.is_some() => Some((GroupKind::Workload, cluster, workload.clone())),
         (None, _) => None,
     }
 }
@@ -181,13 +196,14 @@ fn group_key(root: &Finding) -> Option<(GroupKind, String)> {
 pub(crate) fn entries(report: &Report, sort: Sort) -> Vec<Entry<'_>> {
     let pods = units_by_pod(report);
     let mut cause_count: HashMap<&str, usize> = HashMap::new();
-    // (kind, name, cause) -> its pods, in report order
-    let mut members: HashMap<(GroupKind, String, &str), Vec<&str>> = HashMap::new();
+    // (kind, cluster, name, cause) -> its pods, in report order
+    type Key<'a> = (GroupKind, Option<&'a str>, String, &'a str);
+    let mut members: HashMap<Key<'_>, Vec<&str>> = HashMap::new();
     for (pod, units) in &pods {
         for u in units {
             *cause_count.entry(&u.root.cause).or_default() += 1;
-            if let Some((kind, name)) = group_key(u.root) {
-                let list = members.entry((kind, name, &u.root.cause)).or_default();
+            if let Some((kind, cluster, name)) = group_key(u.root) {
+                let list = members.entry((kind, cluster, name, &u.root.cause)).or_default();
                 if list.last() != Some(pod) {
                     list.push(pod);
                 }
@@ -195,11 +211,11 @@ pub(crate) fn entries(report: &Report, sort: Sort) -> Vec<Entry<'_>> {
         }
     }
     let mut entries: Vec<Entry> = Vec::new();
-    let mut group_at: HashMap<(GroupKind, String, &str), usize> = HashMap::new();
+    let mut group_at: HashMap<Key<'_>, usize> = HashMap::new();
     for (pod, units) in pods {
         let mut own = Vec::new();
         for u in units {
-            let key = group_key(u.root).map(|(kind, name)| (kind, name, u.root.cause.as_str()));
+            let key = group_key(u.root).map(|(kind, cluster, name)| (kind, cluster, name, u.root.cause.as_str()));
             let Some(key) = key.filter(|k| members.get(k).is_some_and(|m| m.len() > 1)) else {
                 own.push(u);
                 continue;
@@ -207,8 +223,9 @@ pub(crate) fn entries(report: &Report, sort: Sort) -> Vec<Entry<'_>> {
             let at = *group_at.entry(key.clone()).or_insert_with(|| {
                 let group = Group {
                     by: key.0,
-                    name: key.1.clone(),
-                    cause: key.2.to_string(),
+                    cluster: key.1.map(str::to_string),
+                    name: key.2.clone(),
+                    cause: key.3.to_string(),
                     severity: Severity::Info,
                     pods: members.get(&key).into_iter().flatten().map(|p| p.to_string()).collect(),
                 };
@@ -230,7 +247,9 @@ pub(crate) fn entries(report: &Report, sort: Sort) -> Vec<Entry<'_>> {
         // the worst unit of an entry: its severity, then how common its cause is
         let rank =
             |e: &Entry| e.units().iter().map(|u| (u.severity(), cause_count.get(u.root.cause.as_str()).copied())).max();
-        entries.sort_by_cached_key(|e| (Reverse(e.severity()), Reverse(rank(e)), e.pod().to_string()));
+        entries.sort_by_cached_key(|e| {
+            (Reverse(e.severity()), Reverse(rank(e)), e.pod().to_string(), e.cluster().map(str::to_string))
+        });
     }
     entries
 }

@@ -6,6 +6,7 @@ pub mod findings;
 pub mod group;
 pub mod render;
 pub mod sanitize;
+pub mod silence;
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -143,6 +144,14 @@ pub struct Finding {
     pub explained_by: Option<String>,
     /// The pack the rule is in.
     pub pack: String,
+    /// The kubeconfig context of the cluster the pod is in, when a report
+    /// covers several clusters (`--context` twice, `--all-contexts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The `k8srule.dev/ignore` annotation that silenced it: set on the
+    /// findings of [`Report::silenced`] only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub silenced: Option<silence::Silence>,
     /// The cause keys this finding is the root cause of (what ranking reads).
     #[serde(skip)]
     pub explains: Vec<String>,
@@ -187,6 +196,9 @@ pub struct Report {
     pub errors: Vec<ReportError>,
     /// What was read but not diagnosed, e.g. objects of kinds no rule reads.
     pub notes: Vec<String>,
+    /// Findings a `k8srule.dev/ignore` annotation silenced, in the order of
+    /// `findings`: not counted, shown only by `-o wide`, JSON and YAML.
+    pub silenced: Vec<Finding>,
 }
 
 impl Serialize for Report {
@@ -198,6 +210,8 @@ impl Serialize for Report {
             groups: Vec<group::Group>,
             errors: &'a [ReportError],
             notes: &'a [String],
+            #[serde(skip_serializing_if = "<[Finding]>::is_empty")]
+            silenced: &'a [Finding],
         }
         let json = Json {
             summary: &self.summary,
@@ -205,6 +219,7 @@ impl Serialize for Report {
             groups: self.groups(),
             errors: &self.errors,
             notes: &self.notes,
+            silenced: &self.silenced,
         };
         json.serialize(serializer)
     }
@@ -354,11 +369,12 @@ impl Report {
     /// out becomes a root itself. The summary counts what remains.
     pub fn retain_severity(&mut self, min: Severity) {
         self.findings.retain(|f| f.severity >= min);
-        let kept: HashSet<(&str, &str)> = self.findings.iter().map(|f| (f.subject(), f.rule.as_str())).collect();
+        let subject = |f: &Finding| (f.cluster.clone(), f.subject().to_string());
+        let kept: HashSet<_> = self.findings.iter().map(|f| (subject(f), f.rule.as_str())).collect();
         let orphans: Vec<usize> = (0..self.findings.len())
             .filter(|&i| {
                 let f = &self.findings[i];
-                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(f.subject(), root)))
+                f.explained_by.as_deref().is_some_and(|root| !kept.contains(&(subject(f), root)))
             })
             .collect();
         for i in orphans {
@@ -370,15 +386,69 @@ impl Report {
     /// Counts the unhealthy pods and the failing workloads of the findings,
     /// which are ordered by what they are about.
     pub(crate) fn count(&mut self) {
-        let mut pods: Vec<&str> = self.findings.iter().filter_map(|f| f.pod.as_deref()).collect();
+        let mut pods: Vec<_> = self.findings.iter().filter(|f| f.pod.is_some()).map(|f| (&f.cluster, &f.pod)).collect();
         pods.dedup();
-        let mut workloads: Vec<&str> =
-            self.findings.iter().filter(|f| f.pod.is_none()).filter_map(|f| f.workload.as_deref()).collect();
+        let mut workloads: Vec<_> =
+            self.findings.iter().filter(|f| f.pod.is_none()).map(|f| (&f.cluster, &f.workload)).collect();
         workloads.dedup();
         self.summary.unhealthy = pods.len();
         self.summary.failing_workloads = workloads.len();
     }
 
+    /// One report of the reports of several clusters, each named by its
+    /// kubeconfig context, in that order: each finding gets its `cluster`,
+    /// the counts add up, and an error or a note is listed once when every
+    /// cluster has it, else once per cluster that has it, after `cluster NAME: `.
+    pub fn merge(reports: Vec<(String, Report)>) -> Report {
+        let n = reports.len();
+        let mut merged = Report::default();
+        let (mut errors, mut notes) = (Vec::new(), Vec::new());
+        for (cluster, report) in reports {
+            merged.summary.pods += report.summary.pods;
+            merged.summary.unhealthy += report.summary.unhealthy;
+            merged.summary.failing_workloads += report.summary.failing_workloads;
+            for mut f in report.findings.into_iter().chain(report.silenced) {
+                f.cluster = Some(cluster.clone());
+                match f.silenced {
+                    Some(_) => merged.silenced.push(f),
+                    None => merged.findings.push(f),
+                }
+            }
+            errors.extend(report.errors.into_iter().map(|e| (cluster.clone(), e)));
+            notes.extend(report.notes.into_iter().map(|note| (cluster.clone(), note)));
+        }
+        merged.errors = once_or_each(errors, n, |c, e| ReportError {
+            pack: e.pack.clone(),
+            message: format!("cluster {c}: {}", e.message),
+        });
+        merged.notes = once_or_each(notes, n, |c, note| format!("cluster {c}: {note}"));
+        merged
+    }
+}
+
+/// `items` of `clusters` clusters: one that every cluster has, once;
+/// the others each as `label` makes it.
+fn once_or_each<T: Clone + PartialEq>(
+    items: Vec<(String, T)>,
+    clusters: usize,
+    label: impl Fn(&str, &T) -> T,
+) -> Vec<T> {
+    let mut out: Vec<T> = Vec::new();
+    for (cluster, item) in &items {
+        let mut having: Vec<&str> = items.iter().filter(|(_, other)| other == item).map(|(c, _)| c.as_str()).collect();
+        having.dedup();
+        if having.len() >= clusters && clusters > 1 {
+            if !out.contains(item) {
+                out.push(item.clone());
+            }
+        } else {
+            out.push(label(cluster, item));
+        }
+    }
+    out
+}
+
+impl Report {
     /// The report as pretty-printed JSON (docs/report.schema.json), with a final newline.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
@@ -451,6 +521,8 @@ mod tests {
             fix: Vec::new(),
             explained_by: None,
             pack: String::new(),
+            cluster: None,
+            silenced: None,
             explains: explains.iter().map(|e| e.to_string()).collect(),
         }
     }

@@ -10,7 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::report::group::{self, Entry, Sort, Unit};
+use crate::input::fields::IGNORE;
+use crate::report::group::{self, Entry, Sort, Unit, in_cluster};
 use crate::report::sanitize;
 use crate::report::{Finding, Report, Severity};
 
@@ -135,7 +136,8 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
         }
         match entry {
             Entry::Pod { name, .. } => {
-                lines.push("", 4, &paint(&format!("{} {name}", subject_kind(name)), BOLD, color))
+                let heading = format!("{} {name}{}", subject_kind(name), in_cluster(entry.cluster()));
+                lines.push("", 4, &paint(&heading, BOLD, color))
             }
             Entry::Group { group, .. } => {
                 lines.push("", 4, &paint(&group.headline(), BOLD, color));
@@ -184,11 +186,43 @@ fn text(report: &Report, layout: &Layout, wide: bool) -> String {
     for n in &report.notes {
         lines.push("note: ", 4, n);
     }
+    if wide && !report.silenced.is_empty() {
+        lines.push("", 4, &format!("silenced by {IGNORE}:"));
+        for f in &report.silenced {
+            let container = f.container.as_deref().map(|c| format!(" [{c}]")).unwrap_or_default();
+            let line = format!(
+                "{} {}{}{container}: {} ({})",
+                f.severity.as_str().to_uppercase(),
+                f.subject(),
+                in_cluster(f.cluster.as_deref()),
+                f.cause,
+                f.rule
+            );
+            let by = f.silenced.as_ref().map(|s| {
+                let reason = s.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default();
+                format!(", by {} `{}`{reason}", s.object, s.entry)
+            });
+            lines.push("  ", 4, &(line + &by.unwrap_or_default()));
+        }
+    } else if let Some(line) = silenced_line(report) {
+        lines.push("note: ", 4, &format!("{line} (-o wide lists them)"));
+    }
     if cut {
         lines.push("", 4, "… marks evidence cut short: -o wide shows it whole");
     }
     lines.push("", 4, &report.summary_line());
     lines.out
+}
+
+/// How many findings of how many pods (or workloads) annotations silenced, if any.
+fn silenced_line(report: &Report) -> Option<String> {
+    let mut subjects: Vec<(Option<&str>, &str)> =
+        report.silenced.iter().map(|f| (f.cluster.as_deref(), f.subject())).collect();
+    subjects.dedup();
+    (!subjects.is_empty()).then(|| {
+        let (n, of) = (report.silenced.len(), subjects.len());
+        format!("{n} finding(s) of {of} pod(s) or workload(s) silenced by {IGNORE} annotations")
+    })
 }
 
 /// `item` cut after [`EVIDENCE_CHARS`] characters, at a word boundary when
@@ -229,15 +263,17 @@ fn markdown(report: &Report, layout: &Layout) -> String {
     for entry in group::entries(report, layout.sort) {
         match &entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "\n### {} {}\n", capitalized(subject_kind(name)), code(name));
+                let kind = capitalized(subject_kind(name));
+                let _ = writeln!(out, "\n### {kind} {}{}\n", code(name), md_cluster(entry.cluster()));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
                 let _ = writeln!(
                     out,
-                    "\n### {} pods {what} {}: {}\n",
+                    "\n### {} pods {what} {}{}: {}\n",
                     group.pods.len(),
                     code(&group.name),
+                    md_cluster(entry.cluster()),
                     code(&group.cause)
                 );
                 let first = group.pods.first().map_or("", String::as_str);
@@ -270,9 +306,10 @@ fn markdown(report: &Report, layout: &Layout) -> String {
             let _ = writeln!(out, "- pack {}: {}", code(&e.pack), md_lines(&e.message));
         }
     }
-    if !report.notes.is_empty() {
+    let silenced = silenced_line(report);
+    if !report.notes.is_empty() || silenced.is_some() {
         out.push_str("\n### Notes\n\n");
-        for n in &report.notes {
+        for n in report.notes.iter().chain(&silenced) {
             let _ = writeln!(out, "- {}", md(n));
         }
     }
@@ -323,7 +360,10 @@ fn junit(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  <testcase classname=\"{}\" name=\"{}\">\n    <failure type=\"{}\" message=\"{}\">{}</failure>\n  </testcase>",
-            esc(root.subject()),
+            esc(&root
+                .cluster
+                .as_ref()
+                .map_or_else(|| root.subject().to_string(), |c| format!("{c}/{}", root.subject()))),
             esc(&name),
             root.severity.as_str(),
             esc(&root.title),
@@ -339,7 +379,7 @@ fn junit(report: &Report) -> String {
         );
     }
     let mut system_out = report.summary_line() + "\n";
-    for n in &report.notes {
+    for n in report.notes.iter().chain(&silenced_line(report)) {
         let _ = writeln!(system_out, "note: {n}");
     }
     let _ = writeln!(out, "  <system-out>{}</system-out>\n</testsuite>", esc(&system_out));
@@ -385,9 +425,10 @@ form.addEventListener('input',apply);form.addEventListener('submit',function(ev)
 
 /// The `id` of an entry of the page.
 fn entry_id(entry: &Entry) -> String {
+    let cluster = entry.cluster().map(|c| format!("{c}:")).unwrap_or_default();
     match entry {
-        Entry::Pod { name, .. } => format!("pod:{name}"),
-        Entry::Group { group, .. } => format!("{}:{}:{}", group.by.as_str(), group.name, group.cause),
+        Entry::Pod { name, .. } => format!("{cluster}pod:{name}"),
+        Entry::Group { group, .. } => format!("{cluster}{}:{}:{}", group.by.as_str(), group.name, group.cause),
     }
 }
 
@@ -433,7 +474,7 @@ fn html(report: &Report, layout: &Layout) -> String {
     let mut namespaces: BTreeMap<&str, ([usize; 3], BTreeSet<usize>)> = BTreeMap::new();
     let mut causes: BTreeMap<&str, ([usize; 2], BTreeSet<usize>)> = BTreeMap::new();
     let mut pods = BTreeSet::new();
-    let mut entry_of: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut entry_of: BTreeMap<(Option<&str>, &str), usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let shown: Vec<&str> = match entry {
             Entry::Pod { name, .. } => vec![name],
@@ -441,7 +482,7 @@ fn html(report: &Report, layout: &Layout) -> String {
         };
         for pod in shown {
             namespaces.entry(namespace(pod)).or_default().1.insert(i);
-            entry_of.entry(pod).or_insert(i);
+            entry_of.entry((entry.cluster(), pod)).or_insert(i);
         }
         if let Entry::Group { group, .. } = entry {
             causes.entry(&group.cause).or_default().1.insert(i);
@@ -454,14 +495,15 @@ fn html(report: &Report, layout: &Layout) -> String {
     }
     for f in &report.findings {
         let ns = &mut namespaces.entry(namespace(f.subject())).or_default().0;
-        if pods.insert(f.subject()) {
+        let pod = (f.cluster.as_deref(), f.subject());
+        if pods.insert(pod) {
             ns[0] += 1;
         }
         let symptom = f.explained_by.is_some();
         ns[1 + usize::from(symptom)] += 1;
         let cause = causes.entry(&f.cause).or_default();
         cause.0[usize::from(symptom)] += 1;
-        if let Some(&i) = entry_of.get(f.subject()) {
+        if let Some(&i) = entry_of.get(&pod) {
             cause.1.insert(i);
         }
     }
@@ -471,7 +513,7 @@ fn html(report: &Report, layout: &Layout) -> String {
             .filter_map(|&i| entries.get(i))
             .map(|e| {
                 let label = match e {
-                    Entry::Pod { name, .. } => name.to_string(),
+                    Entry::Pod { name, .. } => format!("{name}{}", in_cluster(e.cluster())),
                     Entry::Group { group, .. } => group.headline(),
                 };
                 format!("<a href=\"#{}\">{}</a>", esc(&entry_id(e)), esc(&label))
@@ -521,15 +563,17 @@ fn html(report: &Report, layout: &Layout) -> String {
         );
         match entry {
             Entry::Pod { name, .. } => {
-                let _ = writeln!(out, "<h2>{} <code>{}</code></h2>", capitalized(subject_kind(name)), esc(name));
+                let kind = capitalized(subject_kind(name));
+                let _ = writeln!(out, "<h2>{kind} <code>{}</code>{}</h2>", esc(name), html_cluster(entry.cluster()));
             }
             Entry::Group { group, .. } => {
                 let what = group.by.preposition();
                 let _ = writeln!(
                     out,
-                    "<h2>{} pods {what} <code>{}</code>: <code>{}</code></h2>",
+                    "<h2>{} pods {what} <code>{}</code>{}: <code>{}</code></h2>",
                     group.pods.len(),
                     esc(&group.name),
+                    html_cluster(entry.cluster()),
                     esc(&group.cause)
                 );
                 let first = group.pods.first().map_or("", String::as_str);
@@ -571,9 +615,10 @@ fn html(report: &Report, layout: &Layout) -> String {
         }
         out.push_str("</ul>\n</section>\n");
     }
-    if !report.notes.is_empty() {
+    let silenced = silenced_line(report);
+    if !report.notes.is_empty() || silenced.is_some() {
         out.push_str("<section class=\"notes\">\n<h2>Notes</h2>\n<ul>\n");
-        for n in &report.notes {
+        for n in report.notes.iter().chain(&silenced) {
             let _ = writeln!(out, "<li>{}</li>", esc(n));
         }
         out.push_str("</ul>\n</section>\n");
@@ -583,6 +628,11 @@ fn html(report: &Report, layout: &Layout) -> String {
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// ` in cluster `NAME`` for an entry of a report that covers several clusters.
+fn md_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" in cluster {}", code(c))).unwrap_or_default()
 }
 
 fn md_finding(f: &Finding) -> String {
@@ -656,10 +706,18 @@ fn html_attrs(f: &Finding, kind: &str) -> String {
     if let Some(c) = &f.container {
         let _ = write!(attrs, " data-container=\"{}\"", esc(c));
     }
+    if let Some(c) = &f.cluster {
+        let _ = write!(attrs, " data-cluster=\"{}\"", esc(c));
+    }
     if let Some(r) = &f.explained_by {
         let _ = write!(attrs, " data-explained-by=\"{}\"", esc(r));
     }
     attrs
+}
+
+/// ` in cluster <code>NAME</code>` for an entry of a report that covers several clusters.
+fn html_cluster(cluster: Option<&str>) -> String {
+    cluster.map(|c| format!(" in cluster <code>{}</code>", esc(c))).unwrap_or_default()
 }
 
 fn html_headline(f: &Finding) -> String {
@@ -751,6 +809,8 @@ mod tests {
             fix: vec![format!("{cause} fix")],
             explained_by: None,
             pack: "builtin".into(),
+            cluster: None,
+            silenced: None,
             explains: Vec::new(),
         }
     }
@@ -782,6 +842,7 @@ mod tests {
                 message: "evaluate ran out of time & was \"stopped\"".into(),
             }],
             notes: vec!["skipped 2 object(s) of kind ConfigMap: no rule reads them".into()],
+            silenced: Vec::new(),
         }
     }
 
@@ -893,7 +954,6 @@ mod tests {
             f.workload = Some("shop/Deployment/web".into());
         }
         assert_eq!(report.groups().len(), 1);
-        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
         let required = |v: &serde_json::Value| {
             let mut r: Vec<String> =
@@ -905,14 +965,40 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(sorted(keys(&json)), required(&schema));
-        assert_eq!(sorted(keys(&schema["properties"])), required(&schema));
+        // what only some reports have: silenced findings, clusters
+        let optional = |v: &serde_json::Value, names: &[&str]| {
+            sorted([required(v), names.iter().map(|n| n.to_string()).collect()].concat())
+        };
+        report.silenced.push(report.findings[1].clone());
+        report.silenced[0].silenced = Some(crate::report::silence::Silence {
+            object: "shop/Deployment/web".into(),
+            entry: "state".into(),
+            reason: None,
+        });
+        report.silenced[0].cluster = Some("east".into());
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(sorted(keys(&json)), optional(&schema, &["silenced"]));
+        assert_eq!(sorted(keys(&schema["properties"])), optional(&schema, &["silenced"]));
+        let finding = &schema["$defs"]["finding"];
+        assert_eq!(sorted(keys(&json["silenced"][0])), optional(finding, &["cluster", "silenced"]));
+        assert_eq!(sorted(keys(&finding["properties"])), optional(finding, &["cluster", "silenced"]));
+        let silence = &finding["properties"]["silenced"];
+        assert_eq!(sorted(keys(&json["silenced"][0]["silenced"])), required(silence));
+        assert_eq!(sorted(keys(&silence["properties"])), required(silence));
         assert_eq!(sorted(keys(&json["summary"])), required(&schema["properties"]["summary"]));
         for (name, def) in [("findings", "finding"), ("groups", "group"), ("errors", "error")] {
             let def = &schema["$defs"][def];
             assert_eq!(sorted(keys(&json[name][0])), required(def));
-            assert_eq!(sorted(keys(&def["properties"])), required(def));
         }
+        let group = &schema["$defs"]["group"];
+        assert_eq!(sorted(keys(&group["properties"])), optional(group, &["cluster"]));
+        let error = &schema["$defs"]["error"];
+        assert_eq!(sorted(keys(&error["properties"])), required(error));
+        // a report of several clusters: each group names its cluster
+        let clusters = Report::merge(vec![("east".into(), report.clone()), ("west".into(), report)]);
+        let json: serde_json::Value = serde_json::from_str(&clusters.to_json()).unwrap();
+        assert_eq!(sorted(keys(&json["groups"][0])), optional(group, &["cluster"]));
+        assert_eq!(json["groups"].as_array().unwrap().len(), 2);
         let severities = [Severity::Info, Severity::Warning, Severity::Error, Severity::Critical].map(|s| s.as_str());
         assert_eq!(schema["$defs"]["finding"]["properties"]["severity"]["enum"], serde_json::json!(severities));
         assert_eq!(schema["$defs"]["group"]["properties"]["severity"]["enum"], serde_json::json!(severities));

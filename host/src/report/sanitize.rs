@@ -45,11 +45,14 @@ pub fn report(report: &Report) -> Report {
         }
     };
     let mut r = report.clone();
-    for f in &mut r.findings {
+    for f in r.findings.iter_mut().chain(&mut r.silenced) {
         let single = [&mut f.rule, &mut f.cause, &mut f.title, &mut f.pack];
+        let silence = f.silenced.as_mut().map(|s| [&mut s.object, &mut s.entry].into_iter().chain(s.reason.as_mut()));
         single
             .into_iter()
             .chain(f.pod.as_mut())
+            .chain(silence.into_iter().flatten())
+            .chain(f.cluster.as_mut())
             .chain(f.container.as_mut())
             .chain(f.workload.as_mut())
             .chain(f.node.as_mut())

@@ -236,6 +236,8 @@ mod tests {
             workload: None,
             node: None,
             pack: "builtin".into(),
+            cluster: None,
+            silenced: None,
             explains: Vec::new(),
         };
         let found = [finding("shop/web-1"), finding("shop/web-2")];

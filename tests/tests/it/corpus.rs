@@ -200,6 +200,8 @@ fn the_scorer_matches_refined_causes_and_containers() {
         fix: Vec::new(),
         explained_by: None,
         pack: "builtin".into(),
+        cluster: None,
+        silenced: None,
         explains: Vec::new(),
     };
     let e = |cause: &str, container: Option<&str>| Expect {

@@ -509,7 +509,15 @@ fn only_what_the_rules_read_is_listed() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("app was OOMKilled"), "{out}");
     let paths: Vec<String> = api.requests().iter().map(|r| r["path"].as_str().unwrap().to_string()).collect();
-    assert_eq!(paths, ["/api/v1/namespaces/shop/pods"]);
+    // and the pods' owners up the chain, whose `k8srule.dev/ignore` annotations silence findings
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/namespaces/shop/pods",
+            "/apis/apps/v1/namespaces/shop/replicasets",
+            "/apis/apps/v1/namespaces/shop/deployments"
+        ]
+    );
 }
 
 #[test]
