@@ -449,6 +449,43 @@ fn watch_writes_one_event_per_cause_on_a_pod_while_it_stays() {
     handle.join().unwrap().unwrap();
     assert_eq!(reasons_of(&changes.lock().unwrap(), "shop/web"), reasons);
     assert_eq!((created().len(), patched().len()), (reasons.len(), reasons.len()));
+
+    // deploy/watch.yaml grants every write the watch made
+    let manifests = std::fs::read_to_string(root().join("deploy/watch.yaml")).unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for doc in serde_norway::Deserializer::from_str(&manifests) {
+        let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+        for rule in doc["rules"].as_array().into_iter().flatten() {
+            for (group, resource, verb) in rule_grants(rule) {
+                granted.insert(format!("{verb} {resource}.{group}"));
+            }
+        }
+    }
+    for r in api.requests().iter().filter(|r| r["method"] != "GET") {
+        let verb = match r["method"].as_str().unwrap() {
+            "POST" => "create",
+            "PATCH" => "patch",
+            other => panic!("an unexpected write: {other} {}", r["path"]),
+        };
+        assert!(r["path"].as_str().unwrap().starts_with("/apis/events.k8s.io/v1/"), "{r}");
+        assert!(granted.contains(&format!("{verb} events.events.k8s.io")), "{verb}: {granted:?}");
+    }
+}
+
+/// Each (apiGroup, resource, verb) of an RBAC rule.
+fn rule_grants(rule: &Value) -> Vec<(String, String, String)> {
+    let strings = |k: &str| -> Vec<String> {
+        rule[k].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
+    };
+    let mut out = Vec::new();
+    for g in strings("apiGroups") {
+        for r in strings("resources") {
+            for v in strings("verbs") {
+                out.push((g.clone(), r.clone(), v));
+            }
+        }
+    }
+    out
 }
 
 #[test]
