@@ -12,8 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::events::{self, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
@@ -25,8 +26,13 @@ use crate::{Diagnoser, Finding, Severity, Snapshot};
 /// How a watch runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Write a Kubernetes Event on the pod for each new finding.
+    /// Write a Kubernetes Event on the pod for each cause found on it, once
+    /// while the cause stays (kube-runtime's `Recorder`: a cause that comes
+    /// back within minutes adds to the series of its Event).
     pub emit_events: bool,
+    /// Events written at most: this many a minute, and as many at once; the
+    /// others are dropped, counted and noted.
+    pub events_per_minute: u32,
     /// Every pod is diagnosed again this often, so findings that depend on
     /// age (stuck for 5 minutes) appear without a change.
     pub resync: Duration,
@@ -44,6 +50,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             emit_events: false,
+            events_per_minute: 60,
             resync: Duration::from_secs(60),
             debounce: Duration::from_millis(300),
             duration: None,
@@ -149,9 +156,10 @@ struct Watch<'a> {
     without_logs: HashMap<String, HashSet<Identity>>,
     dirty: BTreeSet<String>,
     synced: bool,
-    events_api: Api<Event>,
-    /// New findings an Event was written for, until they resolve.
-    emitted: HashSet<(String, String, Option<String>)>,
+    /// During the first diagnosis: an Event k8srule wrote before a restart
+    /// may be on a pod already.
+    initial: bool,
+    events: Option<Events>,
     /// Notes on malformed objects already reported, each reported once.
     noted: HashSet<String>,
 }
@@ -211,10 +219,11 @@ pub async fn watch(
         });
         streams.push(refusing.boxed());
     }
-    let events_api = match ns {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let events = options.emit_events.then(|| Events {
+        recorder: Recorder::new(client.clone(), Reporter::from(COMPONENT)),
+        budget: Budget::new(options.events_per_minute),
+        dropped: 0,
+    });
     let mut w = Watch {
         cluster,
         diagnoser,
@@ -228,8 +237,8 @@ pub async fn watch(
         without_logs: HashMap::new(),
         dirty: BTreeSet::new(),
         synced: false,
-        events_api,
-        emitted: HashSet::new(),
+        initial: true,
+        events,
         noted: HashSet::new(),
     };
     let mut all = futures::stream::select_all(streams);
@@ -260,6 +269,7 @@ pub async fn watch(
             w.synced = true;
             w.mark_all();
             w.flush(sink).await;
+            w.initial = false;
             sink(Change::Synced { pods: w.store(Role::Pods).objects.len(), scope: cluster.scope() });
             last_resync = Instant::now();
         } else if w.synced {
@@ -458,6 +468,12 @@ impl Watch<'_> {
         if let Some(m) = &self.options.metrics {
             m.synced(self.store(Role::Pods).objects.len(), self.findings.values().flatten());
         }
+        if let Some(events) = &mut self.events
+            && events.dropped > 0
+        {
+            let (n, limit) = (std::mem::take(&mut events.dropped), self.options.events_per_minute);
+            sink(Change::Note(format!("{n} Events not written: over the limit of {limit} a minute")));
+        }
     }
 
     /// A snapshot of the `dirty` pods with their events, nodes, owners and
@@ -584,13 +600,16 @@ impl Watch<'_> {
             let before: HashSet<_> = old.iter().map(identity).collect();
             let after: HashSet<_> = new.iter().map(identity).collect();
             for f in old.iter().filter(|f| !after.contains(&identity(f))) {
-                self.emitted.remove(&(f.subject().to_string(), f.rule.clone(), f.container.clone()));
                 sink(Change::Resolved { finding: Box::new(f.clone()), pod_deleted: deleted });
             }
-            for f in new.iter().filter(|f| !before.contains(&identity(f))) {
-                if self.options.emit_events {
+            if self.events.is_some() {
+                // one Event per cause on the pod, while it stays
+                let mut causes: HashSet<&str> = old.iter().map(|f| f.cause.as_str()).collect();
+                for f in new.iter().filter(|f| causes.insert(f.cause.as_str())) {
                     self.emit_event(f, sink).await;
                 }
+            }
+            for f in new.iter().filter(|f| !before.contains(&identity(f))) {
                 sink(Change::New(Box::new(f.clone())));
             }
             if !new.is_empty() {
@@ -599,58 +618,94 @@ impl Watch<'_> {
         }
     }
 
-    /// Writes a Kubernetes Event about a new finding on its pod, unless one
-    /// with the same reason and message is already there (after a restart).
+    /// Writes the Event of a cause new on a pod, within the rate limit. In
+    /// the first diagnosis, one k8srule wrote before a restart (the same
+    /// reason on the same pod) stands for it.
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()).cloned() else { return };
+        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()) else { return };
+        let meta = &pod["metadata"];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Pod".into()),
+            namespace: text(&meta["namespace"]),
+            name: text(&meta["name"]),
+            uid: text(&meta["uid"]),
+            ..ObjectReference::default()
+        };
         let reason = event_reason(&f.cause);
-        let message = truncate(&f.title, 1024);
-        let field_path = f.container.as_ref().and_then(|c| container_field_path(&pod, c));
-        let uid = pod.pointer("/metadata/uid").and_then(Value::as_str);
-        // after a restart, the Event of a finding that is still there may be on the pod already
-        let already = self.events_by_pod.get(f.subject()).is_some_and(|keys| {
-            let store = self.mirrors.iter().find(|s| s.role == Role::Events);
-            keys.iter().filter_map(|k| store?.objects.get(k)).any(|e| {
-                e.pointer("/source/component").and_then(Value::as_str) == Some(COMPONENT)
-                    && e["reason"].as_str() == Some(reason.as_str())
-                    && e.pointer("/involvedObject/uid").and_then(Value::as_str) == uid
-                    && e.pointer("/involvedObject/fieldPath").and_then(Value::as_str) == field_path.as_deref()
-            })
-        });
-        if !self.emitted.insert((f.subject().to_string(), f.rule.clone(), f.container.clone())) || already {
+        if self.initial && self.written_before(f.subject(), &reason, reference.uid.as_deref()) {
             return;
         }
-        let meta = &pod["metadata"];
-        let (ns, name) = (meta["namespace"].as_str().unwrap_or("default"), meta["name"].as_str().unwrap_or(""));
-        let now = crate::input::snapshot::now_rfc3339();
-        let event = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": { "generateName": format!("{name}."), "namespace": ns },
-            "involvedObject": {
-                "apiVersion": "v1", "kind": "Pod", "namespace": ns, "name": name,
-                "uid": meta["uid"], "fieldPath": field_path,
-            },
-            "reason": reason,
-            "message": message,
-            "type": if f.severity >= Severity::Warning { "Warning" } else { "Normal" },
-            "source": { "component": COMPONENT },
-            "reportingComponent": COMPONENT,
-            "reportingInstance": std::env::var("HOSTNAME").unwrap_or_else(|_| COMPONENT.to_string()),
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        });
-        let event: Event = match serde_json::from_value(event) {
-            Ok(e) => e,
-            Err(e) => return sink(Change::Note(format!("cannot make an event for {}: {e}", f.subject()))),
-        };
-        let api = match self.cluster.namespace {
-            Some(_) => self.events_api.clone(),
-            None => Api::namespaced(self.cluster.client().clone(), ns),
-        };
-        if let Err(e) = api.create(&PostParams::default(), &event).await {
-            let e = self.cluster.error(&format!("create an event in namespace {ns}"), e);
-            sink(Change::Note(e.to_string()));
+        let metrics = self.options.metrics.as_deref();
+        let Some(events) = &mut self.events else { return };
+        if !events.budget.take(Instant::now()) {
+            events.dropped += 1;
+            if let Some(m) = metrics {
+                m.event("dropped");
+            }
+            return;
         }
+        let event = events::Event {
+            type_: if f.severity >= Severity::Warning { EventType::Warning } else { EventType::Normal },
+            reason,
+            note: Some(truncate(&f.title, 1024)),
+            action: "Diagnose".into(),
+            secondary: None,
+        };
+        let written = events.recorder.publish(&event, &reference).await;
+        if let Some(m) = metrics {
+            m.event(if written.is_ok() { "written" } else { "failed" });
+        }
+        if let Err(e) = written {
+            let ns = reference.namespace.as_deref().unwrap_or("default");
+            sink(Change::Note(self.cluster.error(&format!("write an event in namespace {ns}"), e).to_string()));
+        }
+    }
+
+    /// Whether an Event of k8srule with this reason is on the pod `key`.
+    fn written_before(&self, key: &str, reason: &str, uid: Option<&str>) -> bool {
+        let Some(store) = self.mirrors.iter().find(|s| s.role == Role::Events) else { return false };
+        let keys = self.events_by_pod.get(key).into_iter().flatten();
+        keys.filter_map(|k| store.objects.get(k)).any(|e| {
+            let by = |path: &str| e.pointer(path).and_then(Value::as_str) == Some(COMPONENT);
+            (by("/reportingComponent") || by("/source/component"))
+                && e["reason"].as_str() == Some(reason)
+                && e.pointer("/involvedObject/uid").and_then(Value::as_str) == uid
+        })
+    }
+}
+
+/// The Events of `--emit-events`.
+struct Events {
+    recorder: Recorder,
+    budget: Budget,
+    /// Dropped over the budget since the last note.
+    dropped: usize,
+}
+
+/// A token bucket: `per_minute` tokens at most, refilled at that rate.
+struct Budget {
+    per_minute: u32,
+    tokens: f64,
+    at: Instant,
+}
+
+impl Budget {
+    fn new(per_minute: u32) -> Budget {
+        Budget { per_minute, tokens: f64::from(per_minute), at: Instant::now() }
+    }
+
+    /// Takes a token if there is one at `now`.
+    fn take(&mut self, now: Instant) -> bool {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * f64::from(self.per_minute) / 60.0;
+        self.tokens = (self.tokens + refill).min(f64::from(self.per_minute));
+        self.at = now;
+        let taken = self.tokens >= 1.0;
+        if taken {
+            self.tokens -= 1.0;
+        }
+        taken
     }
 }
 
@@ -687,16 +742,6 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}...", &s[..end])
 }
 
-fn container_field_path(pod: &Value, container: &str) -> Option<String> {
-    ["initContainers", "containers", "ephemeralContainers"].into_iter().find_map(|list| {
-        pod["spec"][list]
-            .as_array()?
-            .iter()
-            .any(|c| c["name"].as_str() == Some(container))
-            .then(|| format!("spec.{list}{{{container}}}"))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +751,19 @@ mod tests {
         assert_eq!(event_reason("cgroup-oom"), "CgroupOom");
         assert_eq!(event_reason("state.CrashLoopBackOff"), "StateCrashLoopBackOff");
         assert_eq!(event_reason("--"), "Diagnosis");
+    }
+
+    #[test]
+    fn the_budget_gives_a_minute_at_once_then_refills_at_its_rate() {
+        let mut budget = Budget::new(60);
+        let start = budget.at;
+        assert_eq!((0..100).filter(|_| budget.take(start)).count(), 60);
+        assert!(!budget.take(start + Duration::from_millis(500)));
+        assert!(budget.take(start + Duration::from_millis(1000)));
+        assert!(!budget.take(start + Duration::from_millis(1100)));
+        // a long pause refills a minute's worth, no more
+        let later = start + Duration::from_secs(3600);
+        assert_eq!((0..100).filter(|_| budget.take(later)).count(), 60);
     }
 
     #[test]

@@ -182,6 +182,11 @@ impl KubeApi {
         v.as_array().cloned().expect("a list of requests")
     }
 
+    /// `GET` of a control endpoint such as `/_objects` (every stored object).
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        self.call("GET", path, None)
+    }
+
     /// `POST` of a JSON body to a control endpoint such as `/_objects` or `/_delete`.
     pub fn post(&self, path: &str, body: &serde_json::Value) -> serde_json::Value {
         self.call("POST", path, Some(body))

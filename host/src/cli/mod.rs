@@ -379,9 +379,14 @@ struct WatchArgs {
     /// The language of rule texts: a BCP 47 tag (en, zh, ja, pt-BR...); English where a rule has none in it.
     #[arg(long, value_name = "TAG", default_value_t = Lang::EN)]
     lang: Lang,
-    /// Write a Kubernetes Event on the pod for each new finding (needs `create` on events).
+    /// Write a Kubernetes Event on the pod for each cause found on it, once
+    /// while it stays (needs `create` and `patch` on events.k8s.io events).
     #[arg(long)]
     emit_events: bool,
+    /// With --emit-events: write at most this many Events a minute (as many
+    /// at once); the others are dropped, noted and counted in the metrics.
+    #[arg(long, value_name = "N", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    events_per_minute: u32,
     /// Diagnose every pod again this often, for findings that depend on age (at least 1).
     #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
     resync: u64,
@@ -962,6 +967,7 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
     };
     let options = crate::watch::Options {
         emit_events: args.emit_events,
+        events_per_minute: args.events_per_minute,
         resync: std::time::Duration::from_secs(args.resync),
         duration: args.duration.map(std::time::Duration::from_secs),
         metrics: listener.as_ref().map(|_| std::sync::Arc::new(crate::watch::metrics::Metrics::default())),

@@ -41,6 +41,11 @@ struct ResourceLabels {
     resource: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// What a watch tells Prometheus.
 #[derive(Debug)]
 pub struct Metrics {
@@ -50,6 +55,7 @@ pub struct Metrics {
     diagnosed: Counter,
     pack_errors: Family<PackLabels, Counter>,
     watch_errors: Family<ResourceLabels, Counter>,
+    events: Family<OutcomeLabels, Counter>,
     duration: Histogram,
     last_sync: Gauge<f64, AtomicU64>,
     ready: AtomicBool,
@@ -62,6 +68,7 @@ impl Default for Metrics {
     fn default() -> Self {
         let (findings, pods, diagnosed) = (Family::default(), Gauge::default(), Counter::default());
         let (pack_errors, watch_errors, last_sync) = (Family::default(), Family::default(), Gauge::default());
+        let events = Family::default();
         // 1 ms to about a minute
         let duration = Histogram::new(exponential_buckets(0.001, 4.0, 9));
         let mut registry = Registry::with_prefix("k8srule");
@@ -77,6 +84,11 @@ impl Default for Metrics {
             "watch_errors",
             "Errors of the list and watch of a resource, which the watch retries",
             watch_errors.clone(),
+        );
+        registry.register(
+            "events",
+            "Kubernetes Events of --emit-events: written, dropped over --events-per-minute, or failed",
+            events.clone(),
         );
         registry.register_with_unit(
             "diagnose_duration",
@@ -97,6 +109,7 @@ impl Default for Metrics {
             diagnosed,
             pack_errors,
             watch_errors,
+            events,
             duration,
             last_sync,
             ready: AtomicBool::new(false),
@@ -119,6 +132,11 @@ impl Metrics {
     /// A list or watch of `resource` failed.
     pub(crate) fn watch_error(&self, resource: &str) {
         self.watch_errors.get_or_create(&ResourceLabels { resource: resource.to_string() }).inc();
+    }
+
+    /// An Event was `written`, `dropped` (over the rate limit) or `failed`.
+    pub(crate) fn event(&self, outcome: &'static str) {
+        self.events.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The watched pods were diagnosed: these are all the findings now.
@@ -253,6 +271,9 @@ mod tests {
         );
         assert!(text.contains("k8srule_pods 5\n") && !text.contains("web-1"), "{text}");
         assert!(text.ends_with("# EOF\n"), "{text}");
+        m.event("dropped");
+        m.event("dropped");
+        assert!(get(&m, "/metrics").1.contains("k8srule_events_total{outcome=\"dropped\"} 2\n"));
         m.synced(5, [].iter());
         assert!(!get(&m, "/metrics").1.contains("k8srule_findings{"));
         assert_eq!(m.answer(&Method::POST, "/metrics").0, StatusCode::METHOD_NOT_ALLOWED);

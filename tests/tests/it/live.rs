@@ -382,47 +382,136 @@ fn watch_reports_new_and_resolved_findings_as_pods_change() {
     assert!(api.requests().iter().all(|r| r["method"] == "GET"));
 }
 
-#[test]
-fn watch_emits_one_event_per_new_finding_when_asked() {
-    let data = tempfile::tempdir().unwrap();
-    let mut net = healthy_pod("shop", "net", "u-net");
-    net["status"] = json!({"phase": "Pending"});
-    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), net, node()]);
-    let api = KubeApi::start(data.path(), &[]);
-    let (handle, changes, stop) = start_watch(&api, watch::Options { emit_events: true, ..watch::Options::default() });
-    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
-    let news = new_of(&changes.lock().unwrap(), "shop/web").len();
-    assert!(news > 0);
-    let posts = |pod: &str| -> Vec<Value> {
-        let of_pod = |r: &Value| r["method"] == "POST" && r["body"]["involvedObject"]["name"] == pod;
-        api.requests().into_iter().filter(of_pod).collect()
+/// The Events that `watch --emit-events` created (through events.k8s.io) on `pod`.
+fn event_writes(api: &KubeApi, method: &str, pod: &str) -> Vec<Value> {
+    let of_pod = |r: &Value| {
+        r["method"] == method
+            && r["path"].as_str().unwrap().starts_with("/apis/events.k8s.io/v1/namespaces/shop/events")
+            && r["body"]["regarding"]["name"] == pod
     };
-    assert!(wait_for(10, || posts("web").len() == news), "{:#?}", posts("web"));
-    // the events it wrote come back through the events watch, in order, before
-    // one posted after them: once that one is diagnosed, the written ones have
-    // been seen too, and none of them may be written again
-    api.post("/_objects", &json!({"kind": "Event", "apiVersion": "v1",
-        "metadata": {"name": "net.1", "namespace": "shop"},
-        "involvedObject": {"kind": "Pod", "name": "net", "namespace": "shop", "uid": "u-net"},
-        "reason": "FailedCreatePodSandBox", "type": "Warning",
-        "message": "Failed to create pod sandbox: rpc error: code = Unknown desc = failed to setup network for sandbox \"5f2c7d\": plugin type=\"calico\" failed (add): connection is unauthorized"}));
-    let cni = |c: &[Change]| new_of(c, "shop/net").iter().any(|f| f.rule == "creating.cni-error");
-    assert!(wait_for(20, || cni(&changes.lock().unwrap())), "{:#?}", changes.lock().unwrap());
+    api.requests().into_iter().filter(of_pod).collect()
+}
+
+/// The causes of the findings reported new on `pod`, as Event reasons.
+fn reasons_of(changes: &[Change], pod: &str) -> std::collections::BTreeSet<String> {
+    new_of(changes, pod).iter().map(|f| watch::event_reason(&f.cause)).collect()
+}
+
+#[test]
+fn watch_writes_one_event_per_cause_on_a_pod_while_it_stays() {
+    let data = tempfile::tempdir().unwrap();
+    write(data.path(), "pods.json", vec![crashing_pod("shop", "web", "u-web"), node()]);
+    let api = KubeApi::start(data.path(), &[]);
+    let options = watch::Options { emit_events: true, resync: std::time::Duration::from_secs(1), ..Default::default() };
+    let (handle, changes, stop) = start_watch(&api, options.clone());
+    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    let reasons = reasons_of(&changes.lock().unwrap(), "shop/web");
+    assert!(reasons.len() >= 2 && reasons.contains("CgroupOom"), "{reasons:?}");
+    let created = || event_writes(&api, "POST", "web");
+    assert!(wait_for(10, || created().len() == reasons.len()), "{:#?}", created());
+    let written: std::collections::BTreeSet<String> =
+        created().iter().map(|r| r["body"]["reason"].as_str().unwrap().to_string()).collect();
+    assert_eq!(written, reasons, "one Event per cause");
+
+    // the findings stay through a change of the pod and several resyncs
+    let mut labelled = crashing_pod("shop", "web", "u-web");
+    labelled["metadata"]["labels"] = json!({"team": "checkout"});
+    api.post("/_objects", &labelled);
+    api.post("/_objects", &crashing_pod("shop", "worker", "u-worker"));
+    assert!(wait_for(20, || !new_of(&changes.lock().unwrap(), "shop/worker").is_empty()));
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(created().len(), reasons.len(), "{:#?}", created());
+    assert!(event_writes(&api, "PATCH", "web").is_empty());
+
+    // gone, then back: the same Events again, as their series
+    api.post("/_objects", &healthy_pod("shop", "web", "u-web"));
+    let healthy = |c: &[Change]| resolved_of(c, "shop/web").len() == new_of(c, "shop/web").len();
+    assert!(wait_for(20, || healthy(&changes.lock().unwrap())), "{:#?}", changes.lock().unwrap());
+    api.post("/_objects", &crashing_pod("shop", "web", "u-web"));
+    let patched = || event_writes(&api, "PATCH", "web");
+    assert!(wait_for(20, || patched().len() == reasons.len()), "{:#?}", patched());
+    assert_eq!(created().len(), reasons.len());
     stop.store(true, Ordering::Relaxed);
     handle.join().unwrap().unwrap();
-    let posts = posts("web");
-    assert_eq!(posts.len(), news, "{posts:#?}");
-    let oom = posts.iter().find(|p| p["body"]["reason"] == "CgroupOom").expect("an event for the OOM kill");
-    assert_eq!(oom["path"], "/api/v1/namespaces/shop/events");
-    assert_eq!(oom["status"], 201);
-    let body = &oom["body"];
+    let events = api.get("/_objects");
+    let events: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["kind"] == "Event" && o["involvedObject"]["name"] == "web")
+        .collect();
+    assert_eq!(events.len(), reasons.len(), "{events:#?}");
+    let oom = events.iter().find(|e| e["reason"] == "CgroupOom").unwrap();
     assert_eq!(
-        body["involvedObject"],
-        json!({"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": "web",
-        "uid": "u-web", "fieldPath": "spec.containers{app}"})
+        (&oom["involvedObject"]["uid"], &oom["reportingComponent"], &oom["type"], &oom["action"]),
+        (&json!("u-web"), &json!("k8srule"), &json!("Warning"), &json!("Diagnose"))
     );
-    assert_eq!((&body["type"], &body["source"]["component"]), (&json!("Warning"), &json!("k8srule")));
-    assert!(body["message"].as_str().unwrap().contains("256Mi"), "{body}");
+    assert_eq!(oom["series"]["count"], 2, "{oom:#}");
+    assert!(oom["message"].as_str().unwrap().contains("256Mi"), "{oom}");
+
+    // after a restart, the Events on the pod stand for its findings
+    let (handle, changes, stop) = start_watch(&api, options);
+    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    assert_eq!(reasons_of(&changes.lock().unwrap(), "shop/web"), reasons);
+    assert_eq!((created().len(), patched().len()), (reasons.len(), reasons.len()));
+
+    // deploy/watch.yaml grants every write the watch made
+    let manifests = std::fs::read_to_string(root().join("deploy/watch.yaml")).unwrap();
+    let mut granted = std::collections::BTreeSet::new();
+    for doc in serde_norway::Deserializer::from_str(&manifests) {
+        let doc: Value = serde::Deserialize::deserialize(doc).unwrap();
+        for rule in doc["rules"].as_array().into_iter().flatten() {
+            for (group, resource, verb) in rule_grants(rule) {
+                granted.insert(format!("{verb} {resource}.{group}"));
+            }
+        }
+    }
+    for r in api.requests().iter().filter(|r| r["method"] != "GET") {
+        let verb = match r["method"].as_str().unwrap() {
+            "POST" => "create",
+            "PATCH" => "patch",
+            other => panic!("an unexpected write: {other} {}", r["path"]),
+        };
+        assert!(r["path"].as_str().unwrap().starts_with("/apis/events.k8s.io/v1/"), "{r}");
+        assert!(granted.contains(&format!("{verb} events.events.k8s.io")), "{verb}: {granted:?}");
+    }
+}
+
+/// Each (apiGroup, resource, verb) of an RBAC rule.
+fn rule_grants(rule: &Value) -> Vec<(String, String, String)> {
+    let strings = |k: &str| -> Vec<String> {
+        rule[k].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect()
+    };
+    let mut out = Vec::new();
+    for g in strings("apiGroups") {
+        for r in strings("resources") {
+            for v in strings("verbs") {
+                out.push((g.clone(), r.clone(), v));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn watch_drops_the_events_over_its_rate_limit_and_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let pods = ["a", "b", "c", "d"].map(|p| crashing_pod("shop", p, &format!("u-{p}")));
+    write(data.path(), "pods.json", pods.into_iter().chain([node()]).collect());
+    let api = KubeApi::start(data.path(), &[]);
+    let options = watch::Options { emit_events: true, events_per_minute: 3, ..Default::default() };
+    let (handle, changes, stop) = start_watch(&api, options);
+    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let c = changes.lock().unwrap();
+    let causes: usize = ["a", "b", "c", "d"].iter().map(|p| reasons_of(&c, &format!("shop/{p}")).len()).sum();
+    let created = api.requests().into_iter().filter(|r| r["method"] == "POST").count();
+    assert_eq!(created, 3, "{:#?}", api.requests());
+    let dropped = format!("{} Events not written: over the limit of 3 a minute", causes - 3);
+    assert!(c.iter().any(|c| matches!(c, Change::Note(n) if *n == dropped)), "{dropped}: {c:#?}");
 }
 
 #[test]
