@@ -9,9 +9,20 @@ use crate::report::{Lang, Severity};
 
 /// A rule as `k8srule rules -o json` and `k8srule pack inspect` list it.
 pub fn rule_summary(r: &types::RuleInfo) -> serde_json::Value {
+    let scope = match r.scope {
+        types::Scope::Pod => "pod",
+        types::Scope::Container => "container",
+        types::Scope::Workload => "workload",
+    };
     serde_json::json!({
-        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence, "title": pick(&r.title, &Lang::EN),
+        "id": r.id, "cause": r.cause, "severity": Severity::from(r.severity), "confidence": r.confidence,
+        "scope": scope, "title": render_template(pick(&r.title, &Lang::EN), &argument_names(r)),
     })
+}
+
+/// What each placeholder of a rule's texts stands for: `<c.name>`.
+fn argument_names(r: &types::RuleInfo) -> Vec<String> {
+    r.arguments.iter().map(|a| format!("<{a}>")).collect()
 }
 
 /// The headings of `explain`, English first.
@@ -23,8 +34,7 @@ const HEADINGS: [(&str, [&str; 4]); 2] = [
 /// The documentation of a rule, as `k8srule explain` prints it.
 pub fn explain(r: &types::RuleInfo, lang: &Lang) -> String {
     let mut out = String::new();
-    // placeholders show what they stand for: `<c.name>`
-    let names: Vec<String> = r.arguments.iter().map(|a| format!("<{a}>")).collect();
+    let names = argument_names(r);
     let t = |x: &types::Text| render_template(pick(x, lang), &names);
     let _ = writeln!(
         out,

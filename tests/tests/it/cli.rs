@@ -236,6 +236,19 @@ fn builtin_rules_cover_the_cheat_sheet() {
         assert!(causes.iter().any(|c| k8srule_host::test_support::cause_matches(c, k)), "no rule for {k}");
     }
     assert!(causes.iter().any(|c| c.starts_with("signal.")), "no rule decodes signals");
+    // the causes that leave no pod are found by workload rules, titled with what their placeholders show
+    for key in [
+        "workload.quota-exceeded",
+        "workload.admission-denied",
+        "workload.service-account-missing",
+        "workload.backoff-limit",
+        "workload.deadline-exceeded",
+        "workload.progress-deadline",
+    ] {
+        let rule = rules.iter().find(|r| r["cause"] == key).unwrap_or_else(|| panic!("no rule for {key}"));
+        assert_eq!(rule["scope"], "workload", "{rule}");
+        assert!(rule["title"].as_str().unwrap().contains("<w.metadata.name>"), "{rule}");
+    }
     for r in rules {
         let id = r["id"].as_str().unwrap();
         let (code, doc, _) = k8srule(&["explain", id]);
