@@ -200,9 +200,11 @@ pub async fn watch(
 ) -> Result<(), LiveError> {
     let needs = diagnoser.needs();
     let mut fields = diagnoser.fields();
-    // what an Event written before a restart is recognised by
-    fields.keep(&["source", "component"]);
-    fields.keep(&["reason"]);
+    if options.emit_events {
+        // what an Event written before a restart is recognised by
+        fields.keep(&["source", "component"]);
+        fields.keep(&["reason"]);
+    }
     let started = Instant::now();
     let client = cluster.client().clone();
     let ns = cluster.namespace.as_deref();
