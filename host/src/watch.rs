@@ -18,9 +18,11 @@ use kube::runtime::events::{self, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 
+use crate::input::fields::Fields;
 use crate::input::live::{Cluster, Listed, LiveError, normalize, owner_refs};
 use crate::input::snapshot::OWNER_KINDS;
 use crate::input::snapshot::Section;
+use crate::input::tree::Arena;
 use crate::{Diagnoser, Finding, Severity, Snapshot};
 
 /// How a watch runs.
@@ -93,16 +95,44 @@ impl Role {
     }
 }
 
-/// The updates of one list+watch, tagged with its store's index.
-type Updates = BoxStream<'static, (usize, Result<watcher::Event<Value>, watcher::Error>)>;
+/// The updates of one list+watch (each object with its key), tagged with its store's index.
+type Updates = BoxStream<'static, (usize, Result<watcher::Event<(String, Kept)>, watcher::Error>)>;
 
 /// One reflector: the objects of one list+watch, keyed `ns/name`.
 struct Mirror {
     role: Role,
-    objects: BTreeMap<String, Value>,
+    objects: BTreeMap<String, Kept>,
     /// Objects of a (re)list in progress, swapped in when it is done.
-    buffer: Option<BTreeMap<String, Value>>,
+    buffer: Option<BTreeMap<String, Kept>>,
     synced: bool,
+}
+
+/// An object as a watch holds it: only the fields the host and the loaded
+/// packs read ([`Diagnoser::fields`], as a snapshot keeps them), as JSON
+/// text, which costs a fraction of the object's `Value`.
+#[derive(PartialEq)]
+struct Kept {
+    json: Box<str>,
+    /// What the indexes need: a pod's node, or the pod (`ns/name`) an event is about.
+    link: Option<Box<str>>,
+}
+
+impl Kept {
+    fn new(value: &Value, fields: &Fields, link: Option<String>) -> Self {
+        let mut store = Arena::default();
+        let node = store.add_value(value, fields);
+        let json = serde_json::to_string(&store.get(node)).unwrap_or_default();
+        Kept { json: json.into(), link: link.map(Into::into) }
+    }
+
+    /// The kept fields as a value, for the few places that read them outside a snapshot.
+    fn value(&self) -> Option<Value> {
+        serde_json::from_str(&self.json).ok()
+    }
+
+    fn link(&self) -> Option<&str> {
+        self.link.as_deref()
+    }
 }
 
 fn key_of(o: &Value) -> String {
@@ -148,7 +178,9 @@ struct Watch<'a> {
     events_by_pod: HashMap<String, BTreeSet<String>>,
     /// Pod keys by node name.
     pods_by_node: HashMap<String, BTreeSet<String>>,
-    owners: HashMap<String, Value>,
+    owners: HashMap<String, Kept>,
+    /// What is kept of each object.
+    fields: Fields,
     owners_listed: HashMap<&'static str, Instant>,
     findings: HashMap<String, Vec<Finding>>,
     /// When a pack reads logs: each pod's findings without its logs, whose
@@ -175,6 +207,13 @@ pub async fn watch(
     sink: &mut dyn FnMut(Change),
 ) -> Result<(), LiveError> {
     let needs = diagnoser.needs();
+    let mut fields = diagnoser.fields();
+    if options.emit_events {
+        // what an Event written before a restart is recognised by
+        fields.keep(&["source", "component"]);
+        fields.keep(&["reportingComponent"]);
+        fields.keep(&["reason"]);
+    }
     let started = Instant::now();
     let client = cluster.client().clone();
     let ns = cluster.namespace.as_deref();
@@ -207,7 +246,11 @@ pub async fn watch(
     let mut mirrors = Vec::new();
     for (i, (role, api, cfg, kind, version)) in specs.into_iter().enumerate() {
         mirrors.push(Mirror { role, objects: BTreeMap::new(), buffer: None, synced: false });
-        let inner = watcher(api, cfg).default_backoff().map(move |r| r.map(|e| convert(e, kind, version))).boxed();
+        let fields = fields.clone();
+        let inner = watcher(api, cfg)
+            .default_backoff()
+            .map(move |r| r.map(|e| convert(e, kind, version, role, &fields)))
+            .boxed();
         // a list the server refuses ends its stream instead of being retried forever
         let refusing = futures::stream::unfold((inner, false), move |(mut s, done)| async move {
             if done {
@@ -232,6 +275,7 @@ pub async fn watch(
         events_by_pod: HashMap::new(),
         pods_by_node: HashMap::new(),
         owners: HashMap::new(),
+        fields,
         owners_listed: HashMap::new(),
         findings: HashMap::new(),
         without_logs: HashMap::new(),
@@ -284,14 +328,29 @@ pub async fn watch(
     }
 }
 
-/// An object as a file would hold it (see [`normalize`]).
-fn convert(e: watcher::Event<DynamicObject>, kind: &str, version: &str) -> watcher::Event<Value> {
-    let value = |o: DynamicObject| normalize(serde_json::to_value(o).unwrap_or_default(), kind, version);
+/// An object as a file would hold it (see [`normalize`]), with its key,
+/// keeping `fields`.
+fn convert(
+    e: watcher::Event<DynamicObject>,
+    kind: &str,
+    version: &str,
+    role: Role,
+    fields: &Fields,
+) -> watcher::Event<(String, Kept)> {
+    let kept = |o: DynamicObject| {
+        let value = normalize(serde_json::to_value(o).unwrap_or_default(), kind, version);
+        let link = match role {
+            Role::Pods => node_of(&value).map(str::to_string),
+            Role::Events => Some(event_pod(&value)),
+            Role::Nodes | Role::ControlPlane => None,
+        };
+        (key_of(&value), Kept::new(&value, fields, link))
+    };
     match e {
-        watcher::Event::Apply(o) => watcher::Event::Apply(value(o)),
-        watcher::Event::Delete(o) => watcher::Event::Delete(value(o)),
+        watcher::Event::Apply(o) => watcher::Event::Apply(kept(o)),
+        watcher::Event::Delete(o) => watcher::Event::Delete(kept(o)),
         watcher::Event::Init => watcher::Event::Init,
-        watcher::Event::InitApply(o) => watcher::Event::InitApply(value(o)),
+        watcher::Event::InitApply(o) => watcher::Event::InitApply(kept(o)),
         watcher::Event::InitDone => watcher::Event::InitDone,
     }
 }
@@ -318,11 +377,10 @@ impl Watch<'_> {
         self.mirrors.iter().find(|s| s.role == role).unwrap_or(&self.mirrors[0])
     }
 
-    fn apply(&mut self, i: usize, event: watcher::Event<Value>) {
+    fn apply(&mut self, i: usize, event: watcher::Event<(String, Kept)>) {
         match event {
             watcher::Event::Init => self.mirrors[i].buffer = Some(BTreeMap::new()),
-            watcher::Event::InitApply(o) => {
-                let key = key_of(&o);
+            watcher::Event::InitApply((key, o)) => {
                 self.mirrors[i].buffer.get_or_insert_with(BTreeMap::new).insert(key, o);
             }
             watcher::Event::InitDone => {
@@ -336,14 +394,15 @@ impl Watch<'_> {
                 self.mirrors[i].objects = fresh;
                 self.mirrors[i].synced = true;
             }
-            watcher::Event::Apply(o) => {
-                let key = key_of(&o);
-                let old = self.mirrors[i].objects.insert(key.clone(), o);
-                let new = self.mirrors[i].objects.get(&key).cloned();
-                self.changed(i, &key, old.as_ref(), new.as_ref());
+            watcher::Event::Apply((key, o)) => {
+                let old = self.mirrors[i].objects.remove(&key);
+                // a change of fields nothing reads changes no finding
+                if old.as_ref() != Some(&o) {
+                    self.changed(i, &key, old.as_ref(), Some(&o));
+                }
+                self.mirrors[i].objects.insert(key, o);
             }
-            watcher::Event::Delete(o) => {
-                let key = key_of(&o);
+            watcher::Event::Delete((key, _)) => {
                 let old = self.mirrors[i].objects.remove(&key);
                 self.changed(i, &key, old.as_ref(), None);
             }
@@ -351,31 +410,29 @@ impl Watch<'_> {
     }
 
     /// Keeps the indexes and marks the pods to diagnose again.
-    fn changed(&mut self, i: usize, key: &str, old: Option<&Value>, new: Option<&Value>) {
+    fn changed(&mut self, i: usize, key: &str, old: Option<&Kept>, new: Option<&Kept>) {
         match self.mirrors[i].role {
             Role::Pods => {
-                if let Some(n) = old.and_then(node_of)
+                if let Some(n) = old.and_then(Kept::link)
                     && let Some(set) = self.pods_by_node.get_mut(n)
                 {
                     set.remove(key);
                 }
-                if let Some(n) = new.and_then(node_of) {
+                if let Some(n) = new.and_then(Kept::link) {
                     self.pods_by_node.entry(n.to_string()).or_default().insert(key.to_string());
                 }
                 self.dirty.insert(key.to_string());
             }
             Role::Events => {
-                if let Some(o) = old {
-                    let pod = event_pod(o);
-                    if let Some(set) = self.events_by_pod.get_mut(&pod) {
+                if let Some(pod) = old.and_then(Kept::link) {
+                    if let Some(set) = self.events_by_pod.get_mut(pod) {
                         set.remove(key);
                     }
-                    self.dirty.insert(pod);
+                    self.dirty.insert(pod.to_string());
                 }
-                if let Some(n) = new {
-                    let pod = event_pod(n);
-                    self.events_by_pod.entry(pod.clone()).or_default().insert(key.to_string());
-                    self.dirty.insert(pod);
+                if let Some(pod) = new.and_then(Kept::link) {
+                    self.events_by_pod.entry(pod.to_string()).or_default().insert(key.to_string());
+                    self.dirty.insert(pod.to_string());
                 }
             }
             Role::Nodes => {
@@ -422,8 +479,7 @@ impl Watch<'_> {
 
     /// Lists the owners that pods name and that are not known yet, each kind
     /// at most once a minute.
-    async fn fetch_owners(&mut self, pods: &[Value], sink: &mut dyn FnMut(Change)) {
-        let missing = owner_refs(pods);
+    async fn fetch_owners(&mut self, missing: BTreeSet<(String, String)>, sink: &mut dyn FnMut(Change)) {
         let kinds: BTreeSet<&str> =
             missing.iter().filter(|(_, uid)| !self.owners.contains_key(uid)).map(|(k, _)| k.as_str()).collect();
         for kind in kinds {
@@ -439,7 +495,7 @@ impl Watch<'_> {
                 Ok(Listed::Items(items)) => {
                     for o in items {
                         if let Some(uid) = o.pointer("/metadata/uid").and_then(Value::as_str) {
-                            self.owners.insert(uid.to_string(), o);
+                            self.owners.insert(uid.to_string(), Kept::new(&o, &self.fields, None));
                         }
                     }
                 }
@@ -479,54 +535,59 @@ impl Watch<'_> {
     /// A snapshot of the `dirty` pods with their events, nodes, owners and
     /// the control-plane pods.
     fn snapshot_of(&self, dirty: &BTreeSet<String>) -> Snapshot {
-        let pods: Vec<&Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).collect();
+        let pods: Vec<(&String, &Kept)> =
+            dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get_key_value(k)).collect();
         let mut snapshot = Snapshot::new(jiff::Timestamp::now().as_second());
         let events = self.mirrors.iter().find(|s| s.role == Role::Events);
         let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
         for k in dirty {
             if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
-                for e in keys.iter().filter_map(|e| store.objects.get(e)) {
-                    snapshot.add_to_section(Section::Event, e);
+                for e in keys.iter().filter_map(|e| store.objects.get_key_value(e)) {
+                    add(&mut snapshot, Section::Event, e);
                 }
             }
         }
-        let used: BTreeSet<&str> = pods.iter().copied().filter_map(node_of).collect();
+        let used: BTreeSet<&str> = pods.iter().filter_map(|(_, p)| p.link()).collect();
         if let Some(store) = nodes {
-            for n in used.iter().filter_map(|n| store.objects.get(*n)) {
-                snapshot.add_to_section(Section::Node, n);
+            for n in used.into_iter().filter_map(|n| store.objects.get_key_value(n)) {
+                add(&mut snapshot, Section::Node, n);
             }
         }
         // a kubeadm static pod carries both labels, so both reflectors hold it: add it once
-        let control_plane: BTreeMap<&String, &Value> =
+        let control_plane: BTreeMap<&String, &Kept> =
             self.mirrors.iter().filter(|s| s.role == Role::ControlPlane).flat_map(|s| &s.objects).collect();
-        for p in control_plane.into_values() {
-            snapshot.add_to_section(Section::ControlPlane, p);
+        for p in control_plane {
+            add(&mut snapshot, Section::ControlPlane, p);
         }
         if self.cluster.sees_control_plane() {
             // the rules compare with every control-plane pod, not only the dirty ones
-            let others = self
-                .store(Role::Pods)
-                .objects
-                .iter()
-                .filter(|(k, p)| k.starts_with("kube-system/") && !dirty.contains(*k) && is_control_plane(p));
-            for (_, p) in others {
-                snapshot.add_to_section(Section::ControlPlane, p);
+            let others = self.store(Role::Pods).objects.iter().filter(|(k, p)| {
+                k.starts_with("kube-system/") && !dirty.contains(*k) && p.value().is_some_and(|p| is_control_plane(&p))
+            });
+            for p in others {
+                add(&mut snapshot, Section::ControlPlane, p);
             }
         }
-        // the pods' owners and theirs
-        let owners: Vec<&Value> =
-            owner_refs(pods.iter().copied()).iter().filter_map(|(_, uid)| self.owners.get(uid)).collect();
-        let mut uids = owner_refs(owners.iter().copied());
-        uids.extend(owner_refs(pods.iter().copied()));
-        for (_, uid) in uids {
-            if let Some(owner) = self.owners.get(&uid) {
-                snapshot.add_to_section(Section::Owner, owner);
+        for (_, uid) in self.owners_of(dirty) {
+            if let Some(owner) = self.owners.get_key_value(&uid) {
+                add(&mut snapshot, Section::Owner, owner);
             }
         }
         for p in pods {
-            snapshot.add_to_section(Section::Pod, p);
+            add(&mut snapshot, Section::Pod, p);
         }
         snapshot
+    }
+
+    /// `(kind, uid)` of the owners that the pods of `keys` name (see [`owner_refs`]), and of theirs.
+    fn owners_of(&self, keys: &BTreeSet<String>) -> BTreeSet<(String, String)> {
+        let pods = &self.store(Role::Pods).objects;
+        let mut refs: BTreeSet<_> =
+            keys.iter().filter_map(|k| pods.get(k)?.value()).flat_map(|p| owner_refs([&p])).collect();
+        // and theirs the watch holds (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
+        let owners: Vec<Value> = refs.iter().filter_map(|(_, uid)| self.owners.get(uid)?.value()).collect();
+        refs.extend(owner_refs(owners.iter()));
+        refs
     }
 
     /// Diagnoses the `dirty` pods and reports what changed. When a pack reads
@@ -535,13 +596,9 @@ impl Watch<'_> {
     async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
         let started = Instant::now();
         if self.diagnoser.needs().owners {
-            let pods: Vec<Value> =
-                dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
-            self.fetch_owners(&pods, sink).await;
-            // and theirs (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
-            let owners: Vec<Value> =
-                owner_refs(&pods).iter().filter_map(|(_, uid)| self.owners.get(uid)).cloned().collect();
-            self.fetch_owners(&owners, sink).await;
+            // the pods' owners, then theirs (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
+            self.fetch_owners(self.owners_of(&dirty), sink).await;
+            self.fetch_owners(self.owners_of(&dirty), sink).await;
         }
         let snapshot = self.snapshot_of(&dirty);
         let mut report = self.diagnoser.diagnose(&snapshot);
@@ -622,7 +679,7 @@ impl Watch<'_> {
     /// the first diagnosis, one k8srule wrote before a restart (the same
     /// reason on the same pod) stands for it.
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()) else { return };
+        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()).and_then(Kept::value) else { return };
         let meta = &pod["metadata"];
         let text = |v: &Value| v.as_str().map(str::to_string);
         let reference = ObjectReference {
@@ -667,7 +724,7 @@ impl Watch<'_> {
     fn written_before(&self, key: &str, reason: &str, uid: Option<&str>) -> bool {
         let Some(store) = self.mirrors.iter().find(|s| s.role == Role::Events) else { return false };
         let keys = self.events_by_pod.get(key).into_iter().flatten();
-        keys.filter_map(|k| store.objects.get(k)).any(|e| {
+        keys.filter_map(|k| store.objects.get(k)?.value()).any(|e| {
             let by = |path: &str| e.pointer(path).and_then(Value::as_str) == Some(COMPONENT);
             (by("/reportingComponent") || by("/source/component"))
                 && e["reason"].as_str() == Some(reason)
@@ -709,6 +766,13 @@ impl Budget {
     }
 }
 
+/// Adds a kept object to a snapshot.
+fn add(snapshot: &mut Snapshot, part: Section, (key, kept): (&String, &Kept)) {
+    if let Err(e) = snapshot.add_to_section(part, &mut serde_json::Deserializer::from_str(&kept.json)) {
+        snapshot.notes.push(format!("cannot read back {key}: {e}"));
+    }
+}
+
 /// Pods diagnosed together by a flush.
 const FLUSH_PODS: usize = 4096;
 
@@ -745,6 +809,38 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watch_keeps_the_fields_read_and_finds_what_the_whole_pod_gives() {
+        let rule = "rule t.waiting {\n  cause \"x\"\n  severity error\n  for c in containers\n  \
+                    when c.state.waiting.reason == \"CrashLoopBackOff\"\n  title \"{c.name} waits\"\n}\n";
+        let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rule).build().unwrap();
+        let pod = serde_json::json!({"kind": "Pod", "apiVersion": "v1",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u", "annotations": {"big": "x".repeat(4096)}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]}]},
+            "status": {"containerStatuses": [{"name": "app", "image": "app:1", "restartCount": 3,
+                "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}}]}});
+        let kept = Kept::new(&pod, &diagnoser.fields(), None);
+        assert_eq!(
+            kept.value().unwrap(),
+            // the annotations object stays, for `k8srule.dev/ignore`, without the others
+            serde_json::json!({"kind": "Pod", "apiVersion": "v1",
+                "metadata": {"name": "a", "namespace": "ns", "uid": "u", "annotations": {}},
+                "spec": {"nodeName": "n1", "containers": [{"name": "app"}]},
+                "status": {"containerStatuses": [{"name": "app", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}})
+        );
+        let findings = |snapshot: Snapshot| {
+            let report = diagnoser.diagnose(&snapshot);
+            report.findings.iter().map(|f| (f.subject().to_string(), f.title.clone())).collect::<Vec<_>>()
+        };
+        let mut whole = Snapshot::new(0);
+        whole.add_value("pod.json", &pod).unwrap();
+        let mut from_kept = Snapshot::new(0);
+        add(&mut from_kept, Section::Pod, (&"ns/a".to_string(), &kept));
+        assert!(from_kept.notes.is_empty(), "{:?}", from_kept.notes);
+        assert_eq!(findings(from_kept), vec![("ns/a".to_string(), "app waits".to_string())]);
+        assert_eq!(findings(whole), vec![("ns/a".to_string(), "app waits".to_string())]);
+    }
 
     #[test]
     fn reasons_are_upper_camel_case() {

@@ -11,10 +11,16 @@
 //!    a value, and reading it; peak memory against the file's size;
 //!    then the same pods in a bundle with a 101-line log for every tenth pod;
 //! 3. cold start of `k8srule diagnose` on 10 pods with a warm cache;
-//! 4. compiling all built-in rules, against parsing them.
+//! 4. compiling all built-in rules, against parsing them;
+//! 5. the pods and events of part 2 served by the API emulator
+//!    (`tests/kube-api/server.py`): `k8srule diagnose` of the live cluster
+//!    against a plain HTTP client fetching the same pages (the server's
+//!    share) and against the same pages read from files; the peak memory of
+//!    `k8srule watch` to its first sync against the size of those pages.
 //!
 //! Run: `cargo build --release && cargo bench -p k8srule-tests --bench eval`
-//! (`-- --quick` for fewer repetitions and a smaller part 2).
+//! (`-- --quick` for fewer repetitions and smaller parts 2 and 5;
+//! `-- --live PODS` for part 5 alone).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -317,6 +323,21 @@ fn phase(which: &str, file: &str) {
             drop(text);
             assert!(v["items"].is_array());
         }
+        "live" | "watch" => {
+            // `k8srule diagnose` and `k8srule watch` against the cluster of this kubeconfig
+            let args: &[&str] = if which == "live" {
+                &["diagnose", "-A", "-o", "json", "--now", "2024-05-01T12:00:00Z"]
+            } else {
+                &["watch", "-A", "-o", "json", "--duration", "1"]
+            };
+            let mut out = Vec::new();
+            let code = k8srule_host::run_cli(
+                ["k8srule"].iter().chain(args).chain(&["--kubeconfig", file]),
+                &mut out,
+                &mut std::io::sink(),
+            );
+            assert!(code <= 1 && out.len() > 1000, "exit code {code}: {}", String::from_utf8_lossy(&out));
+        }
         _ => {
             // as `k8srule diagnose -f` does
             let diagnoser = Diagnoser::builder().build().unwrap();
@@ -327,10 +348,25 @@ fn phase(which: &str, file: &str) {
             assert!(!report.findings.is_empty());
         }
     }
-    println!("{} {}", start.elapsed().as_millis(), peak_rss());
+    println!("{} {} {}", start.elapsed().as_millis(), peak_rss(), cpu_ms());
+}
+
+/// CPU time (user and system) of this process so far, in milliseconds.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // the fields after the command's `(name)`: utime and stime are the 12th and 13th, in 1/100 s
+    let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) * 10
 }
 
 fn run_phase(which: &str, file: &std::path::Path) -> (f64, u64) {
+    let (ms, peak, _) = run_phase_cpu(which, file);
+    (ms, peak)
+}
+
+/// Runs a phase in a child process: its time in ms, peak memory and CPU time in ms.
+fn run_phase_cpu(which: &str, file: &std::path::Path) -> (f64, u64, f64) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--phase", which, &file.display().to_string()])
         .output()
@@ -338,7 +374,8 @@ fn run_phase(which: &str, file: &std::path::Path) -> (f64, u64) {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
     let mut parts = text.split_whitespace();
-    (parts.next().unwrap().parse().unwrap(), parts.next().unwrap().parse().unwrap())
+    let mut next = || parts.next().unwrap().parse::<f64>().unwrap();
+    (next(), next() as u64, next())
 }
 
 fn all_rules(pods: usize) {
@@ -405,6 +442,161 @@ fn all_rules(pods: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Writes `items` as one `List` file.
+fn write_list(file: &std::path::Path, items: impl Iterator<Item = Value>) {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
+    write!(w, "{{\"apiVersion\":\"v1\",\"kind\":\"List\",\"items\":[").unwrap();
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            write!(w, ",").unwrap();
+        }
+        serde_json::to_writer(&mut w, &item).unwrap();
+    }
+    write!(w, "]}}").unwrap();
+}
+
+/// The API emulator (`tests/kube-api/server.py`) serving the JSON files of `data`.
+struct Emulator {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Emulator {
+    fn start(data: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let server = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("kube-api/server.py");
+        let mut child = Command::new("python3")
+            .args([server.to_str().unwrap(), "--port", "0", "--data", data.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("listening on ").unwrap().to_string();
+        Emulator { child, url }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The server's share of a live read: the pages k8srule asks for (pods,
+/// their events, nodes; 500 a page), fetched by a plain HTTP client that
+/// only finds the continue token. Each page is saved in `pages` when given.
+/// Returns the time and the bytes received.
+fn fetch_pages(url: &str, pages: Option<&std::path::Path>) -> (Duration, u64) {
+    let agent = ureq::Agent::new_with_defaults();
+    let start = Instant::now();
+    let mut bytes = 0;
+    let mut n = 0;
+    for (path, selector) in [("/api/v1/pods", ""), ("/api/v1/events", "involvedObject.kind=Pod"), ("/api/v1/nodes", "")]
+    {
+        let mut token = String::new();
+        loop {
+            let mut request = agent.get(format!("{url}{path}")).query("limit", "500");
+            if !selector.is_empty() {
+                request = request.query("fieldSelector", selector);
+            }
+            if !token.is_empty() {
+                request = request.query("continue", &token);
+            }
+            let text = request.call().unwrap().body_mut().with_config().limit(1 << 30).read_to_string().unwrap();
+            bytes += text.len() as u64;
+            if let Some(dir) = pages {
+                std::fs::write(dir.join(format!("{n:05}.json")), &text).unwrap();
+                n += 1;
+            }
+            // `"continue": "TOKEN"` in the list's metadata, which comes before its items
+            let head = &text[..text.find("\"items\"").unwrap_or(text.len())];
+            token = match head.find("\"continue\"") {
+                Some(at) => head[at + 10..].split('"').nth(1).unwrap_or("").to_string(),
+                None => String::new(),
+            };
+            if token.is_empty() {
+                break;
+            }
+        }
+    }
+    (start.elapsed(), bytes)
+}
+
+/// Part 5: a live read and a watch of `pods` pods (3 events each) served by
+/// the API emulator, against the same pages read from files.
+fn live(pods: usize) {
+    let dir = std::env::temp_dir().join(format!("k8srule-bench-live-{}", std::process::id()));
+    let (data, pages) = (dir.join("data"), dir.join("pages"));
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::create_dir_all(&pages).unwrap();
+    write_list(&data.join("pods.json"), (0..pods).map(pod));
+    write_list(&data.join("events.json"), (0..pods).flat_map(|i| (0..3).map(move |k| event(i, k))));
+    let started = Instant::now();
+    let emulator = Emulator::start(&data);
+    let t_load = started.elapsed();
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: emu, cluster: {{server: \"{}\"}}}}]\n\
+             users: [{{name: emu, user: {{}}}}]\ncontexts: [{{name: emu, context: {{cluster: emu, user: emu}}}}]\n\
+             current-context: emu\n",
+            emulator.url
+        ),
+    )
+    .unwrap();
+    // the server's share before and after k8srule's read, the faster of the two
+    let (t_server1, bytes) = fetch_pages(&emulator.url, Some(&pages));
+    let (t_live, peak_live, cpu_live) = run_phase_cpu("live", &kubeconfig);
+    let (t_server2, _) = fetch_pages(&emulator.url, None);
+    let t_server = ms(t_server1.min(t_server2));
+    let (t_file, peak_file, cpu_file) = run_phase_cpu("diagnose", &pages);
+    let (t_watch, peak_watch, _) = run_phase_cpu("watch", &kubeconfig);
+    drop(emulator);
+    let per_pod = |t: f64| t * 1e3 / pods as f64;
+    let share = t_live - t_server;
+    println!(
+        "5. a live cluster of {pods} pods with 3 events each from the API emulator \
+         ({:.0} MB of JSON in pages of 500; the emulator loaded it in {:.0} s)",
+        bytes as f64 / 1e6,
+        t_load.as_secs_f64()
+    );
+    println!(
+        "   plain HTTP client   {:>9.0} ms   (baseline: the server's share; {:.0} and {:.0} ms)",
+        t_server,
+        ms(t_server1),
+        ms(t_server2)
+    );
+    println!(
+        "   k8srule diagnose    {:>9.0} ms   live, CPU {:.0} ms, peak memory {:.0} MB",
+        t_live,
+        cpu_live,
+        peak_live as f64 / 1e6
+    );
+    println!(
+        "   k8srule's share     {:>9.0} ms   {:.1} us a pod; the same pages from files: {:.0} ms, {:.1} us a pod \
+         (CPU {:.0} ms, peak memory {:.0} MB): live/file {:.2}x   target <= 1x",
+        share,
+        per_pod(share),
+        t_file,
+        per_pod(t_file),
+        cpu_file,
+        peak_file as f64 / 1e6,
+        share / t_file
+    );
+    println!(
+        "   k8srule watch       {:>9.0} ms   to the first sync and 1 s more; peak memory {:.0} MB, \
+         {:.2}x the JSON   target <= 1x",
+        t_watch,
+        peak_watch as f64 / 1e6,
+        peak_watch as f64 / bytes as f64
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn cold_start(runs: usize) {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let bin = root.join("target/release/k8srule");
@@ -467,8 +659,12 @@ fn main() {
         return phase(&args[i + 1], &args[i + 2]);
     }
     let quick = args.iter().any(|a| a == "--quick");
+    if let Some(i) = args.iter().position(|a| a == "--live") {
+        return live(args[i + 1].parse().unwrap());
+    }
     one_rule(if quick { 5 } else { 21 });
     all_rules(if quick { 20_000 } else { 150_000 });
     cold_start(if quick { 5 } else { 21 });
     compile_builtin(if quick { 5 } else { 21 });
+    live(if quick { 20_000 } else { 150_000 });
 }

@@ -11,6 +11,7 @@ See README.md next to this file for the CLI and the test control endpoints.
 
 import argparse
 import base64
+import bisect
 import copy
 import json
 import os
@@ -112,35 +113,44 @@ CORE_TO_NEW = {
 NEW_TO_CORE = {v: k for k, v in CORE_TO_NEW.items()}
 
 
-def _rename(obj, table, api_version):
+def _rename(obj, table, api_version, copied=copy.deepcopy):
     out = {"kind": "Event", "apiVersion": api_version}
     for k, v in obj.items():
         if k in ("kind", "apiVersion"):
             continue
-        out[table.get(k, k)] = copy.deepcopy(v)
+        out[table.get(k, k)] = copied(v)
     return out
 
 
-def to_storage(res, obj):
-    """API form (as received for `res`) -> canonical storage form."""
+def _same(v):
+    return v
+
+
+def to_storage(res, obj, fresh=False):
+    """API form (as received for `res`) -> canonical storage form. A `fresh`
+    object (just parsed, held by no one else) is not copied: loading a large
+    data set takes seconds instead of minutes."""
     if res.storage == "events" and res.group == "events.k8s.io":
         return _rename(obj, NEW_TO_CORE, "v1")
-    obj = copy.deepcopy(obj)
+    if not fresh:
+        obj = copy.deepcopy(obj)
     obj["apiVersion"] = res.gv
     obj["kind"] = res.kind
     return obj
 
 
-def from_storage(res, obj):
-    """Canonical storage form -> API form for `res` (always a fresh copy)."""
+def from_storage(res, obj, deep=True):
+    """Canonical storage form -> API form for `res` (always a fresh copy; only
+    of the top level when not `deep`, for an answer that is serialized at once)."""
+    copied = copy.deepcopy if deep else _same
     if res.storage == "events":
         if res.group == "events.k8s.io":
-            out = _rename(obj, CORE_TO_NEW, "events.k8s.io/v1")
+            out = _rename(obj, CORE_TO_NEW, "events.k8s.io/v1", copied)
             # Go serialises these non-omitempty time fields as null.
             for k in ("eventTime", "deprecatedFirstTimestamp", "deprecatedLastTimestamp"):
                 out.setdefault(k, None)
             return out
-        out = copy.deepcopy(obj)
+        out = copy.deepcopy(obj) if deep else dict(obj)
         out["apiVersion"], out["kind"] = "v1", "Event"
         out.setdefault("involvedObject", {})
         out.setdefault("source", {})
@@ -150,7 +160,7 @@ def from_storage(res, obj):
         out.setdefault("reportingInstance", "")
         return out
     out = {"kind": res.kind, "apiVersion": res.gv}
-    out.update((k, copy.deepcopy(v)) for k, v in obj.items() if k not in ("kind", "apiVersion"))
+    out.update((k, copied(v)) for k, v in obj.items() if k not in ("kind", "apiVersion"))
     return out
 
 
@@ -324,6 +334,8 @@ class Store:
         self.log = []  # (rv, storage, key, type, obj, prev)
         self.load_entries = 0
         self.logs = {}  # (ns, pod, container or "", previous) -> text
+        # ((storage, rv, ns), its objects, their keys sorted): the pages of one list copy and sort once
+        self.listed = (None, {}, [])
 
     def bucket(self, storage):
         return self.objects.setdefault(storage, {})
@@ -338,6 +350,7 @@ class Store:
                 max_rv = max(max_rv, int(rv))
         self.rv = max_rv
         namespaces = {"default"}
+        loaded = now_ts()
         for res, o in objs:
             md = o.setdefault("metadata", {})
             if res.namespaced:
@@ -357,8 +370,9 @@ class Store:
             if not (isinstance(rv, str) and rv.isdigit()):
                 self.rv += 1
                 md["resourceVersion"] = str(self.rv)
-            md.setdefault("uid", str(uuid.uuid4()))
-            md.setdefault("creationTimestamp", now_ts())
+            if "uid" not in md:
+                md["uid"] = str(uuid.uuid4())
+            md.setdefault("creationTimestamp", loaded)
             key = obj_key(res, md.get("namespace"), md["name"])
             b = self.bucket(res.storage)
             prev = b.get(key)
@@ -661,6 +675,9 @@ def forbidden_match(res, sub=None):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # headers and body are written apart: with Nagle's algorithm the body waits for the
+    # client's delayed ACK (40 ms) on a kept-alive connection, which a list of many pages pays each page
+    disable_nagle_algorithm = True
     server_version = "kube-api-emulator/1.0"
 
     def version_string(self):
@@ -1021,8 +1038,11 @@ class Handler(BaseHTTPRequestHandler):
                     list_rv = STORE.rv
             else:
                 list_rv = STORE.rv
-            state = STORE.state_at(res.storage, list_rv)
-        keys = sorted(k for k in state if in_scope(k, ns) and k >= start)
+            if STORE.listed[0] != (res.storage, list_rv, ns):
+                state = STORE.state_at(res.storage, list_rv)
+                STORE.listed = ((res.storage, list_rv, ns), state, sorted(k for k in state if in_scope(k, ns)))
+            _, state, keys = STORE.listed
+        keys = keys[bisect.bisect_left(keys, start):]
         items, last_idx = [], -1
         for i, k in enumerate(keys):
             if limit and len(items) >= limit:
@@ -1038,7 +1058,7 @@ class Handler(BaseHTTPRequestHandler):
                 meta["remainingItemCount"] = len(keys) - last_idx - 1
         out_items = []
         for o in items:
-            it = from_storage(res, o)
+            it = from_storage(res, o, deep=False)
             if Config.bare_list_items:
                 it.pop("kind", None)
                 it.pop("apiVersion", None)
@@ -1131,7 +1151,7 @@ class Handler(BaseHTTPRequestHandler):
                 emit("ERROR", error)
             else:
                 for o in initial:
-                    emit("ADDED", from_storage(res, o))
+                    emit("ADDED", from_storage(res, o, deep=False))
                 deadline = time.monotonic() + timeout
                 next_bm = time.monotonic() + Config.bookmark_interval
                 while True:
@@ -1374,7 +1394,7 @@ def load_dir(data_dir):
         if res is None:
             sys.stderr.write(f"warning: {f}: skipping unsupported {o.get('apiVersion')}/{o.get('kind')}\n")
             continue
-        out.append((res, to_storage(res, o)))
+        out.append((res, to_storage(res, o, fresh=True)))
     # logs: DIR/logs/NS/POD.log or DIR/logs/NS/POD/CONTAINER.log (+ .previous.log)
     logs_dir = Path(data_dir) / "logs"
     if logs_dir.is_dir():

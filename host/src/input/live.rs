@@ -546,7 +546,9 @@ pub(crate) fn owner_refs<'a>(pods: impl IntoIterator<Item = &'a Value>) -> BTree
 /// Moves listed objects into the snapshot's store.
 fn store(snapshot: &mut Snapshot, part: Section, objects: Vec<Value>) {
     for o in &objects {
-        snapshot.add_to_section(part, o);
+        if let Err(e) = snapshot.add_to_section(part, o) {
+            snapshot.notes.push(format!("cannot read a listed object: {e}"));
+        }
     }
 }
 

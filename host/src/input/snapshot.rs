@@ -183,10 +183,17 @@ impl Snapshot {
         self.add_object(name, node, None)
     }
 
-    /// Adds an object whose kind is known (as a live read lists them).
-    pub(crate) fn add_to_section(&mut self, part: Section, value: &Value) {
-        let node = self.store.add_value(value, &self.fields);
-        self.push(part, node, value.get("kind").and_then(Value::as_str).unwrap_or_default());
+    /// Adds an object whose kind is known (as a live read lists them), from
+    /// a `&Value` or straight from its JSON text.
+    pub(crate) fn add_to_section<'de, D: serde::Deserializer<'de>>(
+        &mut self,
+        part: Section,
+        object: D,
+    ) -> Result<(), D::Error> {
+        let node = self.fields.seed(&mut self.store).deserialize(object)?;
+        let kind = self.get(node).str_at(&["kind"]).unwrap_or_default().to_string();
+        self.push(part, node, &kind);
+        Ok(())
     }
 
     fn push(&mut self, part: Section, node: Node, kind: &str) {
@@ -979,7 +986,8 @@ mod tests {
         s.add_to_section(
             Section::ControlPlane,
             &serde_json::json!({"kind": "Pod", "metadata": {"name": "kcm", "namespace": "kube-system"}}),
-        );
+        )
+        .unwrap();
         s.notes.push("cannot list nodes: forbidden".into());
         let line = s.store.add_value(&serde_json::json!({"source": "kubelet", "line": "x"}), &Fields::All);
         s.node_logs.push(LogLine { node: "n1".into(), value: line });
