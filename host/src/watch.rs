@@ -1,7 +1,8 @@
 //! Watch mode: reflectors of pods, their events and nodes (and the
-//! control-plane pods the rules read), kept current by list+watch; a pod is
-//! diagnosed again when it, its events or its node change, and on every
-//! resync. What changed is reported as new and resolved findings, and, with
+//! control-plane pods the rules read, and the workloads of workload rules),
+//! kept current by list+watch; a pod is diagnosed again when it, its events or
+//! its node change, a workload when it or its events change, and both on
+//! every resync. What changed is reported as new and resolved findings, and, with
 //! [`metrics::Metrics`], counted for Prometheus.
 
 pub mod metrics;
@@ -12,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod, ReplicationController};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::events::{self, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -26,8 +29,8 @@ use crate::{Diagnoser, Finding, Severity, Snapshot};
 /// How a watch runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Write a Kubernetes Event on the pod for each cause found on it, once
-    /// while the cause stays (kube-runtime's `Recorder`: a cause that comes
+    /// Write a Kubernetes Event on the pod (or the workload, for a workload
+    /// rule's finding) for each cause found on it, once while the cause stays (kube-runtime's `Recorder`: a cause that comes
     /// back within minutes adds to the series of its Event).
     pub emit_events: bool,
     /// Events written at most: this many a minute, and as many at once; the
@@ -67,7 +70,8 @@ pub enum Change {
     Synced { pods: usize, scope: String },
     /// A finding that was not there at the pod's last diagnosis.
     New(Box<Finding>),
-    /// A finding that is gone: the pod is healthy again, or deleted.
+    /// A finding that is gone: the pod (or workload) is healthy again, or
+    /// deleted (`pod_deleted`, for a workload too).
     Resolved { finding: Box<Finding>, pod_deleted: bool },
     /// Something that could not be read or written (a forbidden list, say).
     Note(String),
@@ -79,6 +83,8 @@ enum Role {
     Events,
     Nodes,
     ControlPlane,
+    /// The workloads of one kind (one of [`OWNER_KINDS`]), for workload rules.
+    Workloads(&'static str),
 }
 
 impl Role {
@@ -89,6 +95,7 @@ impl Role {
             Role::Events => "events",
             Role::Nodes => "nodes",
             Role::ControlPlane => "control-plane-pods",
+            Role::Workloads(_) => "workloads",
         }
     }
 }
@@ -96,7 +103,8 @@ impl Role {
 /// The updates of one list+watch, tagged with its store's index.
 type Updates = BoxStream<'static, (usize, Result<watcher::Event<Value>, watcher::Error>)>;
 
-/// One reflector: the objects of one list+watch, keyed `ns/name`.
+/// One reflector: the objects of one list+watch, keyed `ns/name` (a
+/// workload `ns/Kind/name`, as findings name it).
 struct Mirror {
     role: Role,
     objects: BTreeMap<String, Value>,
@@ -107,17 +115,38 @@ struct Mirror {
 
 fn key_of(o: &Value) -> String {
     let meta = &o["metadata"];
-    match meta["namespace"].as_str() {
-        Some(ns) => format!("{ns}/{}", meta["name"].as_str().unwrap_or("")),
-        None => meta["name"].as_str().unwrap_or("").to_string(),
+    let name = meta["name"].as_str().unwrap_or("");
+    match (meta["namespace"].as_str(), o["kind"].as_str()) {
+        (Some(ns), Some(kind)) if OWNER_KINDS.contains(&kind) => format!("{ns}/{kind}/{name}"),
+        (Some(ns), _) => format!("{ns}/{name}"),
+        (None, _) => name.to_string(),
     }
 }
 
-/// `ns/name` of the pod an event is about.
-fn event_pod(e: &Value) -> String {
+/// What an event is about, as findings name it: `ns/name` of a pod,
+/// `ns/Kind/name` of a workload; `None` for other kinds (a Node, a Service).
+fn event_subject(e: &Value) -> Option<String> {
     let obj = &e["involvedObject"];
     let ns = obj["namespace"].as_str().or_else(|| e.pointer("/metadata/namespace").and_then(Value::as_str));
-    format!("{}/{}", ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""))
+    let (ns, name) = (ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""));
+    match obj["kind"].as_str() {
+        None | Some("Pod") => Some(format!("{ns}/{name}")),
+        Some(kind) if OWNER_KINDS.contains(&kind) => Some(format!("{ns}/{kind}/{name}")),
+        Some(_) => None,
+    }
+}
+
+/// The API resource of a workload kind (one of [`OWNER_KINDS`]).
+fn workload_resource(kind: &str) -> ApiResource {
+    match kind {
+        "ReplicaSet" => ApiResource::erase::<ReplicaSet>(&()),
+        "Deployment" => ApiResource::erase::<Deployment>(&()),
+        "DaemonSet" => ApiResource::erase::<DaemonSet>(&()),
+        "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
+        "Job" => ApiResource::erase::<Job>(&()),
+        "CronJob" => ApiResource::erase::<CronJob>(&()),
+        _ => ApiResource::erase::<ReplicationController>(&()),
+    }
 }
 
 /// As the rules see it (see [`crate::evaluation::case`]): a kube-system pod with a
@@ -144,11 +173,13 @@ struct Watch<'a> {
     diagnoser: &'a Diagnoser,
     options: &'a Options,
     mirrors: Vec<Mirror>,
-    /// Event keys by the `ns/name` of their pod.
-    events_by_pod: HashMap<String, BTreeSet<String>>,
+    /// Event keys by what they are about (see [`event_subject`]).
+    events_by_subject: HashMap<String, BTreeSet<String>>,
     /// Pod keys by node name.
     pods_by_node: HashMap<String, BTreeSet<String>>,
     owners: HashMap<String, Value>,
+    /// The keys of the reflected workloads by uid.
+    workload_uids: HashMap<String, String>,
     owners_listed: HashMap<&'static str, Instant>,
     findings: HashMap<String, Vec<Finding>>,
     /// When a pack reads logs: each pod's findings without its logs, whose
@@ -183,31 +214,46 @@ pub async fn watch(
         None => Api::<DynamicObject>::all_with(client.clone(), ar),
     };
     let pod_ar = ApiResource::erase::<Pod>(&());
-    let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, &'static str, &'static str)> = Vec::new();
+    let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, ApiResource)> = Vec::new();
     let mut pods_cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
     if let Some(sel) = &cluster.selector {
         pods_cfg = pods_cfg.labels(sel);
     }
-    specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, "Pod", "v1"));
+    specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, pod_ar.clone()));
+    // workload rules read every workload of the scope and its events, unless pods were picked (as `diagnose`)
+    let workloads = needs.workloads && cluster.selector.is_none() && cluster.pod.is_none();
     if needs.events {
-        let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE).fields("involvedObject.kind=Pod");
-        specs.push((Role::Events, api(&ApiResource::erase::<Event>(&()), ns), cfg, "Event", "v1"));
+        let mut cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
+        if !workloads {
+            cfg = cfg.fields("involvedObject.kind=Pod");
+        }
+        let ar = ApiResource::erase::<Event>(&());
+        specs.push((Role::Events, api(&ar, ns), cfg, ar));
     }
     if needs.nodes {
         let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
-        specs.push((Role::Nodes, api(&ApiResource::erase::<Node>(&()), None), cfg, "Node", "v1"));
+        let ar = ApiResource::erase::<Node>(&());
+        specs.push((Role::Nodes, api(&ar, None), cfg, ar));
     }
     if needs.control_plane && !cluster.sees_control_plane() {
         for sel in ["component", "tier=control-plane"] {
             let cfg = watcher::Config::default().labels(sel);
-            specs.push((Role::ControlPlane, api(&pod_ar, Some("kube-system")), cfg, "Pod", "v1"));
+            specs.push((Role::ControlPlane, api(&pod_ar, Some("kube-system")), cfg, pod_ar.clone()));
+        }
+    }
+    if workloads {
+        for kind in OWNER_KINDS {
+            let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
+            let ar = workload_resource(kind);
+            specs.push((Role::Workloads(kind), api(&ar, ns), cfg, ar));
         }
     }
     let mut streams: Vec<Updates> = Vec::new();
     let mut mirrors = Vec::new();
-    for (i, (role, api, cfg, kind, version)) in specs.into_iter().enumerate() {
+    for (i, (role, api, cfg, ar)) in specs.into_iter().enumerate() {
         mirrors.push(Mirror { role, objects: BTreeMap::new(), buffer: None, synced: false });
-        let inner = watcher(api, cfg).default_backoff().map(move |r| r.map(|e| convert(e, kind, version))).boxed();
+        let inner =
+            watcher(api, cfg).default_backoff().map(move |r| r.map(|e| convert(e, &ar.kind, &ar.api_version))).boxed();
         // a list the server refuses ends its stream instead of being retried forever
         let refusing = futures::stream::unfold((inner, false), move |(mut s, done)| async move {
             if done {
@@ -229,9 +275,10 @@ pub async fn watch(
         diagnoser,
         options,
         mirrors,
-        events_by_pod: HashMap::new(),
+        events_by_subject: HashMap::new(),
         pods_by_node: HashMap::new(),
         owners: HashMap::new(),
+        workload_uids: HashMap::new(),
         owners_listed: HashMap::new(),
         findings: HashMap::new(),
         without_logs: HashMap::new(),
@@ -267,14 +314,14 @@ pub async fn watch(
         }
         if !w.synced && w.mirrors.iter().all(|s| s.synced) {
             w.synced = true;
-            w.mark_all();
+            w.mark_all(true);
             w.flush(sink).await;
             w.initial = false;
             sink(Change::Synced { pods: w.store(Role::Pods).objects.len(), scope: cluster.scope() });
             last_resync = Instant::now();
         } else if w.synced {
             if last_resync.elapsed() >= options.resync {
-                w.mark_all();
+                w.mark_all(true);
                 last_resync = Instant::now();
             }
             if !w.dirty.is_empty() {
@@ -308,9 +355,23 @@ fn refused(e: &watcher::Error) -> Option<String> {
 }
 
 impl Watch<'_> {
-    fn mark_all(&mut self) {
-        let keys: Vec<String> = self.store(Role::Pods).objects.keys().cloned().collect();
+    /// Marks every pod, and with `workloads` every workload, to diagnose again.
+    fn mark_all(&mut self, workloads: bool) {
+        let reflected = self.mirrors.iter().filter(|s| workloads && matches!(s.role, Role::Workloads(_)));
+        let keys: Vec<String> =
+            self.store(Role::Pods).objects.keys().chain(reflected.flat_map(|s| s.objects.keys())).cloned().collect();
         self.dirty.extend(keys);
+    }
+
+    /// The reflected workload `ns/Kind/name`.
+    fn workload(&self, key: &str) -> Option<&Value> {
+        let mut reflected = self.mirrors.iter().filter(|s| matches!(s.role, Role::Workloads(_)));
+        reflected.find_map(|s| s.objects.get(key))
+    }
+
+    /// The owner with this uid: reflected, else listed.
+    fn owner(&self, uid: &str) -> Option<&Value> {
+        self.workload_uids.get(uid).and_then(|k| self.workload(k)).or_else(|| self.owners.get(uid))
     }
 
     fn store(&self, role: Role) -> &Mirror {
@@ -319,6 +380,16 @@ impl Watch<'_> {
     }
 
     fn apply(&mut self, i: usize, event: watcher::Event<Value>) {
+        if self.mirrors[i].role == Role::Events {
+            let object = match &event {
+                watcher::Event::InitApply(o) | watcher::Event::Apply(o) | watcher::Event::Delete(o) => Some(o),
+                _ => None,
+            };
+            // the events of every kind are watched for workload rules: only those of pods and workloads are kept
+            if object.is_some_and(|o| event_subject(o).is_none()) {
+                return;
+            }
+        }
         match event {
             watcher::Event::Init => self.mirrors[i].buffer = Some(BTreeMap::new()),
             watcher::Event::InitApply(o) => {
@@ -365,17 +436,15 @@ impl Watch<'_> {
                 self.dirty.insert(key.to_string());
             }
             Role::Events => {
-                if let Some(o) = old {
-                    let pod = event_pod(o);
-                    if let Some(set) = self.events_by_pod.get_mut(&pod) {
+                if let Some(subject) = old.and_then(event_subject) {
+                    if let Some(set) = self.events_by_subject.get_mut(&subject) {
                         set.remove(key);
                     }
-                    self.dirty.insert(pod);
+                    self.dirty.insert(subject);
                 }
-                if let Some(n) = new {
-                    let pod = event_pod(n);
-                    self.events_by_pod.entry(pod.clone()).or_default().insert(key.to_string());
-                    self.dirty.insert(pod);
+                if let Some(subject) = new.and_then(event_subject) {
+                    self.events_by_subject.entry(subject.clone()).or_default().insert(key.to_string());
+                    self.dirty.insert(subject);
                 }
             }
             Role::Nodes => {
@@ -383,7 +452,17 @@ impl Watch<'_> {
                     self.dirty.extend(pods.iter().cloned());
                 }
             }
-            Role::ControlPlane => self.mark_all(),
+            Role::ControlPlane => self.mark_all(false),
+            Role::Workloads(_) => {
+                let uid = |o: &Value| o.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string);
+                if let Some(uid) = old.and_then(uid) {
+                    self.workload_uids.remove(&uid);
+                }
+                if let Some(uid) = new.and_then(uid) {
+                    self.workload_uids.insert(uid, key.to_string());
+                }
+                self.dirty.insert(key.to_string());
+            }
         }
     }
 
@@ -394,6 +473,7 @@ impl Watch<'_> {
             Role::Events => "events".into(),
             Role::Nodes => "nodes".into(),
             Role::ControlPlane => "pods in kube-system".into(),
+            Role::Workloads(kind) => format!("{}s", kind.to_lowercase()),
         };
         if let Some(message) = refused(&e) {
             if role == Role::Pods {
@@ -452,10 +532,10 @@ impl Watch<'_> {
         }
     }
 
-    /// Diagnoses the dirty pods and reports what changed.
+    /// Diagnoses the dirty pods and workloads and reports what changed.
     async fn flush(&mut self, sink: &mut dyn FnMut(Change)) {
         while !self.dirty.is_empty() {
-            // a few thousand pods at a time: a resync of a large cluster holds no copy of it all
+            // a few thousand at a time: a resync of a large cluster holds no copy of it all
             let dirty = match self.dirty.iter().nth(FLUSH_PODS).cloned() {
                 Some(first_of_rest) => {
                     let rest = self.dirty.split_off(&first_of_rest);
@@ -476,15 +556,15 @@ impl Watch<'_> {
         }
     }
 
-    /// A snapshot of the `dirty` pods with their events, nodes, owners and
-    /// the control-plane pods.
+    /// A snapshot of the `dirty` pods and workloads with their events, the
+    /// pods' nodes, their owners and the control-plane pods.
     fn snapshot_of(&self, dirty: &BTreeSet<String>) -> Snapshot {
         let pods: Vec<&Value> = dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).collect();
         let mut snapshot = Snapshot::new(jiff::Timestamp::now().as_second());
         let events = self.mirrors.iter().find(|s| s.role == Role::Events);
         let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
         for k in dirty {
-            if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
+            if let (Some(store), Some(keys)) = (events, self.events_by_subject.get(k)) {
                 for e in keys.iter().filter_map(|e| store.objects.get(e)) {
                     snapshot.add_to_section(Section::Event, e);
                 }
@@ -513,13 +593,19 @@ impl Watch<'_> {
                 snapshot.add_to_section(Section::ControlPlane, p);
             }
         }
-        // the pods' owners and theirs
-        let owners: Vec<&Value> =
-            owner_refs(pods.iter().copied()).iter().filter_map(|(_, uid)| self.owners.get(uid)).collect();
+        // the workloads, the pods' and workloads' owners, and theirs
+        let workloads: Vec<&Value> = dirty.iter().filter_map(|k| self.workload(k)).collect();
+        let owned = || pods.iter().chain(&workloads).copied();
+        let owners: Vec<&Value> = owner_refs(owned()).iter().filter_map(|(_, uid)| self.owner(uid)).collect();
         let mut uids = owner_refs(owners.iter().copied());
-        uids.extend(owner_refs(pods.iter().copied()));
+        uids.extend(owner_refs(owned()));
+        for w in &workloads {
+            snapshot.add_to_section(Section::Owner, w);
+        }
         for (_, uid) in uids {
-            if let Some(owner) = self.owners.get(&uid) {
+            if !snapshot.owners.contains_key(&uid)
+                && let Some(owner) = self.owner(&uid)
+            {
                 snapshot.add_to_section(Section::Owner, owner);
             }
         }
@@ -529,12 +615,14 @@ impl Watch<'_> {
         snapshot
     }
 
-    /// Diagnoses the `dirty` pods and reports what changed. When a pack reads
+    /// Diagnoses the `dirty` pods and workloads and reports what changed. When a pack reads
     /// logs, a pod's logs are read only when its findings without them
     /// changed (a restart, a new state, a new event), not at every change.
     async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
         let started = Instant::now();
-        if self.diagnoser.needs().owners {
+        // reflected workloads are every owner there is
+        let reflected = self.mirrors.iter().any(|s| matches!(s.role, Role::Workloads(_)));
+        if self.diagnoser.needs().owners && !reflected {
             let pods: Vec<Value> =
                 dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get(k)).cloned().collect();
             self.fetch_owners(&pods, sink).await;
@@ -593,7 +681,7 @@ impl Watch<'_> {
             found.entry(f.subject().to_string()).or_default().push(f);
         }
         for key in &dirty {
-            let deleted = !self.store(Role::Pods).objects.contains_key(key);
+            let deleted = !self.store(Role::Pods).objects.contains_key(key) && self.workload(key).is_none();
             let old = self.findings.remove(key).unwrap_or_default();
             // findings read from logs last time stand while the others do not change
             let new = if unchanged.contains(key) { old.clone() } else { found.remove(key).unwrap_or_default() };
@@ -603,7 +691,7 @@ impl Watch<'_> {
                 sink(Change::Resolved { finding: Box::new(f.clone()), pod_deleted: deleted });
             }
             if self.events.is_some() {
-                // one Event per cause on the pod, while it stays
+                // one Event per cause on the pod (or workload), while it stays
                 let mut causes: HashSet<&str> = old.iter().map(|f| f.cause.as_str()).collect();
                 for f in new.iter().filter(|f| causes.insert(f.cause.as_str())) {
                     self.emit_event(f, sink).await;
@@ -618,16 +706,20 @@ impl Watch<'_> {
         }
     }
 
-    /// Writes the Event of a cause new on a pod, within the rate limit. In
-    /// the first diagnosis, one k8srule wrote before a restart (the same
-    /// reason on the same pod) stands for it.
+    /// Writes the Event of a cause new on a pod or a workload, within the
+    /// rate limit. In the first diagnosis, one k8srule wrote before a
+    /// restart (the same reason on the same object) stands for it.
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()) else { return };
-        let meta = &pod["metadata"];
+        let object = match f.pod {
+            Some(_) => self.store(Role::Pods).objects.get(f.subject()),
+            None => self.workload(f.subject()),
+        };
+        let Some(object) = object else { return };
+        let meta = &object["metadata"];
         let text = |v: &Value| v.as_str().map(str::to_string);
         let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
+            api_version: text(&object["apiVersion"]),
+            kind: text(&object["kind"]),
             namespace: text(&meta["namespace"]),
             name: text(&meta["name"]),
             uid: text(&meta["uid"]),
@@ -663,10 +755,10 @@ impl Watch<'_> {
         }
     }
 
-    /// Whether an Event of k8srule with this reason is on the pod `key`.
+    /// Whether an Event of k8srule with this reason is on the pod or workload `key`.
     fn written_before(&self, key: &str, reason: &str, uid: Option<&str>) -> bool {
         let Some(store) = self.mirrors.iter().find(|s| s.role == Role::Events) else { return false };
-        let keys = self.events_by_pod.get(key).into_iter().flatten();
+        let keys = self.events_by_subject.get(key).into_iter().flatten();
         keys.filter_map(|k| store.objects.get(k)).any(|e| {
             let by = |path: &str| e.pointer(path).and_then(Value::as_str) == Some(COMPONENT);
             (by("/reportingComponent") || by("/source/component"))
@@ -709,7 +801,7 @@ impl Budget {
     }
 }
 
-/// Pods diagnosed together by a flush.
+/// Pods and workloads diagnosed together by a flush.
 const FLUSH_PODS: usize = 4096;
 
 /// The `source.component` of the Events k8srule writes.
@@ -745,6 +837,19 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_workloads_are_keyed_as_findings_name_their_subject() {
+        let event = |kind: Value| serde_json::json!({"metadata": {"namespace": "shop"}, "involvedObject": {"kind": kind, "name": "web"}});
+        assert_eq!(event_subject(&event(Value::Null)).as_deref(), Some("shop/web"));
+        assert_eq!(event_subject(&event("Pod".into())).as_deref(), Some("shop/web"));
+        assert_eq!(event_subject(&event("CronJob".into())).as_deref(), Some("shop/CronJob/web"));
+        assert_eq!(event_subject(&event("Node".into())), None);
+        let object = |kind: &str| serde_json::json!({"kind": kind, "metadata": {"namespace": "shop", "name": "web"}});
+        assert_eq!(key_of(&object("Pod")), "shop/web");
+        assert_eq!(key_of(&object("ReplicaSet")), "shop/ReplicaSet/web");
+        assert_eq!(key_of(&serde_json::json!({"kind": "Node", "metadata": {"name": "node-1"}})), "node-1");
+    }
 
     #[test]
     fn reasons_are_upper_camel_case() {
