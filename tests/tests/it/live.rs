@@ -687,8 +687,10 @@ fn watch_diagnoses_workloads_and_writes_their_events_on_them() {
     write(data.path(), "pods.json", vec![healthy_pod("shop", "api-0", "u-api"), node()]);
     let api = KubeApi::start(data.path(), &[]);
     let options = watch::Options { emit_events: true, resync: std::time::Duration::from_secs(1), ..Default::default() };
-    let (handle, changes, stop) = start_watch(&api, options);
-    assert!(wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. }))));
+    let (handle, changes, stop) = start_watch(&api, options.clone());
+    let synced =
+        |changes: &Changes| wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. })));
+    assert!(synced(&changes));
     assert!(!changes.lock().unwrap().iter().any(|c| matches!(c, Change::New(_))), "{:#?}", changes.lock().unwrap());
 
     // a ReplicaSet whose pods a quota refuses: no pod, only its FailedCreate event
@@ -740,6 +742,15 @@ fn watch_diagnoses_workloads_and_writes_their_events_on_them() {
             &json!("Warning")
         )
     );
+
+    // after a restart, the Event on the ReplicaSet stands for its finding
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let (handle, changes, stop) = start_watch(&api, options);
+    assert!(synced(&changes));
+    assert_eq!(quota(&changes.lock().unwrap()), 1, "{:#?}", changes.lock().unwrap());
+    let writes = api.requests().into_iter().filter(|r| r["method"] != "GET").count();
+    assert_eq!(writes, 1, "{:#?}", api.requests());
 
     // the ReplicaSet gets its pods: resolved
     api.post("/_objects", &rs(2));
