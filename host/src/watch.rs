@@ -30,8 +30,9 @@ use crate::{Diagnoser, Finding, Severity, Snapshot};
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Write a Kubernetes Event on the pod (or the workload, for a workload
-    /// rule's finding) for each cause found on it, once while the cause stays (kube-runtime's `Recorder`: a cause that comes
-    /// back within minutes adds to the series of its Event).
+    /// rule's finding) for each cause found on it, once while the cause
+    /// stays (kube-runtime's `Recorder`: a cause that comes back within
+    /// minutes adds to the series of its Event).
     pub emit_events: bool,
     /// Events written at most: this many a minute, and as many at once; the
     /// others are dropped, counted and noted.
@@ -615,9 +616,10 @@ impl Watch<'_> {
         snapshot
     }
 
-    /// Diagnoses the `dirty` pods and workloads and reports what changed. When a pack reads
-    /// logs, a pod's logs are read only when its findings without them
-    /// changed (a restart, a new state, a new event), not at every change.
+    /// Diagnoses the `dirty` pods and workloads and reports what changed.
+    /// When a pack reads logs, a pod's logs are read only when its findings
+    /// without them changed (a restart, a new state, a new event), not at
+    /// every change.
     async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
         let started = Instant::now();
         // reflected workloads are every owner there is
@@ -710,16 +712,17 @@ impl Watch<'_> {
     /// rate limit. In the first diagnosis, one k8srule wrote before a
     /// restart (the same reason on the same object) stands for it.
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let object = match f.pod {
-            Some(_) => self.store(Role::Pods).objects.get(f.subject()),
-            None => self.workload(f.subject()),
+        let (object, resource) = match f.pod {
+            Some(_) => (self.store(Role::Pods).objects.get(f.subject()), ApiResource::erase::<Pod>(&())),
+            // `ns/Kind/name`
+            None => (self.workload(f.subject()), workload_resource(f.subject().split('/').nth(1).unwrap_or_default())),
         };
         let Some(object) = object else { return };
         let meta = &object["metadata"];
         let text = |v: &Value| v.as_str().map(str::to_string);
         let reference = ObjectReference {
-            api_version: text(&object["apiVersion"]),
-            kind: text(&object["kind"]),
+            api_version: Some(resource.api_version),
+            kind: Some(resource.kind),
             namespace: text(&meta["namespace"]),
             name: text(&meta["name"]),
             uid: text(&meta["uid"]),
