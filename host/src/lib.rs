@@ -27,7 +27,7 @@
 //!
 //! let report = diagnoser.diagnose(&snapshot);
 //! assert_eq!(report.findings[0].title, "container app was OOMKilled");
-//! assert_eq!(report.findings[0].pod, "shop/web");
+//! assert_eq!(report.findings[0].pod.as_deref(), Some("shop/web"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

@@ -1,7 +1,8 @@
 //! Watch mode: reflectors of pods, their events and nodes (and the
-//! control-plane pods the rules read), kept current by list+watch; a pod is
-//! diagnosed again when it, its events or its node change, and on every
-//! resync. What changed is reported as new and resolved findings, and, with
+//! control-plane pods the rules read, and the workloads of workload rules),
+//! kept current by list+watch; a pod is diagnosed again when it, its events or
+//! its node change, a workload when it or its events change, and both on
+//! every resync. What changed is reported as new and resolved findings, and, with
 //! [`metrics::Metrics`], counted for Prometheus.
 
 pub mod metrics;
@@ -12,7 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{BoxStream, StreamExt};
-use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Event, Node, ObjectReference, Pod, ReplicationController};
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::events::{self, EventType, Recorder, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -28,9 +31,10 @@ use crate::{Diagnoser, Finding, Severity, Snapshot};
 /// How a watch runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Write a Kubernetes Event on the pod for each cause found on it, once
-    /// while the cause stays (kube-runtime's `Recorder`: a cause that comes
-    /// back within minutes adds to the series of its Event).
+    /// Write a Kubernetes Event on the pod (or the workload, for a workload
+    /// rule's finding) for each cause found on it, once while the cause
+    /// stays (kube-runtime's `Recorder`: a cause that comes back within
+    /// minutes adds to the series of its Event).
     pub emit_events: bool,
     /// Events written at most: this many a minute, and as many at once; the
     /// others are dropped, counted and noted.
@@ -69,7 +73,8 @@ pub enum Change {
     Synced { pods: usize, scope: String },
     /// A finding that was not there at the pod's last diagnosis.
     New(Box<Finding>),
-    /// A finding that is gone: the pod is healthy again, or deleted.
+    /// A finding that is gone: the pod (or workload) is healthy again, or
+    /// deleted (`pod_deleted`, for a workload too).
     Resolved { finding: Box<Finding>, pod_deleted: bool },
     /// Something that could not be read or written (a forbidden list, say).
     Note(String),
@@ -81,6 +86,8 @@ enum Role {
     Events,
     Nodes,
     ControlPlane,
+    /// The workloads of one kind (one of [`OWNER_KINDS`]), for workload rules.
+    Workloads(&'static str),
 }
 
 impl Role {
@@ -91,6 +98,7 @@ impl Role {
             Role::Events => "events",
             Role::Nodes => "nodes",
             Role::ControlPlane => "control-plane-pods",
+            Role::Workloads(_) => "workloads",
         }
     }
 }
@@ -98,7 +106,8 @@ impl Role {
 /// The updates of one list+watch (each object with its key), tagged with its store's index.
 type Updates = BoxStream<'static, (usize, Result<watcher::Event<(String, Kept)>, watcher::Error>)>;
 
-/// One reflector: the objects of one list+watch, keyed `ns/name`.
+/// One reflector: the objects of one list+watch, keyed `ns/name` (a
+/// workload `ns/Kind/name`, as findings name it).
 struct Mirror {
     role: Role,
     objects: BTreeMap<String, Kept>,
@@ -113,7 +122,8 @@ struct Mirror {
 #[derive(PartialEq)]
 struct Kept {
     json: Box<str>,
-    /// What the indexes need: a pod's node, or the pod (`ns/name`) an event is about.
+    /// What the indexes need: a pod's node, what an event is about (see
+    /// [`event_subject`]), a workload's uid.
     link: Option<Box<str>>,
 }
 
@@ -137,17 +147,38 @@ impl Kept {
 
 fn key_of(o: &Value) -> String {
     let meta = &o["metadata"];
-    match meta["namespace"].as_str() {
-        Some(ns) => format!("{ns}/{}", meta["name"].as_str().unwrap_or("")),
-        None => meta["name"].as_str().unwrap_or("").to_string(),
+    let name = meta["name"].as_str().unwrap_or("");
+    match (meta["namespace"].as_str(), o["kind"].as_str()) {
+        (Some(ns), Some(kind)) if OWNER_KINDS.contains(&kind) => format!("{ns}/{kind}/{name}"),
+        (Some(ns), _) => format!("{ns}/{name}"),
+        (None, _) => name.to_string(),
     }
 }
 
-/// `ns/name` of the pod an event is about.
-fn event_pod(e: &Value) -> String {
+/// What an event is about, as findings name it: `ns/name` of a pod,
+/// `ns/Kind/name` of a workload; `None` for other kinds (a Node, a Service).
+fn event_subject(e: &Value) -> Option<String> {
     let obj = &e["involvedObject"];
     let ns = obj["namespace"].as_str().or_else(|| e.pointer("/metadata/namespace").and_then(Value::as_str));
-    format!("{}/{}", ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""))
+    let (ns, name) = (ns.unwrap_or("default"), obj["name"].as_str().unwrap_or(""));
+    match obj["kind"].as_str() {
+        None | Some("Pod") => Some(format!("{ns}/{name}")),
+        Some(kind) if OWNER_KINDS.contains(&kind) => Some(format!("{ns}/{kind}/{name}")),
+        Some(_) => None,
+    }
+}
+
+/// The API resource of a workload kind (one of [`OWNER_KINDS`]).
+fn workload_resource(kind: &str) -> ApiResource {
+    match kind {
+        "ReplicaSet" => ApiResource::erase::<ReplicaSet>(&()),
+        "Deployment" => ApiResource::erase::<Deployment>(&()),
+        "DaemonSet" => ApiResource::erase::<DaemonSet>(&()),
+        "StatefulSet" => ApiResource::erase::<StatefulSet>(&()),
+        "Job" => ApiResource::erase::<Job>(&()),
+        "CronJob" => ApiResource::erase::<CronJob>(&()),
+        _ => ApiResource::erase::<ReplicationController>(&()),
+    }
 }
 
 /// As the rules see it (see [`crate::evaluation::case`]): a kube-system pod with a
@@ -174,11 +205,13 @@ struct Watch<'a> {
     diagnoser: &'a Diagnoser,
     options: &'a Options,
     mirrors: Vec<Mirror>,
-    /// Event keys by the `ns/name` of their pod.
-    events_by_pod: HashMap<String, BTreeSet<String>>,
+    /// Event keys by what they are about (see [`event_subject`]).
+    events_by_subject: HashMap<String, BTreeSet<String>>,
     /// Pod keys by node name.
     pods_by_node: HashMap<String, BTreeSet<String>>,
     owners: HashMap<String, Kept>,
+    /// The keys of the reflected workloads by uid.
+    workload_uids: HashMap<String, String>,
     /// What is kept of each object.
     fields: Fields,
     owners_listed: HashMap<&'static str, Instant>,
@@ -222,34 +255,48 @@ pub async fn watch(
         None => Api::<DynamicObject>::all_with(client.clone(), ar),
     };
     let pod_ar = ApiResource::erase::<Pod>(&());
-    let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, &'static str, &'static str)> = Vec::new();
+    let mut specs: Vec<(Role, Api<DynamicObject>, watcher::Config, ApiResource)> = Vec::new();
     let mut pods_cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
     if let Some(sel) = &cluster.selector {
         pods_cfg = pods_cfg.labels(sel);
     }
-    specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, "Pod", "v1"));
+    specs.push((Role::Pods, api(&pod_ar, ns), pods_cfg, pod_ar.clone()));
+    // workload rules read every workload of the scope and its events, unless pods were picked (as `diagnose`)
+    let workloads = needs.workloads && cluster.selector.is_none() && cluster.pod.is_none();
     if needs.events {
-        let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE).fields("involvedObject.kind=Pod");
-        specs.push((Role::Events, api(&ApiResource::erase::<Event>(&()), ns), cfg, "Event", "v1"));
+        let mut cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
+        if !workloads {
+            cfg = cfg.fields("involvedObject.kind=Pod");
+        }
+        let ar = ApiResource::erase::<Event>(&());
+        specs.push((Role::Events, api(&ar, ns), cfg, ar));
     }
     if needs.nodes {
         let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
-        specs.push((Role::Nodes, api(&ApiResource::erase::<Node>(&()), None), cfg, "Node", "v1"));
+        let ar = ApiResource::erase::<Node>(&());
+        specs.push((Role::Nodes, api(&ar, None), cfg, ar));
     }
     if needs.control_plane && !cluster.sees_control_plane() {
         for sel in ["component", "tier=control-plane"] {
             let cfg = watcher::Config::default().labels(sel);
-            specs.push((Role::ControlPlane, api(&pod_ar, Some("kube-system")), cfg, "Pod", "v1"));
+            specs.push((Role::ControlPlane, api(&pod_ar, Some("kube-system")), cfg, pod_ar.clone()));
+        }
+    }
+    if workloads {
+        for kind in OWNER_KINDS {
+            let cfg = watcher::Config::default().page_size(crate::input::live::PAGE_SIZE);
+            let ar = workload_resource(kind);
+            specs.push((Role::Workloads(kind), api(&ar, ns), cfg, ar));
         }
     }
     let mut streams: Vec<Updates> = Vec::new();
     let mut mirrors = Vec::new();
-    for (i, (role, api, cfg, kind, version)) in specs.into_iter().enumerate() {
+    for (i, (role, api, cfg, ar)) in specs.into_iter().enumerate() {
         mirrors.push(Mirror { role, objects: BTreeMap::new(), buffer: None, synced: false });
         let fields = fields.clone();
         let inner = watcher(api, cfg)
             .default_backoff()
-            .map(move |r| r.map(|e| convert(e, kind, version, role, &fields)))
+            .map(move |r| r.map(|e| convert(e, &ar.kind, &ar.api_version, role, &fields)))
             .boxed();
         // a list the server refuses ends its stream instead of being retried forever
         let refusing = futures::stream::unfold((inner, false), move |(mut s, done)| async move {
@@ -272,9 +319,10 @@ pub async fn watch(
         diagnoser,
         options,
         mirrors,
-        events_by_pod: HashMap::new(),
+        events_by_subject: HashMap::new(),
         pods_by_node: HashMap::new(),
         owners: HashMap::new(),
+        workload_uids: HashMap::new(),
         fields,
         owners_listed: HashMap::new(),
         findings: HashMap::new(),
@@ -311,14 +359,14 @@ pub async fn watch(
         }
         if !w.synced && w.mirrors.iter().all(|s| s.synced) {
             w.synced = true;
-            w.mark_all();
+            w.mark_all(true);
             w.flush(sink).await;
             w.initial = false;
             sink(Change::Synced { pods: w.store(Role::Pods).objects.len(), scope: cluster.scope() });
             last_resync = Instant::now();
         } else if w.synced {
             if last_resync.elapsed() >= options.resync {
-                w.mark_all();
+                w.mark_all(true);
                 last_resync = Instant::now();
             }
             if !w.dirty.is_empty() {
@@ -341,7 +389,8 @@ fn convert(
         let value = normalize(serde_json::to_value(o).unwrap_or_default(), kind, version);
         let link = match role {
             Role::Pods => node_of(&value).map(str::to_string),
-            Role::Events => Some(event_pod(&value)),
+            Role::Events => event_subject(&value),
+            Role::Workloads(_) => value.pointer("/metadata/uid").and_then(Value::as_str).map(str::to_string),
             Role::Nodes | Role::ControlPlane => None,
         };
         (key_of(&value), Kept::new(&value, fields, link))
@@ -367,9 +416,24 @@ fn refused(e: &watcher::Error) -> Option<String> {
 }
 
 impl Watch<'_> {
-    fn mark_all(&mut self) {
-        let keys: Vec<String> = self.store(Role::Pods).objects.keys().cloned().collect();
+    /// Marks every pod, and with `workloads` every workload, to diagnose again.
+    fn mark_all(&mut self, workloads: bool) {
+        let reflected = self.mirrors.iter().filter(|s| workloads && matches!(s.role, Role::Workloads(_)));
+        let keys: Vec<String> =
+            self.store(Role::Pods).objects.keys().chain(reflected.flat_map(|s| s.objects.keys())).cloned().collect();
         self.dirty.extend(keys);
+    }
+
+    /// The reflected workload `ns/Kind/name`, with its key.
+    fn workload(&self, key: &str) -> Option<(&String, &Kept)> {
+        let mut reflected = self.mirrors.iter().filter(|s| matches!(s.role, Role::Workloads(_)));
+        reflected.find_map(|s| s.objects.get_key_value(key))
+    }
+
+    /// The owner with this uid: reflected, else listed.
+    fn owner(&self, uid: &str) -> Option<&Kept> {
+        let reflected = self.workload_uids.get(uid).and_then(|k| self.workload(k)).map(|(_, w)| w);
+        reflected.or_else(|| self.owners.get(uid))
     }
 
     fn store(&self, role: Role) -> &Mirror {
@@ -378,6 +442,18 @@ impl Watch<'_> {
     }
 
     fn apply(&mut self, i: usize, event: watcher::Event<(String, Kept)>) {
+        if self.mirrors[i].role == Role::Events {
+            let object = match &event {
+                watcher::Event::InitApply((_, o)) | watcher::Event::Apply((_, o)) | watcher::Event::Delete((_, o)) => {
+                    Some(o)
+                }
+                _ => None,
+            };
+            // the events of every kind are watched for workload rules: only those of pods and workloads are kept
+            if object.is_some_and(|o| o.link().is_none()) {
+                return;
+            }
+        }
         match event {
             watcher::Event::Init => self.mirrors[i].buffer = Some(BTreeMap::new()),
             watcher::Event::InitApply((key, o)) => {
@@ -424,15 +500,15 @@ impl Watch<'_> {
                 self.dirty.insert(key.to_string());
             }
             Role::Events => {
-                if let Some(pod) = old.and_then(Kept::link) {
-                    if let Some(set) = self.events_by_pod.get_mut(pod) {
+                if let Some(subject) = old.and_then(Kept::link) {
+                    if let Some(set) = self.events_by_subject.get_mut(subject) {
                         set.remove(key);
                     }
-                    self.dirty.insert(pod.to_string());
+                    self.dirty.insert(subject.to_string());
                 }
-                if let Some(pod) = new.and_then(Kept::link) {
-                    self.events_by_pod.entry(pod.to_string()).or_default().insert(key.to_string());
-                    self.dirty.insert(pod.to_string());
+                if let Some(subject) = new.and_then(Kept::link) {
+                    self.events_by_subject.entry(subject.to_string()).or_default().insert(key.to_string());
+                    self.dirty.insert(subject.to_string());
                 }
             }
             Role::Nodes => {
@@ -440,7 +516,16 @@ impl Watch<'_> {
                     self.dirty.extend(pods.iter().cloned());
                 }
             }
-            Role::ControlPlane => self.mark_all(),
+            Role::ControlPlane => self.mark_all(false),
+            Role::Workloads(_) => {
+                if let Some(uid) = old.and_then(Kept::link) {
+                    self.workload_uids.remove(uid);
+                }
+                if let Some(uid) = new.and_then(Kept::link) {
+                    self.workload_uids.insert(uid.to_string(), key.to_string());
+                }
+                self.dirty.insert(key.to_string());
+            }
         }
     }
 
@@ -451,6 +536,7 @@ impl Watch<'_> {
             Role::Events => "events".into(),
             Role::Nodes => "nodes".into(),
             Role::ControlPlane => "pods in kube-system".into(),
+            Role::Workloads(kind) => format!("{}s", kind.to_lowercase()),
         };
         if let Some(message) = refused(&e) {
             if role == Role::Pods {
@@ -532,8 +618,8 @@ impl Watch<'_> {
         }
     }
 
-    /// A snapshot of the `dirty` pods with their events, nodes, owners and
-    /// the control-plane pods.
+    /// A snapshot of the `dirty` pods and workloads with their events, the
+    /// pods' nodes, their owners and the control-plane pods.
     fn snapshot_of(&self, dirty: &BTreeSet<String>) -> Snapshot {
         let pods: Vec<(&String, &Kept)> =
             dirty.iter().filter_map(|k| self.store(Role::Pods).objects.get_key_value(k)).collect();
@@ -541,7 +627,7 @@ impl Watch<'_> {
         let events = self.mirrors.iter().find(|s| s.role == Role::Events);
         let nodes = self.mirrors.iter().find(|s| s.role == Role::Nodes);
         for k in dirty {
-            if let (Some(store), Some(keys)) = (events, self.events_by_pod.get(k)) {
+            if let (Some(store), Some(keys)) = (events, self.events_by_subject.get(k)) {
                 for e in keys.iter().filter_map(|e| store.objects.get_key_value(e)) {
                     add(&mut snapshot, Section::Event, e);
                 }
@@ -568,9 +654,15 @@ impl Watch<'_> {
                 add(&mut snapshot, Section::ControlPlane, p);
             }
         }
+        // the workloads, then the pods' and workloads' owners and theirs
+        for w in dirty.iter().filter_map(|k| self.workload(k)) {
+            add(&mut snapshot, Section::Owner, w);
+        }
         for (_, uid) in self.owners_of(dirty) {
-            if let Some(owner) = self.owners.get_key_value(&uid) {
-                add(&mut snapshot, Section::Owner, owner);
+            if !snapshot.owners.contains_key(&uid)
+                && let Some(owner) = self.owner(&uid)
+            {
+                add(&mut snapshot, Section::Owner, (&uid, owner));
             }
         }
         for p in pods {
@@ -579,23 +671,27 @@ impl Watch<'_> {
         snapshot
     }
 
-    /// `(kind, uid)` of the owners that the pods of `keys` name (see [`owner_refs`]), and of theirs.
+    /// `(kind, uid)` of the owners that the pods and workloads of `keys` name
+    /// (see [`owner_refs`]), and of theirs.
     fn owners_of(&self, keys: &BTreeSet<String>) -> BTreeSet<(String, String)> {
         let pods = &self.store(Role::Pods).objects;
-        let mut refs: BTreeSet<_> =
-            keys.iter().filter_map(|k| pods.get(k)?.value()).flat_map(|p| owner_refs([&p])).collect();
+        let owned = keys.iter().filter_map(|k| pods.get(k).or_else(|| self.workload(k).map(|(_, w)| w)));
+        let mut refs: BTreeSet<_> = owned.filter_map(Kept::value).flat_map(|o| owner_refs([&o])).collect();
         // and theirs the watch holds (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
-        let owners: Vec<Value> = refs.iter().filter_map(|(_, uid)| self.owners.get(uid)?.value()).collect();
+        let owners: Vec<Value> = refs.iter().filter_map(|(_, uid)| self.owner(uid)?.value()).collect();
         refs.extend(owner_refs(owners.iter()));
         refs
     }
 
-    /// Diagnoses the `dirty` pods and reports what changed. When a pack reads
-    /// logs, a pod's logs are read only when its findings without them
-    /// changed (a restart, a new state, a new event), not at every change.
+    /// Diagnoses the `dirty` pods and workloads and reports what changed.
+    /// When a pack reads logs, a pod's logs are read only when its findings
+    /// without them changed (a restart, a new state, a new event), not at
+    /// every change.
     async fn flush_some(&mut self, dirty: BTreeSet<String>, sink: &mut dyn FnMut(Change)) {
         let started = Instant::now();
-        if self.diagnoser.needs().owners {
+        // reflected workloads are every owner there is
+        let reflected = self.mirrors.iter().any(|s| matches!(s.role, Role::Workloads(_)));
+        if self.diagnoser.needs().owners && !reflected {
             // the pods' owners, then theirs (a ReplicaSet's Deployment, a Job's CronJob), for their `k8srule.dev/ignore`
             self.fetch_owners(self.owners_of(&dirty), sink).await;
             self.fetch_owners(self.owners_of(&dirty), sink).await;
@@ -650,7 +746,7 @@ impl Watch<'_> {
             found.entry(f.subject().to_string()).or_default().push(f);
         }
         for key in &dirty {
-            let deleted = !self.store(Role::Pods).objects.contains_key(key);
+            let deleted = !self.store(Role::Pods).objects.contains_key(key) && self.workload(key).is_none();
             let old = self.findings.remove(key).unwrap_or_default();
             // findings read from logs last time stand while the others do not change
             let new = if unchanged.contains(key) { old.clone() } else { found.remove(key).unwrap_or_default() };
@@ -660,7 +756,7 @@ impl Watch<'_> {
                 sink(Change::Resolved { finding: Box::new(f.clone()), pod_deleted: deleted });
             }
             if self.events.is_some() {
-                // one Event per cause on the pod, while it stays
+                // one Event per cause on the pod (or workload), while it stays
                 let mut causes: HashSet<&str> = old.iter().map(|f| f.cause.as_str()).collect();
                 for f in new.iter().filter(|f| causes.insert(f.cause.as_str())) {
                     self.emit_event(f, sink).await;
@@ -675,16 +771,24 @@ impl Watch<'_> {
         }
     }
 
-    /// Writes the Event of a cause new on a pod, within the rate limit. In
-    /// the first diagnosis, one k8srule wrote before a restart (the same
-    /// reason on the same pod) stands for it.
+    /// Writes the Event of a cause new on a pod or a workload, within the
+    /// rate limit. In the first diagnosis, one k8srule wrote before a
+    /// restart (the same reason on the same object) stands for it.
     async fn emit_event(&mut self, f: &Finding, sink: &mut dyn FnMut(Change)) {
-        let Some(pod) = self.store(Role::Pods).objects.get(f.subject()).and_then(Kept::value) else { return };
-        let meta = &pod["metadata"];
+        let (object, resource) = match f.pod {
+            Some(_) => (self.store(Role::Pods).objects.get(f.subject()), ApiResource::erase::<Pod>(&())),
+            // `ns/Kind/name`
+            None => (
+                self.workload(f.subject()).map(|(_, w)| w),
+                workload_resource(f.subject().split('/').nth(1).unwrap_or_default()),
+            ),
+        };
+        let Some(object) = object.and_then(Kept::value) else { return };
+        let meta = &object["metadata"];
         let text = |v: &Value| v.as_str().map(str::to_string);
         let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Pod".into()),
+            api_version: Some(resource.api_version),
+            kind: Some(resource.kind),
             namespace: text(&meta["namespace"]),
             name: text(&meta["name"]),
             uid: text(&meta["uid"]),
@@ -720,10 +824,10 @@ impl Watch<'_> {
         }
     }
 
-    /// Whether an Event of k8srule with this reason is on the pod `key`.
+    /// Whether an Event of k8srule with this reason is on the pod or workload `key`.
     fn written_before(&self, key: &str, reason: &str, uid: Option<&str>) -> bool {
         let Some(store) = self.mirrors.iter().find(|s| s.role == Role::Events) else { return false };
-        let keys = self.events_by_pod.get(key).into_iter().flatten();
+        let keys = self.events_by_subject.get(key).into_iter().flatten();
         keys.filter_map(|k| store.objects.get(k)?.value()).any(|e| {
             let by = |path: &str| e.pointer(path).and_then(Value::as_str) == Some(COMPONENT);
             (by("/reportingComponent") || by("/source/component"))
@@ -773,7 +877,7 @@ fn add(snapshot: &mut Snapshot, part: Section, (key, kept): (&String, &Kept)) {
     }
 }
 
-/// Pods diagnosed together by a flush.
+/// Pods and workloads diagnosed together by a flush.
 const FLUSH_PODS: usize = 4096;
 
 /// The `source.component` of the Events k8srule writes.
@@ -809,6 +913,19 @@ fn truncate(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_and_workloads_are_keyed_as_findings_name_their_subject() {
+        let event = |kind: Value| serde_json::json!({"metadata": {"namespace": "shop"}, "involvedObject": {"kind": kind, "name": "web"}});
+        assert_eq!(event_subject(&event(Value::Null)).as_deref(), Some("shop/web"));
+        assert_eq!(event_subject(&event("Pod".into())).as_deref(), Some("shop/web"));
+        assert_eq!(event_subject(&event("CronJob".into())).as_deref(), Some("shop/CronJob/web"));
+        assert_eq!(event_subject(&event("Node".into())), None);
+        let object = |kind: &str| serde_json::json!({"kind": kind, "metadata": {"namespace": "shop", "name": "web"}});
+        assert_eq!(key_of(&object("Pod")), "shop/web");
+        assert_eq!(key_of(&object("ReplicaSet")), "shop/ReplicaSet/web");
+        assert_eq!(key_of(&serde_json::json!({"kind": "Node", "metadata": {"name": "node-1"}})), "node-1");
+    }
 
     #[test]
     fn a_watch_keeps_the_fields_read_and_finds_what_the_whole_pod_gives() {

@@ -379,8 +379,9 @@ struct WatchArgs {
     /// The language of rule texts: a BCP 47 tag (en, zh, ja, pt-BR...); English where a rule has none in it.
     #[arg(long, value_name = "TAG", default_value_t = Lang::EN)]
     lang: Lang,
-    /// Write a Kubernetes Event on the pod for each cause found on it, once
-    /// while it stays (needs `create` and `patch` on events.k8s.io events).
+    /// Write a Kubernetes Event on the pod (or the workload) for each cause
+    /// found on it, once while it stays (needs `create` and `patch` on
+    /// events.k8s.io events).
     #[arg(long)]
     emit_events: bool,
     /// With --emit-events: write at most this many Events a minute (as many
@@ -1010,7 +1011,11 @@ fn watch(args: WatchArgs, io: &mut Io) -> Result<u8, Error> {
                 let _ = writeln!(io.out, "{}", shown(&line("NEW", f, "")));
             }
             Change::Resolved { finding, pod_deleted } => {
-                let extra = if *pod_deleted { " (pod deleted)" } else { "" };
+                let extra = match (*pod_deleted, &finding.pod) {
+                    (false, _) => "",
+                    (true, Some(_)) => " (pod deleted)",
+                    (true, None) => " (workload deleted)",
+                };
                 let _ = writeln!(io.out, "{}", shown(&line("RESOLVED", finding, extra)));
             }
             Change::Note(m) => {

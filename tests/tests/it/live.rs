@@ -680,3 +680,117 @@ fn workload_rules_list_every_workload_and_its_events() {
     assert_eq!(events.len(), 1);
     assert!(!events[0].to_string().contains("involvedObject.kind"), "{:?}", events[0]);
 }
+
+#[test]
+fn watch_diagnoses_workloads_and_writes_their_events_on_them() {
+    let data = tempfile::tempdir().unwrap();
+    write(data.path(), "pods.json", vec![healthy_pod("shop", "api-0", "u-api"), node()]);
+    let api = KubeApi::start(data.path(), &[]);
+    let options = watch::Options { emit_events: true, resync: std::time::Duration::from_secs(1), ..Default::default() };
+    let (handle, changes, stop) = start_watch(&api, options.clone());
+    let synced =
+        |changes: &Changes| wait_for(30, || changes.lock().unwrap().iter().any(|c| matches!(c, Change::Synced { .. })));
+    assert!(synced(&changes));
+    assert!(!changes.lock().unwrap().iter().any(|c| matches!(c, Change::New(_))), "{:#?}", changes.lock().unwrap());
+
+    // a ReplicaSet whose pods a quota refuses: no pod, only its FailedCreate event
+    let rs = |replicas: u32| {
+        json!({"kind": "ReplicaSet", "apiVersion": "apps/v1",
+            "metadata": {"name": "web-7d4b9c", "namespace": "shop", "uid": "rs-web"},
+            "spec": {"replicas": 2}, "status": {"replicas": replicas}})
+    };
+    api.post("/_objects", &rs(0));
+    api.post("/_objects", &json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "web-7d4b9c.1", "namespace": "shop"},
+        "involvedObject": {"kind": "ReplicaSet", "namespace": "shop", "name": "web-7d4b9c", "uid": "rs-web"},
+        "reason": "FailedCreate", "type": "Warning", "lastTimestamp": "2024-05-01T11:59:00Z",
+        "message": "Error creating: pods \"web-7d4b9c-q8x2l\" is forbidden: exceeded quota: q, requested: pods=1, used: pods=4, limited: pods=4"}));
+    // an event of another kind is not kept
+    api.post(
+        "/_objects",
+        &json!({"kind": "Event", "apiVersion": "v1",
+        "metadata": {"name": "node-1.1", "namespace": "shop"},
+        "involvedObject": {"kind": "Node", "name": "node-1", "uid": "node-1"},
+        "reason": "NodeNotReady", "type": "Normal", "message": "Node node-1 status is now: NodeNotReady"}),
+    );
+    let subject = "shop/ReplicaSet/web-7d4b9c";
+    let quota = |c: &[Change]| new_of(c, subject).iter().filter(|f| f.rule == "workload.quota-exceeded").count();
+    assert!(wait_for(20, || quota(&changes.lock().unwrap()) == 1), "{:#?}", changes.lock().unwrap());
+    {
+        let c = changes.lock().unwrap();
+        let f = &new_of(&c, subject)[0];
+        assert_eq!((f.pod.as_deref(), f.workload.as_deref()), (None, Some(subject)));
+    }
+
+    // one Event, on the ReplicaSet, while the cause stays (through a few resyncs)
+    let created = || {
+        api.requests()
+            .into_iter()
+            .filter(|r| r["method"] == "POST" && r["path"] == "/apis/events.k8s.io/v1/namespaces/shop/events")
+            .collect::<Vec<_>>()
+    };
+    assert!(wait_for(10, || created().len() == 1), "{:#?}", created());
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let created = created();
+    assert_eq!(created.len(), 1, "{created:#?}");
+    let body = &created[0]["body"];
+    assert_eq!(
+        (&body["regarding"], &body["reason"], &body["type"]),
+        (
+            &json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "namespace": "shop", "name": "web-7d4b9c", "uid": "rs-web"}),
+            &json!("WorkloadQuotaExceeded"),
+            &json!("Warning")
+        )
+    );
+
+    // after a restart, the Event on the ReplicaSet stands for its finding
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let (handle, changes, stop) = start_watch(&api, options);
+    assert!(synced(&changes));
+    assert_eq!(quota(&changes.lock().unwrap()), 1, "{:#?}", changes.lock().unwrap());
+    let writes = api.requests().into_iter().filter(|r| r["method"] != "GET").count();
+    assert_eq!(writes, 1, "{:#?}", api.requests());
+
+    // the ReplicaSet gets its pods: resolved
+    api.post("/_objects", &rs(2));
+    let resolved = |c: &[Change]| resolved_of(c, subject);
+    assert!(wait_for(20, || resolved(&changes.lock().unwrap()).len() == 1), "{:#?}", changes.lock().unwrap());
+    assert!(!resolved(&changes.lock().unwrap())[0].1, "not deleted");
+    // refused again, then deleted: resolved as deleted
+    api.post("/_objects", &rs(0));
+    assert!(wait_for(20, || quota(&changes.lock().unwrap()) == 2), "{:#?}", changes.lock().unwrap());
+    api.post(
+        "/_delete",
+        &json!({"kind": "ReplicaSet", "apiVersion": "apps/v1", "namespace": "shop", "name": "web-7d4b9c"}),
+    );
+    assert!(wait_for(20, || resolved(&changes.lock().unwrap()).len() == 2), "{:#?}", changes.lock().unwrap());
+    stop.store(true, Ordering::Relaxed);
+    handle.join().unwrap().unwrap();
+    let c = changes.lock().unwrap();
+    assert!(resolved(&c)[1].1, "deleted: {c:#?}");
+    assert!(c.iter().all(|c| !matches!(c, Change::Note(_))), "{c:#?}");
+
+    // deploy/clusterrole.yaml grants every list and watch the watch made
+    let role: Value =
+        serde_norway::from_str(&std::fs::read_to_string(root().join("deploy/clusterrole.yaml")).unwrap()).unwrap();
+    let granted: std::collections::BTreeSet<(String, String, String)> =
+        role["rules"].as_array().unwrap().iter().flat_map(rule_grants).collect();
+    let reads: Vec<Value> = api.requests().into_iter().filter(|r| r["method"] == "GET").collect();
+    assert!(reads.iter().any(|r| r["path"] == "/apis/batch/v1/cronjobs"), "every workload kind is watched");
+    for r in reads {
+        let path = r["path"].as_str().unwrap();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let (group, rest) = match segments.as_slice() {
+            ["api", "v1", rest @ ..] => ("", rest),
+            ["apis", group, _, rest @ ..] => (*group, rest),
+            _ => continue, // discovery
+        };
+        let resource = match rest {
+            ["namespaces", _, resource, ..] | [resource, ..] => *resource,
+            [] => continue,
+        };
+        let verb = if r["query"].as_str().unwrap_or("").contains("watch=true") { "watch" } else { "list" };
+        assert!(granted.contains(&(group.into(), resource.into(), verb.into())), "{verb} {path}: {granted:?}");
+    }
+}
