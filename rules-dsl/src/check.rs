@@ -1051,13 +1051,20 @@ impl Checker {
 
     /// Whether `re` is a valid regular expression; else an error at `span`.
     fn valid_regex(&mut self, re: &str, span: Span) -> bool {
-        let Err(e) = regex::Regex::new(re) else { return true };
-        let msg = e.to_string();
-        let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
-        self.error(
+        let Err(e) = regex::RegexBuilder::new(re).size_limit(crate::pack::REGEX_SIZE_LIMIT).build() else {
+            return true;
+        };
+        let d = if let regex::Error::CompiledTooBig(_) = e {
+            Diagnostic::new(span, "the regular expression is too large: it compiles to more than 1 MiB").with_help(
+                "a repeated Unicode class such as `\\\\w{50}` is large: repeat it less, or use an ASCII class such as `[a-z0-9_]`",
+            )
+        } else {
+            let msg = e.to_string();
+            let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
             Diagnostic::new(span, format!("invalid regular expression: {}", last.trim_start_matches("error: ")))
-                .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on"),
-        );
+                .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on")
+        };
+        self.error(d);
         false
     }
 

@@ -107,6 +107,10 @@ pub struct PluginInfo {
     pub literals: Vec<String>,
 }
 
+/// The most a regular expression of a pack (`matches`, `capture`) may
+/// compile to: the host refuses a pack with a larger one, so `check` does too.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
 /// Value tags of a column cell, as in `wit/plugin.wit`.
 pub mod tag {
     pub const NULL: i32 = 0;

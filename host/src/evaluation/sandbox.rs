@@ -306,7 +306,7 @@ impl Pack {
         }
         let regex = |i: usize, re: &str| {
             regex::RegexBuilder::new(re)
-                .size_limit(1 << 20)
+                .size_limit(k8srule_dsl::pack::REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))
         };
