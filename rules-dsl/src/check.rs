@@ -751,8 +751,10 @@ impl Checker {
                     }
                     None => {
                         let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
-                        known.extend(CASE_OBJECTS);
-                        known.extend(CASE_LISTS);
+                        if !env.workload {
+                            known.extend(CASE_OBJECTS);
+                            known.extend(CASE_LISTS);
+                        }
                         known.push("now");
                         let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
                         d = d.with_help(if env.tables.contains_key(name) {

@@ -92,3 +92,28 @@ rule custom.symptom {
       = help: a key names the `cause` of a rule, such as `state.CrashLoopBackOff`
     "#);
 }
+
+#[test]
+fn a_workload_rule_reads_its_workload_and_nothing_of_a_pod() {
+    let rule = |when: &str| {
+        format!(
+            "rule w.x {{\n  cause \"w.x\"\n  severity info\n  for w in workloads\n  when {when}\n  title \"t\"\n}}\n"
+        )
+    };
+    let errors = |when: &str| match compile(&[SourceFile::new("w.k8srule", rule(when))], "w", "0.1.0") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.rendered,
+    };
+    let (pack, diags) =
+        k8srule_dsl::check_files(&[SourceFile::new("w.k8srule", rule("w.spec.replicas > 0"))], "w", "1");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(pack.info.rules[0].scope, k8srule_dsl::pack::Scope::Workload);
+    assert_eq!(pack.info.inputs[0].path, "workload.spec.replicas");
+    for name in ["pod", "node", "containers", "events", "owners", "controlPlane", "nodeLogs"] {
+        let e = errors(&format!("has({name})"));
+        assert!(e.len() == 1 && e[0].contains(&format!("a workload rule has no `{name}`")), "{e:?}");
+    }
+    // what an unknown name suggests are the names a workload rule has
+    let e = errors("has(wrkload)");
+    assert!(e.len() == 1 && e[0].contains("the names here are w, now"), "{e:?}");
+}
