@@ -128,3 +128,25 @@ rule q {
     assert_eq!(diagnose(rules, false), want);
     assert_eq!(diagnose(rules, true), want);
 }
+
+#[test]
+fn a_capture_equals_the_same_text_from_anywhere() {
+    // the captured `regular` is in no object and no literal: the container's kind is the same text
+    let rules = r#"
+rule k {
+  cause "k"
+  severity info
+  for c in containers
+  when capture(c.image, "^([a-z]+)/") == c.kind
+  title "{c.name}"
+}
+"#;
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
+    let mut snapshot = Snapshot::new(NOW);
+    let pod = "kind: Pod\nmetadata: {name: p, namespace: ns, uid: u}\nspec:\n  containers:\n  - {name: a, image: regular/app}\n  - {name: b, image: other/app}\n";
+    snapshot.add_text("pod.yaml", pod).unwrap();
+    let report = diagnoser.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let titles: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
+    assert_eq!(titles, ["a"]);
+}
