@@ -150,3 +150,35 @@ rule k {
     let titles: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
     assert_eq!(titles, ["a"]);
 }
+
+#[test]
+fn a_workload_without_a_uid_is_diagnosed_as_a_pod_without_one_is() {
+    // what a rule author writes in a fixture: no uid, the events matched by name
+    let rules = r#"
+rule w {
+  cause "w"
+  severity info
+  for w in workloads
+  when any(e in w.events: e.reason == "FailedCreate")
+  title "{w.metadata.name}"
+}
+"#;
+    let objects = r#"
+kind: List
+items:
+- {kind: Job, apiVersion: batch/v1, metadata: {name: etl, namespace: data}}
+- {kind: Job, apiVersion: batch/v1, metadata: {name: etl, namespace: other}}
+- kind: Event
+  metadata: {name: e, namespace: data}
+  involvedObject: {kind: Job, name: etl, namespace: data}
+  reason: FailedCreate
+"#;
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
+    let mut snapshot = Snapshot::new(NOW);
+    snapshot.add_text("objects.yaml", objects).unwrap();
+    let report = diagnoser.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let found: Vec<Option<&str>> = report.findings.iter().map(|f| f.workload.as_deref()).collect();
+    assert_eq!(found, [Some("data/Job/etl")], "{:?}", report.notes);
+    assert!(report.notes.iter().all(|n| !n.contains("skipped")), "{:?}", report.notes);
+}
