@@ -263,6 +263,17 @@ impl Snapshot {
                 return Ok(());
             }
         };
+        // a workload's kind names it and finds its events: an item of a typed list gets the list's
+        let node = match doc.get("kind") {
+            None if part == Section::Owner => {
+                let mut value = doc.to_value();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("kind".into(), kind.as_str().into());
+                }
+                self.store.add_value(&value, &self.fields)
+            }
+            _ => node,
+        };
         self.push(part, node, &kind);
         Ok(())
     }

@@ -182,3 +182,35 @@ items:
     assert_eq!(found, [Some("data/Job/etl")], "{:?}", report.notes);
     assert!(report.notes.iter().all(|n| !n.contains("skipped")), "{:?}", report.notes);
 }
+
+#[test]
+fn a_workload_of_a_typed_list_has_the_list_s_kind() {
+    // the API's lists (`kubectl get --raw`) give their items no kind
+    let rules = r#"
+rule w {
+  cause "w"
+  severity info
+  for w in workloads
+  when any(e in w.events: e.reason == "FailedCreate")
+  title "{w.kind} {w.metadata.name}"
+}
+"#;
+    let objects = r#"
+- kind: DeploymentList
+  apiVersion: apps/v1
+  items:
+  - metadata: {name: api, namespace: shop}
+- kind: Event
+  metadata: {name: e, namespace: shop}
+  involvedObject: {kind: Deployment, name: api, namespace: shop}
+  reason: FailedCreate
+"#;
+    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
+    let mut snapshot = Snapshot::new(NOW);
+    snapshot.add_text("objects.yaml", objects).unwrap();
+    let report = diagnoser.diagnose(&snapshot);
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let found: Vec<(Option<&str>, &str)> =
+        report.findings.iter().map(|f| (f.workload.as_deref(), f.title.as_str())).collect();
+    assert_eq!(found, [(Some("shop/Deployment/api"), "Deployment api")]);
+}
