@@ -7,7 +7,8 @@ use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::ir::{self, Arg, Arith, Cmp, Let, Row};
 use crate::pack::{
-    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, Translation, encode_version, join_path, tag,
+    Collection, Derive, Input, MAX_REGEXES, PluginInfo, RuleInfo, Scope, Severity, Text, Translation, encode_version,
+    join_path, tag,
 };
 use crate::schema;
 
@@ -214,6 +215,22 @@ impl Checker {
             Base::Row(slot, _) => Row::Var(slot),
         };
         ir::Expr::Column(self.input_id(p, derive), row)
+    }
+
+    /// [`Checker::input`] with a regular expression (written at `span`):
+    /// an error when it is one more than a pack may have.
+    fn regex_input(&mut self, p: &PathRef, derive: Derive, span: Span) -> ir::Expr {
+        let before = self.info.inputs.len();
+        let column = self.input(p, derive);
+        let regexes =
+            || self.info.inputs.iter().filter(|i| matches!(i.derive, Derive::Matches(_) | Derive::Capture(_)));
+        if self.info.inputs.len() > before && regexes().count() == MAX_REGEXES + 1 {
+            self.error(
+                Diagnostic::new(span, format!("the pack has more than {MAX_REGEXES} regular expressions"))
+                    .with_help("join patterns of one field with `|`, or test fixed text with `contains`, `startsWith` or `endsWith`"),
+            );
+        }
+        column
     }
 
     fn input_id(&mut self, p: &PathRef, derive: Derive) -> u32 {
@@ -909,7 +926,11 @@ impl Checker {
                     BinOp::EndsWith => Derive::EndsWith(lit.clone()),
                     _ => Derive::Matches(lit.clone()),
                 };
-                Some(Lowered::Value(ir::Expr::Truth(Box::new(self.input(&p, derive))), Ty::Bool))
+                let column = match derive {
+                    Derive::Matches(_) => self.regex_input(&p, derive, b.span),
+                    _ => self.input(&p, derive),
+                };
+                Some(Lowered::Value(ir::Expr::Truth(Box::new(column)), Ty::Bool))
             }
             BinOp::In => {
                 let left = self.lower(a, env)?;
@@ -1095,7 +1116,7 @@ impl Checker {
                 self.error(d.at(text.span));
                 return None;
             }
-            return Some(Lowered::Value(self.input(&p, Derive::Capture(re_text.clone())), Ty::Str));
+            return Some(Lowered::Value(self.regex_input(&p, Derive::Capture(re_text.clone()), re.span), Ty::Str));
         }
         if name.name == "join" {
             let [list, sep] = args else {

@@ -117,3 +117,26 @@ fn a_workload_rule_reads_its_workload_and_nothing_of_a_pod() {
     let e = errors("has(wrkload)");
     assert!(e.len() == 1 && e[0].contains("the names here are w, now"), "{e:?}");
 }
+
+#[test]
+fn a_pack_has_at_most_as_many_regular_expressions_as_the_host_loads() {
+    let max = k8srule_dsl::pack::MAX_REGEXES;
+    // the same one twice is one; `capture` counts too
+    let file = |n: usize| {
+        let mut conditions: Vec<String> = (0..n).map(|i| format!("c.image matches \"^r{i}$\"")).collect();
+        conditions.push("c.image matches \"^r0$\"".into());
+        conditions.push("capture(c.image, \"^r1$\") == \"x\"".into());
+        let rule = |(i, when): (usize, &String)| {
+            format!(
+                "rule r{i} {{\n  cause \"r\"\n  severity info\n  for c in containers\n  when {when}\n  title \"t\"\n}}\n"
+            )
+        };
+        conditions.iter().enumerate().map(rule).collect::<String>()
+    };
+    let (pack, diags) = k8srule_dsl::check_files(&[SourceFile::new("r.k8srule", file(max - 1))], "r", "1");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(pack.info.inputs.len(), max);
+    let err = compile(&[SourceFile::new("r.k8srule", file(max))], "r", "1").unwrap_err();
+    assert_eq!(err.rendered.len(), 1, "{:?}", err.rendered);
+    assert!(err.rendered[0].contains(&format!("more than {max} regular expressions")), "{}", err.rendered[0]);
+}

@@ -66,7 +66,7 @@ const TICK: Duration = Duration::from_millis(10);
 pub const MAX_RULES: usize = 4096;
 pub const MAX_COLLECTIONS: usize = 256;
 pub const MAX_INPUTS: usize = 4096;
-pub const MAX_REGEXES: usize = 256;
+pub const MAX_REGEXES: usize = k8srule_dsl::pack::MAX_REGEXES;
 pub const MAX_LITERALS: usize = 65536;
 pub const MAX_LITERAL_BYTES: usize = 1 << 20;
 /// What one rule may declare: the host renders its texts (and copies its id
