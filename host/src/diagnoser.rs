@@ -223,12 +223,13 @@ impl DiagnoserBuilder {
     }
 }
 
-/// (pack, rule) indexes of the rules `pattern` (an id, a cause key, which
-/// names its refinements too, or an id prefix ending in `*`) names.
+/// Whether a pack has rules with the workload scope (it gets batches of workloads too).
 fn has_workload_rules(pack: &Pack) -> bool {
     pack.info.rules.iter().any(|r| r.scope == Scope::Workload)
 }
 
+/// (pack, rule) indexes of the rules `pattern` (an id, a cause key, which
+/// names its refinements too, or an id prefix ending in `*`) names.
 fn matching_rules(packs: &[Pack], setting: &'static str, pattern: &str) -> Result<Vec<(usize, usize)>, Error> {
     let hits: Vec<(usize, usize)> = packs
         .iter()

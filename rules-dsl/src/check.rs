@@ -7,7 +7,8 @@ use crate::ast::{self, BinOp, ExprKind, Quant, TextKey};
 use crate::diag::{Diagnostic, Span, did_you_mean};
 use crate::ir::{self, Arg, Arith, Cmp, Let, Row};
 use crate::pack::{
-    Collection, Derive, Input, PluginInfo, RuleInfo, Scope, Severity, Text, Translation, encode_version, join_path, tag,
+    Collection, Derive, Input, MAX_REGEXES, PluginInfo, RuleInfo, Scope, Severity, Text, Translation, encode_version,
+    join_path, tag,
 };
 use crate::schema;
 
@@ -214,6 +215,22 @@ impl Checker {
             Base::Row(slot, _) => Row::Var(slot),
         };
         ir::Expr::Column(self.input_id(p, derive), row)
+    }
+
+    /// [`Checker::input`] with a regular expression (written at `span`):
+    /// an error when it is one more than a pack may have.
+    fn regex_input(&mut self, p: &PathRef, derive: Derive, span: Span) -> ir::Expr {
+        let before = self.info.inputs.len();
+        let column = self.input(p, derive);
+        let regexes =
+            || self.info.inputs.iter().filter(|i| matches!(i.derive, Derive::Matches(_) | Derive::Capture(_)));
+        if self.info.inputs.len() > before && regexes().count() == MAX_REGEXES + 1 {
+            self.error(
+                Diagnostic::new(span, format!("the pack has more than {MAX_REGEXES} regular expressions"))
+                    .with_help("join patterns of one field with `|`, or test fixed text with `contains`, `startsWith` or `endsWith`"),
+            );
+        }
+        column
     }
 
     fn input_id(&mut self, p: &PathRef, derive: Derive) -> u32 {
@@ -751,8 +768,10 @@ impl Checker {
                     }
                     None => {
                         let mut known: Vec<&str> = env.vars.iter().map(|(n, _)| n.as_str()).collect();
-                        known.extend(CASE_OBJECTS);
-                        known.extend(CASE_LISTS);
+                        if !env.workload {
+                            known.extend(CASE_OBJECTS);
+                            known.extend(CASE_LISTS);
+                        }
                         known.push("now");
                         let mut d = Diagnostic::new(span, format!("unknown name `{name}`"));
                         d = d.with_help(if env.tables.contains_key(name) {
@@ -907,7 +926,11 @@ impl Checker {
                     BinOp::EndsWith => Derive::EndsWith(lit.clone()),
                     _ => Derive::Matches(lit.clone()),
                 };
-                Some(Lowered::Value(ir::Expr::Truth(Box::new(self.input(&p, derive))), Ty::Bool))
+                let column = match derive {
+                    Derive::Matches(_) => self.regex_input(&p, derive, b.span),
+                    _ => self.input(&p, derive),
+                };
+                Some(Lowered::Value(ir::Expr::Truth(Box::new(column)), Ty::Bool))
             }
             BinOp::In => {
                 let left = self.lower(a, env)?;
@@ -1051,13 +1074,20 @@ impl Checker {
 
     /// Whether `re` is a valid regular expression; else an error at `span`.
     fn valid_regex(&mut self, re: &str, span: Span) -> bool {
-        let Err(e) = regex::Regex::new(re) else { return true };
-        let msg = e.to_string();
-        let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
-        self.error(
+        let Err(e) = regex::RegexBuilder::new(re).size_limit(crate::pack::REGEX_SIZE_LIMIT).build() else {
+            return true;
+        };
+        let d = if let regex::Error::CompiledTooBig(_) = e {
+            Diagnostic::new(span, "the regular expression is too large: it compiles to more than 1 MiB").with_help(
+                "a repeated Unicode class such as `\\\\w{50}` is large: repeat it less, or use an ASCII class such as `[a-z0-9_]`",
+            )
+        } else {
+            let msg = e.to_string();
+            let last = msg.lines().last().unwrap_or("invalid regular expression").trim().to_string();
             Diagnostic::new(span, format!("invalid regular expression: {}", last.trim_start_matches("error: ")))
-                .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on"),
-        );
+                .with_help("the syntax is RE2's; a literal `(`, `[`, `.` or `*` is written `\\\\(` and so on")
+        };
+        self.error(d);
         false
     }
 
@@ -1086,7 +1116,7 @@ impl Checker {
                 self.error(d.at(text.span));
                 return None;
             }
-            return Some(Lowered::Value(self.input(&p, Derive::Capture(re_text.clone())), Ty::Str));
+            return Some(Lowered::Value(self.regex_input(&p, Derive::Capture(re_text.clone()), re.span), Ty::Str));
         }
         if name.name == "join" {
             let [list, sep] = args else {

@@ -107,6 +107,13 @@ pub struct PluginInfo {
     pub literals: Vec<String>,
 }
 
+/// The most a regular expression of a pack (`matches`, `capture`) may
+/// compile to: the host refuses a pack with a larger one, so `check` does too.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// The most distinct regular expressions a pack may declare (inputs derived
+/// with `matches` or `capture`): the host refuses more, so `check` does too.
+pub const MAX_REGEXES: usize = 256;
+
 /// Value tags of a column cell, as in `wit/plugin.wit`.
 pub mod tag {
     pub const NULL: i32 = 0;

@@ -92,3 +92,51 @@ rule custom.symptom {
       = help: a key names the `cause` of a rule, such as `state.CrashLoopBackOff`
     "#);
 }
+
+#[test]
+fn a_workload_rule_reads_its_workload_and_nothing_of_a_pod() {
+    let rule = |when: &str| {
+        format!(
+            "rule w.x {{\n  cause \"w.x\"\n  severity info\n  for w in workloads\n  when {when}\n  title \"t\"\n}}\n"
+        )
+    };
+    let errors = |when: &str| match compile(&[SourceFile::new("w.k8srule", rule(when))], "w", "0.1.0") {
+        Ok(_) => Vec::new(),
+        Err(e) => e.rendered,
+    };
+    let (pack, diags) =
+        k8srule_dsl::check_files(&[SourceFile::new("w.k8srule", rule("w.spec.replicas > 0"))], "w", "1");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(pack.info.rules[0].scope, k8srule_dsl::pack::Scope::Workload);
+    assert_eq!(pack.info.inputs[0].path, "workload.spec.replicas");
+    for name in ["pod", "node", "containers", "events", "owners", "controlPlane", "nodeLogs"] {
+        let e = errors(&format!("has({name})"));
+        assert!(e.len() == 1 && e[0].contains(&format!("a workload rule has no `{name}`")), "{e:?}");
+    }
+    // what an unknown name suggests are the names a workload rule has
+    let e = errors("has(wrkload)");
+    assert!(e.len() == 1 && e[0].contains("the names here are w, now"), "{e:?}");
+}
+
+#[test]
+fn a_pack_has_at_most_as_many_regular_expressions_as_the_host_loads() {
+    let max = k8srule_dsl::pack::MAX_REGEXES;
+    // the same one twice is one; `capture` counts too
+    let file = |n: usize| {
+        let mut conditions: Vec<String> = (0..n).map(|i| format!("c.image matches \"^r{i}$\"")).collect();
+        conditions.push("c.image matches \"^r0$\"".into());
+        conditions.push("capture(c.image, \"^r1$\") == \"x\"".into());
+        let rule = |(i, when): (usize, &String)| {
+            format!(
+                "rule r{i} {{\n  cause \"r\"\n  severity info\n  for c in containers\n  when {when}\n  title \"t\"\n}}\n"
+            )
+        };
+        conditions.iter().enumerate().map(rule).collect::<String>()
+    };
+    let (pack, diags) = k8srule_dsl::check_files(&[SourceFile::new("r.k8srule", file(max - 1))], "r", "1");
+    assert!(diags.is_empty(), "{diags:?}");
+    assert_eq!(pack.info.inputs.len(), max);
+    let err = compile(&[SourceFile::new("r.k8srule", file(max))], "r", "1").unwrap_err();
+    assert_eq!(err.rendered.len(), 1, "{:?}", err.rendered);
+    assert!(err.rendered[0].contains(&format!("more than {max} regular expressions")), "{}", err.rendered[0]);
+}

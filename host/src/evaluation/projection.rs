@@ -1,5 +1,7 @@
 //! Projection: the values a pack declared, read once per case into columns.
 
+use std::borrow::Cow;
+
 use rustc_hash::FxHashMap;
 
 use k8srule_dsl::pack::{encode_version, tag};
@@ -191,10 +193,9 @@ struct Strings<'s> {
     ids: &'s mut [u32],
     /// Snapshot strings given a batch id.
     used: Vec<Sym>,
-    /// Batch ids of strings that are in no object (literals, container kinds).
-    others: FxHashMap<&'s str, u32>,
-    /// Batch ids of strings computed for this batch that are in no object.
-    computed: FxHashMap<String, u32>,
+    /// Batch ids of strings that are in no object: literals, container kinds,
+    /// strings computed for this batch.
+    others: FxHashMap<Cow<'s, str>, u32>,
     bytes: Vec<u8>,
     offsets: Vec<u32>,
 }
@@ -211,15 +212,7 @@ impl<'s> Strings<'s> {
         bytes.clear();
         offsets.clear();
         offsets.push(0);
-        let mut s = Strings {
-            store,
-            ids,
-            used: Vec::new(),
-            others: FxHashMap::default(),
-            computed: FxHashMap::default(),
-            bytes,
-            offsets,
-        };
+        let mut s = Strings { store, ids, used: Vec::new(), others: FxHashMap::default(), bytes, offsets };
         for l in literals {
             s.text(l);
         }
@@ -242,17 +235,17 @@ impl<'s> Strings<'s> {
     }
 
     /// A string computed for this batch (a log line's context, a capture):
-    /// the id of the same text in the snapshot or among the literals, so
-    /// that it equals them; else the id of the same text computed before.
+    /// the id of the same text in the snapshot or in no object (a literal, a
+    /// container kind, a string computed before), so that it equals them.
     fn owned(&mut self, s: &str) -> u32 {
         if let Some(sym) = self.store.sym(s) {
             return self.sym(sym);
         }
-        if let Some(id) = self.others.get(s).or_else(|| self.computed.get(s)) {
+        if let Some(id) = self.others.get(s) {
             return *id;
         }
         let id = Self::push(&mut self.bytes, &mut self.offsets, s);
-        self.computed.insert(s.to_string(), id);
+        self.others.insert(Cow::Owned(s.to_string()), id);
         id
     }
 
@@ -261,7 +254,7 @@ impl<'s> Strings<'s> {
             return self.sym(sym);
         }
         let Strings { others, bytes, offsets, .. } = self;
-        *others.entry(s).or_insert_with(|| Self::push(bytes, offsets, s))
+        *others.entry(Cow::Borrowed(s)).or_insert_with(|| Self::push(bytes, offsets, s))
     }
 
     /// The batch's strings and offsets, leaving `ids` ready for the next batch.

@@ -66,7 +66,7 @@ const TICK: Duration = Duration::from_millis(10);
 pub const MAX_RULES: usize = 4096;
 pub const MAX_COLLECTIONS: usize = 256;
 pub const MAX_INPUTS: usize = 4096;
-pub const MAX_REGEXES: usize = 256;
+pub const MAX_REGEXES: usize = k8srule_dsl::pack::MAX_REGEXES;
 pub const MAX_LITERALS: usize = 65536;
 pub const MAX_LITERAL_BYTES: usize = 1 << 20;
 /// What one rule may declare: the host renders its texts (and copies its id
@@ -306,7 +306,7 @@ impl Pack {
         }
         let regex = |i: usize, re: &str| {
             regex::RegexBuilder::new(re)
-                .size_limit(1 << 20)
+                .size_limit(k8srule_dsl::pack::REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| err(format!("input {i}: invalid regular expression `{re}`: {e}")))
         };

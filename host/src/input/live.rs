@@ -228,8 +228,9 @@ impl Cluster {
                     Listed::Refused(m) => note(&plural(kind), m, "owners"),
                 }
             }
-            // a chain of owners ends, even one that loops
-            next.retain(|(_, uid)| !snapshot.owners.contains_key(uid));
+            // a chain of owners ends, even one that loops or names an object that is gone;
+            // every workload was listed in the first round
+            next.retain(|(_, uid)| !every_workload && !snapshot.owners.contains_key(uid));
             kinds = next.iter().map(|(k, _)| k.clone()).collect();
             wanted_owners = next;
         }

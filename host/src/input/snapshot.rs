@@ -59,7 +59,8 @@ pub struct Snapshot {
     pub(crate) pods: Vec<Node>,
     pub(crate) events: Vec<Node>,
     pub(crate) nodes: Vec<Node>,
-    /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid.
+    /// Other objects that may own pods (ReplicaSet, DaemonSet, ...), by uid
+    /// (one without a uid, as a fixture may have it, by `namespace/Kind/name`).
     pub(crate) owners: HashMap<String, Node>,
     pub(crate) node_logs: Vec<LogLine>,
     /// Container logs, read only when [`Snapshot::reading_logs`] asked for them.
@@ -204,12 +205,17 @@ impl Snapshot {
             Section::Event => self.events.push(node),
             Section::Node => self.nodes.push(node),
             Section::ControlPlane => self.control_plane.push(node),
-            Section::Owner => match self.get(node).str_at(&["metadata", "uid"]) {
-                Some(uid) => {
-                    self.owners.insert(uid.to_string(), node);
-                }
-                None => *self.skipped.entry(format!("{kind} (no uid)")).or_default() += 1,
-            },
+            Section::Owner => {
+                let doc = self.get(node);
+                let key = match doc.str_at(&["metadata", "uid"]).filter(|u| !u.is_empty()) {
+                    Some(uid) => uid.to_string(),
+                    None => {
+                        let ns = doc.str_at(&["metadata", "namespace"]).unwrap_or("default");
+                        format!("{ns}/{kind}/{}", doc.str_at(&["metadata", "name"]).unwrap_or(""))
+                    }
+                };
+                self.owners.insert(key, node);
+            }
         }
     }
 
@@ -263,6 +269,17 @@ impl Snapshot {
                 *self.skipped.entry(other.to_string()).or_default() += 1;
                 return Ok(());
             }
+        };
+        // a workload's kind names it and finds its events: an item of a typed list gets the list's
+        let node = match doc.get("kind") {
+            None if part == Section::Owner => {
+                let mut value = doc.to_value();
+                if let Some(object) = value.as_object_mut() {
+                    object.insert("kind".into(), kind.as_str().into());
+                }
+                self.store.add_value(&value, &self.fields)
+            }
+            _ => node,
         };
         self.push(part, node, &kind);
         Ok(())

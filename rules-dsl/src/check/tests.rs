@@ -104,6 +104,8 @@ const ERRORS: &[(&str, &str)] = &[
     ("\"x\" contains \"y\"", "`contains` needs a field on its left"),
     ("c.image matches \"(\"", "invalid regular expression: unclosed group"),
     ("capture(c.image, \"(\")", "invalid regular expression: unclosed group"),
+    // what the host would refuse to load: it compiles regular expressions to at most 1 MiB
+    ("capture(c.image, \"\\\\w{50}\")", "the regular expression is too large: it compiles to more than 1 MiB"),
     ("capture(c.image, c.name)", "the regular expression of `capture` is a string literal"),
     ("capture(c.image)", "`capture` takes a field and a regular expression"),
     ("c.name in c.image", "`in` needs a list `[...]` or a version range `A .. B` on its right"),

@@ -141,6 +141,38 @@ fn one_namespace_reads_the_control_plane_for_context_without_diagnosing_it() {
 }
 
 #[test]
+fn workloads_whose_owners_are_gone_are_listed_once() {
+    // a ReplicaSet and a Job whose owner references name objects that no longer exist
+    let data = tempfile::tempdir().unwrap();
+    let orphan = |kind: &str, api: &str, name: &str, owner: &str| {
+        json!({"kind": kind, "apiVersion": api,
+            "metadata": {"name": name, "namespace": "shop", "uid": format!("u-{name}"),
+                         "ownerReferences": [{"apiVersion": api, "kind": owner, "name": "gone", "uid": "u-gone",
+                                              "controller": true}]},
+            "spec": {}, "status": {}})
+    };
+    write(
+        data.path(),
+        "pods.json",
+        vec![
+            healthy_pod("shop", "api", "u-api"),
+            orphan("ReplicaSet", "apps/v1", "web-1", "ReplicaSet"),
+            orphan("Job", "batch/v1", "nightly", "Job"),
+        ],
+    );
+    let api = KubeApi::start(data.path(), &[]);
+    let kubeconfig = api.kubeconfig();
+    let (handle, out, err) = k8srule_background(&["diagnose", "--kubeconfig", &kubeconfig, "--now", NOW, "-o", "json"]);
+    assert!(wait_for(30, || handle.is_finished()), "still listing: {} requests", api.requests().len());
+    assert_eq!(handle.join().unwrap(), 0, "{}", err.text());
+    assert_eq!(report(&out.text())["summary"]["pods"], 1);
+    let requests = api.requests();
+    for kind in ["/apis/apps/v1/namespaces/shop/replicasets", "/apis/batch/v1/namespaces/shop/jobs"] {
+        assert_eq!(lists_of(&requests, kind).len(), 1, "{kind}");
+    }
+}
+
+#[test]
 fn a_forbidden_list_is_a_note_and_the_run_goes_on() {
     let data = example_data();
     let api = KubeApi::start(data.path(), &["--forbid", "nodes"]);

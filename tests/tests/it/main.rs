@@ -25,3 +25,4 @@ mod report;
 mod rust_plugin;
 mod sandbox;
 mod silence;
+mod workload;

@@ -38,3 +38,13 @@ fn rust_guest_built_with_wit_bindgen_runs_in_the_host() {
         ]
     );
 }
+
+#[test]
+fn the_repository_s_rust_plugins_declare_the_contract_they_are_built_against() {
+    // `k8srule pack build DIR` checks `pack.yaml` against this k8srule
+    for dir in ["examples/rust-plugin", "plugins/image-ref"] {
+        let dir = root().join(dir);
+        let checked = k8srule_host::test_support::packs::manifest::Manifest::read(&dir).and_then(|m| m.check(&dir));
+        assert!(checked.is_ok(), "{}: {}", dir.display(), checked.unwrap_err());
+    }
+}

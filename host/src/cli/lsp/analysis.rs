@@ -118,7 +118,13 @@ impl Walker<'_> {
     fn rule(&mut self, rule: &ast::Rule) {
         self.scope.clear();
         if let Some((var, list)) = &rule.each {
-            let element = self.expr(list).map(|p| p.element());
+            let element = match &list.kind {
+                // as the checker reads it: the variable is the case's workload
+                ExprKind::Ident(name) if name == "workloads" => {
+                    Some(Place { base: None, segments: vec!["workload".to_string()] })
+                }
+                _ => self.expr(list).map(|p| p.element()),
+            };
             self.bind(var, element);
         }
         for (name, e) in &rule.lets {

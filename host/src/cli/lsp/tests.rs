@@ -40,6 +40,23 @@ fn fields_complete_after_a_dot_wherever_a_path_is() {
 }
 
 #[test]
+fn a_workload_rule_completes_and_hovers_the_workload() {
+    let rule = |lines: &str| {
+        format!("rule a {{\n  cause \"a\"\n  severity info\n  for w in workloads\n{lines}\n  title \"t\"\n}}\n")
+    };
+    assert!(fields(&rule("  when w.|")).contains(&"status".to_string()));
+    assert!(fields(&rule("  when w.status.|")).contains(&"conditions".to_string()));
+    assert!(fields(&rule("  when any(s in w.status.conditions: s.|)")).contains(&"reason".to_string()));
+    assert!(fields(&rule("  when any(e in w.events: e.|)")).contains(&"message".to_string()));
+    let text = rule("  when w.spec.replicas == 0");
+    let file = parse(&text);
+    let analysis = analysis::analyze(&file, None);
+    let at = text.find("replicas").unwrap();
+    let Some(Meaning::Field(p)) = analysis.at(at).map(|r| r.meaning.clone()) else { panic!() };
+    assert_eq!(p.show(), "workload.spec.replicas");
+}
+
+#[test]
 fn names_in_scope_complete_in_expressions() {
     let Some(Context::Name { bindings, tables }) = at_cursor(&format!(
         "table sig {{\n  9: \"KILL\"\n}}\n{}",
