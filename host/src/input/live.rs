@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod, ReplicationController};
 use kube::api::{ListParams, LogParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config, Resource};
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::Snapshot;
@@ -20,6 +21,7 @@ use crate::input::Needs;
 use crate::input::fields::Fields;
 use crate::input::redact::Redactor;
 use crate::input::snapshot::{LogKey, MAX_LOG_LINES, OWNER_KINDS, Section};
+use crate::input::tree::Doc;
 
 /// How container logs are read from a cluster (`pods/log`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,9 +88,52 @@ pub struct Cluster {
 }
 
 /// What a list gave: the objects, or the server's reason for refusing it.
-pub(crate) enum Listed {
-    Items(Vec<Value>),
+pub(crate) enum Listed<T = Vec<Value>> {
+    Items(T),
     Refused(String),
+}
+
+/// A page's number of objects and continue token.
+type PageRead = (usize, Option<String>);
+
+/// What a list request reads, made from a resource type by [`ListOf::of`].
+pub(crate) struct ListOf {
+    plural: String,
+    kind: String,
+    api_version: String,
+    request: kube::core::Request,
+    /// `list pods in namespace shop`, for messages.
+    what: String,
+}
+
+impl ListOf {
+    fn of<K: Resource<DynamicType = ()>>(ns: Option<&str>) -> Self {
+        let plural = K::plural(&()).into_owned();
+        let what = match ns {
+            Some(ns) => format!("list {plural} in namespace {ns}"),
+            None => format!("list {plural}"),
+        };
+        ListOf {
+            kind: K::kind(&()).into_owned(),
+            api_version: K::api_version(&()).into_owned(),
+            request: kube::core::Request::new(K::url_path(&(), ns)),
+            what,
+            plural,
+        }
+    }
+
+    /// The objects of one owner kind (one of [`OWNER_KINDS`]).
+    fn owners(kind: &str, ns: Option<&str>) -> Self {
+        match kind {
+            "ReplicaSet" => Self::of::<ReplicaSet>(ns),
+            "Deployment" => Self::of::<Deployment>(ns),
+            "DaemonSet" => Self::of::<DaemonSet>(ns),
+            "StatefulSet" => Self::of::<StatefulSet>(ns),
+            "Job" => Self::of::<Job>(ns),
+            "CronJob" => Self::of::<CronJob>(ns),
+            _ => Self::of::<ReplicationController>(ns),
+        }
+    }
 }
 
 impl Cluster {
@@ -128,8 +173,8 @@ impl Cluster {
 
     /// Reads the pods and what `needs` names into a snapshot at `now`,
     /// keeping `fields` of each object. A list the server forbids (nodes, say)
-    /// becomes a note; the pods must be readable. Each kind is stored as soon
-    /// as it is listed, so only one kind is held as JSON values at a time.
+    /// becomes a note; the pods must be readable. Each page is parsed straight
+    /// into the snapshot's store, so no object is held as a JSON value.
     /// `progress` gets the kind being listed and the objects read so far.
     pub async fn snapshot(
         &self,
@@ -147,24 +192,27 @@ impl Cluster {
         if let Some(pod) = &self.pod {
             pods_lp = pods_lp.fields(&format!("metadata.name={pod}"));
         }
-        let pods = match self.list::<Pod>(ns, &pods_lp, progress).await? {
-            Listed::Items(items) => items,
-            Listed::Refused(message) => {
-                return Err(LiveError::Api { what: format!("list pods in {}", self.scope()), message });
-            }
-        };
-        // what the later lists are filtered by, before the pods are stored
+        let pods = ListOf::of::<Pod>(ns);
+        if let Listed::Refused(message) =
+            self.list_into(&mut snapshot, Section::Pod, &pods, &pods_lp, progress, &mut |_| true).await?
+        {
+            return Err(LiveError::Api { what: format!("list pods in {}", self.scope()), message });
+        }
+        // what the later lists are filtered by
+        let pods = || snapshot.pods.iter().map(|p| snapshot.get(*p));
         let pod_keys: HashSet<String> =
-            if self.selector.is_some() { pods.iter().flat_map(pod_keys).collect() } else { HashSet::new() };
+            if self.selector.is_some() { pods().flat_map(pod_keys).collect() } else { HashSet::new() };
         let used_nodes: HashSet<String> = if needs.nodes {
-            pods.iter().filter_map(|p| p.pointer("/spec/nodeName")?.as_str()).map(str::to_string).collect()
+            pods().filter_map(|p| p.str_at(&["spec", "nodeName"])).map(str::to_string).collect()
         } else {
             HashSet::new()
         };
-        let wanted_owners = if needs.owners { owner_refs(&pods) } else { BTreeSet::new() };
+        let mut wanted_owners = BTreeSet::new();
+        if needs.owners {
+            pods().for_each(|p| stored_owner_refs(&mut wanted_owners, p));
+        }
         // workload rules read every workload of the scope and its events, unless pods were picked
         let every_workload = needs.workloads && self.selector.is_none() && self.pod.is_none();
-        store(&mut snapshot, Section::Pod, pods);
         let mut notes = Vec::new();
         let mut note = |kind: &str, message: String, without: &str| {
             notes.push(format!("cannot list {kind}: {message}; rules that read {without} ran without them"))
@@ -177,37 +225,32 @@ impl Cluster {
                 None if every_workload => ListParams::default(),
                 None => ListParams::default().fields("involvedObject.kind=Pod"),
             };
-            match self.list::<Event>(ns, &lp, progress).await? {
-                Listed::Items(mut events) => {
-                    if self.selector.is_some() {
-                        events.retain(|e| event_keys(e).iter().any(|k| pod_keys.contains(k)));
-                    }
-                    if every_workload {
-                        events.retain(|e| {
-                            let kind = e.pointer("/involvedObject/kind").or_else(|| e.pointer("/regarding/kind"));
-                            kind.and_then(Value::as_str).is_none_or(|k| k == "Pod" || OWNER_KINDS.contains(&k))
-                        });
-                    }
-                    store(&mut snapshot, Section::Event, events);
-                }
-                Listed::Refused(m) => note("events", m, "events"),
+            let mut keep = |e: Doc| {
+                let kind = e.path(&["involvedObject", "kind"]).or_else(|| e.path(&["regarding", "kind"]));
+                (self.selector.is_none() || event_keys(e).iter().any(|k| pod_keys.contains(k)))
+                    && (!every_workload
+                        || kind.and_then(Doc::as_str).is_none_or(|k| k == "Pod" || OWNER_KINDS.contains(&k)))
+            };
+            let events = ListOf::of::<Event>(ns);
+            if let Listed::Refused(m) =
+                self.list_into(&mut snapshot, Section::Event, &events, &lp, progress, &mut keep).await?
+            {
+                note("events", m, "events");
             }
         }
         if needs.nodes {
-            match self.list::<Node>(None, &ListParams::default(), progress).await? {
-                Listed::Items(mut nodes) => {
-                    // only the nodes the pods run on
-                    nodes.retain(|n| {
-                        n.pointer("/metadata/name").and_then(Value::as_str).is_some_and(|n| used_nodes.contains(n))
-                    });
-                    store(&mut snapshot, Section::Node, nodes);
-                }
-                Listed::Refused(m) => note("nodes", m, "nodes"),
+            // only the nodes the pods run on
+            let mut keep = |n: Doc| n.str_at(&["metadata", "name"]).is_some_and(|n| used_nodes.contains(n));
+            let nodes = ListOf::of::<Node>(None);
+            if let Listed::Refused(m) = self
+                .list_into(&mut snapshot, Section::Node, &nodes, &ListParams::default(), progress, &mut keep)
+                .await?
+            {
+                note("nodes", m, "nodes");
             }
         }
         // the pods' owners, then theirs (a ReplicaSet's Deployment, a Job's CronJob); for
         // workload rules, every workload of the scope in one round
-        let mut wanted_owners = wanted_owners;
         let mut kinds: BTreeSet<String> = match every_workload {
             true => OWNER_KINDS.iter().map(|k| k.to_string()).collect(),
             false => wanted_owners.iter().map(|(k, _)| k.clone()).collect(),
@@ -216,16 +259,19 @@ impl Cluster {
             let uids: HashSet<&str> = wanted_owners.iter().map(|(_, u)| u.as_str()).collect();
             let mut next = BTreeSet::new();
             for kind in &kinds {
-                match self.list_owners(kind, ns, progress).await? {
-                    Listed::Items(mut owners) => {
-                        owners.retain(|o| {
-                            every_workload
-                                || o.pointer("/metadata/uid").and_then(Value::as_str).is_some_and(|u| uids.contains(u))
-                        });
-                        next.extend(owner_refs(&owners));
-                        store(&mut snapshot, Section::Owner, owners);
+                let mut keep = |o: Doc| {
+                    let kept = every_workload || o.str_at(&["metadata", "uid"]).is_some_and(|u| uids.contains(u));
+                    if kept {
+                        stored_owner_refs(&mut next, o);
                     }
-                    Listed::Refused(m) => note(&plural(kind), m, "owners"),
+                    kept
+                };
+                let owners = ListOf::owners(kind, ns);
+                let lp = ListParams::default();
+                if let Listed::Refused(m) =
+                    self.list_into(&mut snapshot, Section::Owner, &owners, &lp, progress, &mut keep).await?
+                {
+                    note(&plural(kind), m, "owners");
                 }
             }
             // a chain of owners ends, even one that loops or names an object that is gone;
@@ -234,11 +280,11 @@ impl Cluster {
             kinds = next.iter().map(|(k, _)| k.clone()).collect();
             wanted_owners = next;
         }
-        if needs.control_plane && !self.sees_control_plane() {
-            match self.control_plane(progress).await? {
-                Listed::Items(pods) => store(&mut snapshot, Section::ControlPlane, pods),
-                Listed::Refused(m) => note("pods in kube-system", m, "the control plane"),
-            }
+        if needs.control_plane
+            && !self.sees_control_plane()
+            && let Listed::Refused(m) = self.control_plane(&mut snapshot, progress).await?
+        {
+            note("pods in kube-system", m, "the control plane");
         }
         snapshot.notes = notes;
         Ok(snapshot)
@@ -296,100 +342,137 @@ impl Cluster {
         }
     }
 
-    /// The kube-system pods the control-plane rules read: those with a
-    /// `component` label or `tier=control-plane`.
-    pub(crate) async fn control_plane(&self, progress: &mut dyn FnMut(&str, usize)) -> Result<Listed, LiveError> {
-        let mut out: Vec<Value> = Vec::new();
+    /// Adds the kube-system pods the control-plane rules read: those with a
+    /// `component` label or `tier=control-plane`. None if either list is refused.
+    async fn control_plane(
+        &self,
+        snapshot: &mut Snapshot,
+        progress: &mut dyn FnMut(&str, usize),
+    ) -> Result<Listed<()>, LiveError> {
+        let before = snapshot.section_len(Section::ControlPlane);
+        let pods = ListOf::of::<Pod>(Some("kube-system"));
+        let mut seen = HashSet::new();
+        let mut keep = |p: Doc| seen.insert(p.str_at(&["metadata", "uid"]).map(str::to_string));
         for sel in ["component", "tier=control-plane"] {
-            match self.list::<Pod>(Some("kube-system"), &ListParams::default().labels(sel), progress).await? {
-                Listed::Items(items) => {
-                    for p in items {
-                        let uid = p.pointer("/metadata/uid").cloned();
-                        if !out.iter().any(|o| o.pointer("/metadata/uid").cloned() == uid) {
-                            out.push(p);
-                        }
-                    }
-                }
-                refused => return Ok(refused),
+            let lp = ListParams::default().labels(sel);
+            if let refused @ Listed::Refused(_) =
+                self.list_into(snapshot, Section::ControlPlane, &pods, &lp, progress, &mut keep).await?
+            {
+                snapshot.truncate(Section::ControlPlane, before);
+                return Ok(refused);
             }
         }
-        Ok(Listed::Items(out))
+        Ok(Listed::Items(()))
     }
 
-    /// Lists the objects of one owner kind (one of [`OWNER_KINDS`]).
+    /// Lists the objects of one owner kind (one of [`OWNER_KINDS`]) as JSON values.
     pub(crate) async fn list_owners(
         &self,
         kind: &str,
         ns: Option<&str>,
         progress: &mut dyn FnMut(&str, usize),
     ) -> Result<Listed, LiveError> {
-        let lp = ListParams::default();
-        match kind {
-            "ReplicaSet" => self.list::<ReplicaSet>(ns, &lp, progress).await,
-            "Deployment" => self.list::<Deployment>(ns, &lp, progress).await,
-            "DaemonSet" => self.list::<DaemonSet>(ns, &lp, progress).await,
-            "StatefulSet" => self.list::<StatefulSet>(ns, &lp, progress).await,
-            "Job" => self.list::<Job>(ns, &lp, progress).await,
-            "CronJob" => self.list::<CronJob>(ns, &lp, progress).await,
-            _ => self.list::<ReplicationController>(ns, &lp, progress).await,
-        }
+        let of = ListOf::owners(kind, ns);
+        let mut items = Vec::new();
+        let listed = self
+            .list_pages(&of, &ListParams::default(), progress, &mut |text, restarted| {
+                #[derive(serde::Deserialize)]
+                struct Page {
+                    #[serde(default)]
+                    items: Option<Vec<Value>>,
+                    #[serde(default)]
+                    metadata: ListMeta,
+                }
+                if restarted {
+                    items.clear();
+                }
+                let page: Page = serde_json::from_str(text).map_err(|e| e.to_string())?;
+                let page_items = page.items.unwrap_or_default();
+                let n = page_items.len();
+                items.extend(page_items);
+                Ok((n, page.metadata.token))
+            })
+            .await?;
+        Ok(match listed {
+            Listed::Items(()) => {
+                Listed::Items(items.into_iter().map(|o| normalize(o, &of.kind, &of.api_version)).collect())
+            }
+            Listed::Refused(m) => Listed::Refused(m),
+        })
     }
 
-    /// Lists every object of `K` in `ns` (all namespaces if `None`), a page of
-    /// [`PAGE_SIZE`] at a time. A continue token that expired restarts the list.
-    pub(crate) async fn list<K>(
+    /// Lists every object of `of` into a section of `snapshot`, each page
+    /// parsed straight into its store: those `keep` wants.
+    async fn list_into(
         &self,
-        ns: Option<&str>,
+        snapshot: &mut Snapshot,
+        part: Section,
+        of: &ListOf,
         lp: &ListParams,
         progress: &mut dyn FnMut(&str, usize),
-    ) -> Result<Listed, LiveError>
-    where
-        K: Resource<DynamicType = ()>,
-    {
-        let plural = K::plural(&()).into_owned();
-        let kind = K::kind(&()).into_owned();
-        let api_version = K::api_version(&()).into_owned();
-        let request = kube::core::Request::new(K::url_path(&(), ns));
-        let what = match ns {
-            Some(ns) => format!("list {plural} in namespace {ns}"),
-            None => format!("list {plural}"),
-        };
-        let mut items = Vec::new();
+        keep: &mut dyn FnMut(Doc) -> bool,
+    ) -> Result<Listed<()>, LiveError> {
+        let before = snapshot.section_len(part);
+        let mut sink = Sink { snapshot, part, of: (&of.kind, &of.api_version), keep };
+        self.list_pages(of, lp, progress, &mut |text, restarted| {
+            if restarted {
+                sink.snapshot.truncate(part, before);
+            }
+            PageSeed(&mut sink).deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Lists every object of `of` in its namespace (all namespaces if none), a
+    /// page of [`PAGE_SIZE`] at a time, giving each page's text to `on_page`:
+    /// it reads the page and answers its number of objects and continue token.
+    /// A continue token that expired restarts the list (`on_page` is told, to
+    /// drop what it read).
+    async fn list_pages(
+        &self,
+        of: &ListOf,
+        lp: &ListParams,
+        progress: &mut dyn FnMut(&str, usize),
+        on_page: &mut dyn FnMut(&str, bool) -> Result<PageRead, String>,
+    ) -> Result<Listed<()>, LiveError> {
+        let what = &of.what;
+        let mut read = 0;
         let mut token: Option<String> = None;
         let mut restarts = 0;
+        let mut restarted = false;
         loop {
             let mut page = lp.clone().limit(PAGE_SIZE);
             if let Some(t) = &token {
                 page = page.continue_token(t);
             }
-            let req = request.list(&page).map_err(|e| LiveError::Api { what: what.clone(), message: cause(&e) })?;
-            let list: Value = match self.client.request(req).await {
-                Ok(list) => list,
+            let req = of.request.list(&page).map_err(|e| LiveError::Api { what: what.clone(), message: cause(&e) })?;
+            let text = match self.client.request_text(req).await {
+                Ok(text) => text,
                 Err(kube::Error::Api(s)) if s.code == 410 && token.is_some() && restarts < 3 => {
                     // the continue token expired: list again from the start
                     restarts += 1;
                     token = None;
-                    items.clear();
+                    read = 0;
+                    restarted = true;
                     continue;
                 }
                 Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => {
                     return Ok(Listed::Refused(status_message(&s)));
                 }
-                Err(e) => return Err(self.error(&what, e)),
+                Err(e) => return Err(self.error(what, e)),
             };
-            let Value::Object(mut list) = list else {
-                return Err(LiveError::Api { what, message: "the answer is not a list".into() });
-            };
-            if let Some(Value::Array(page)) = list.remove("items") {
-                items.extend(page.into_iter().map(|o| normalize(o, &kind, &api_version)));
-            }
-            progress(&plural, items.len());
-            match list.get("metadata").and_then(|m| m.get("continue")).and_then(Value::as_str) {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            let (n, next) = on_page(&text, std::mem::take(&mut restarted)).map_err(|e| LiveError::Api {
+                what: what.clone(),
+                message: format!("the answer is not a list: {e}"),
+            })?;
+            read += n;
+            progress(&of.plural, read);
+            match next {
+                Some(t) if !t.is_empty() => token = Some(t),
                 _ => break,
             }
         }
-        Ok(Listed::Items(items))
+        Ok(Listed::Items(()))
     }
 
     /// The container runs whose logs [`Cluster::read_logs`] asks for: `(container, previous)`.
@@ -534,46 +617,140 @@ pub(crate) fn owner_refs<'a>(pods: impl IntoIterator<Item = &'a Value>) -> BTree
     let mut out = BTreeSet::new();
     for p in pods {
         for r in p.pointer("/metadata/ownerReferences").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(k), Some(u)) = (r["kind"].as_str(), r["uid"].as_str())
-                && OWNER_KINDS.contains(&k)
-            {
-                out.insert((k.to_string(), u.to_string()));
-            }
+            owner_ref(&mut out, r["kind"].as_str(), r["uid"].as_str());
         }
     }
     out
 }
 
-/// Moves listed objects into the snapshot's store.
-fn store(snapshot: &mut Snapshot, part: Section, objects: Vec<Value>) {
-    for o in &objects {
-        if let Err(e) = snapshot.add_to_section(part, o) {
-            snapshot.notes.push(format!("cannot read a listed object: {e}"));
+/// Adds to `out` the owners a stored object names (see [`owner_refs`]).
+fn stored_owner_refs(out: &mut BTreeSet<(String, String)>, o: Doc) {
+    for r in o.path(&["metadata", "ownerReferences"]).into_iter().flat_map(Doc::items) {
+        owner_ref(out, r.str_at(&["kind"]), r.str_at(&["uid"]));
+    }
+}
+
+fn owner_ref(out: &mut BTreeSet<(String, String)>, kind: Option<&str>, uid: Option<&str>) {
+    if let (Some(k), Some(u)) = (kind, uid)
+        && OWNER_KINDS.contains(&k)
+    {
+        out.insert((k.to_string(), u.to_string()));
+    }
+}
+
+/// Where [`PageSeed`] puts a page's objects: the ones `keep` wants, in a
+/// section of a snapshot.
+struct Sink<'a> {
+    snapshot: &'a mut Snapshot,
+    part: Section,
+    /// The list's kind and apiVersion, for items that do not say theirs.
+    of: (&'a str, &'a str),
+    keep: &'a mut dyn FnMut(Doc) -> bool,
+}
+
+/// A page of a list: its number of objects and continue token.
+struct PageSeed<'s, 'a>(&'s mut Sink<'a>);
+
+#[derive(Default, serde::Deserialize)]
+struct ListMeta {
+    #[serde(rename = "continue", default)]
+    token: Option<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for PageSeed<'_, '_> {
+    type Value = (usize, Option<String>);
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PageSeed<'_, '_> {
+    type Value = (usize, Option<String>);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut n, mut token) = (0, None);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "items" => n = map.next_value_seed(ItemsSeed(&mut *self.0))?,
+                "metadata" => token = map.next_value::<Option<ListMeta>>()?.and_then(|m| m.token),
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
+        Ok((n, token))
+    }
+}
+
+/// The `items` of a page: how many.
+struct ItemsSeed<'s, 'a>(&'s mut Sink<'a>);
+
+impl<'de> DeserializeSeed<'de> for ItemsSeed<'_, '_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemsSeed<'_, '_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a list of objects")
+    }
+
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(0)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while seq.next_element_seed(ItemSeed(&mut *self.0))?.is_some() {
+            n += 1;
+        }
+        Ok(n)
+    }
+}
+
+/// One object of a page.
+struct ItemSeed<'s, 'a>(&'s mut Sink<'a>);
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        let Sink { snapshot, part, of, keep } = self.0;
+        snapshot.add_listed(*part, *of, d, &mut **keep).map(drop)
     }
 }
 
 /// How events name a pod: `uid:U` and `ns/name`.
-pub(crate) fn pod_keys(p: &Value) -> Vec<String> {
-    let meta = &p["metadata"];
+fn pod_keys(p: Doc) -> Vec<String> {
     let mut keys = Vec::new();
-    if let Some(uid) = meta["uid"].as_str() {
+    if let Some(uid) = p.str_at(&["metadata", "uid"]) {
         keys.push(format!("uid:{uid}"));
     }
-    if let Some(name) = meta["name"].as_str() {
-        keys.push(format!("{}/{name}", meta["namespace"].as_str().unwrap_or("default")));
+    if let Some(name) = p.str_at(&["metadata", "name"]) {
+        keys.push(format!("{}/{name}", p.str_at(&["metadata", "namespace"]).unwrap_or("default")));
     }
     keys
 }
 
-pub(crate) fn event_keys(e: &Value) -> Vec<String> {
-    let obj = e.get("involvedObject").or_else(|| e.get("regarding")).unwrap_or(&Value::Null);
+fn event_keys(e: Doc) -> Vec<String> {
+    let obj = e.get("involvedObject").or_else(|| e.get("regarding"));
+    let at = |key: &str| obj.and_then(|o| o.str_at(&[key]));
     let mut keys = Vec::new();
-    if let Some(uid) = obj["uid"].as_str().filter(|u| !u.is_empty()) {
+    if let Some(uid) = at("uid").filter(|u| !u.is_empty()) {
         keys.push(format!("uid:{uid}"));
     }
-    if let Some(name) = obj["name"].as_str() {
-        let ns = obj["namespace"].as_str().or_else(|| e.pointer("/metadata/namespace").and_then(Value::as_str));
+    if let Some(name) = at("name") {
+        let ns = at("namespace").or_else(|| e.str_at(&["metadata", "namespace"]));
         keys.push(format!("{}/{name}", ns.unwrap_or("default")));
     }
     keys
@@ -609,6 +786,30 @@ mod tests {
     fn list_items_get_kind_and_lose_managed_fields() {
         let o = normalize(serde_json::json!({"metadata": {"name": "a", "managedFields": []}}), "Pod", "v1");
         assert_eq!(o, serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "a"}}));
+    }
+
+    #[test]
+    fn a_page_is_parsed_into_the_snapshot_keeping_what_is_wanted() {
+        let mut s = Snapshot::new(0);
+        let mut keep = |p: Doc| p.str_at(&["metadata", "name"]) != Some("b");
+        let mut sink = Sink { snapshot: &mut s, part: Section::Pod, of: ("Pod", "v1"), keep: &mut keep };
+        let parse = |sink: &mut Sink, page: &str| {
+            PageSeed(sink).deserialize(&mut serde_json::Deserializer::from_str(page)).map_err(|e| e.to_string())
+        };
+        let page = r#"{"kind":"PodList","metadata":{"continue":"t1"},"items":[
+            {"metadata":{"name":"a","managedFields":[{"x":1}]}},{"kind":"Pod","metadata":{"name":"b"}}]}"#;
+        assert_eq!(parse(&mut sink, page).unwrap(), (2, Some("t1".to_string())));
+        let mark = sink.snapshot.store.mark();
+        // an object that is not wanted leaves nothing in the store
+        assert_eq!(
+            parse(&mut sink, r#"{"metadata":{},"items":[{"metadata":{"name":"b","uid":"x"}}]}"#).unwrap(),
+            (1, None)
+        );
+        assert_eq!(sink.snapshot.store.mark(), mark);
+        assert_eq!(parse(&mut sink, r#"{"items":null}"#).unwrap(), (0, None));
+        assert!(parse(&mut sink, r#"[{"kind":"Pod"}]"#).is_err());
+        let pods: Vec<Value> = s.pods.iter().map(|p| s.get(*p).to_value()).collect();
+        assert_eq!(pods, vec![serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "a"}})]);
     }
 
     #[test]

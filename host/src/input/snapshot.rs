@@ -197,6 +197,50 @@ impl Snapshot {
         Ok(())
     }
 
+    /// Adds an item of a list of `kind` objects the API server gave (see
+    /// [`Fields::listed`]) when `keep` wants it; a value it does not want is
+    /// dropped from the store at once. Whether it was added.
+    pub(crate) fn add_listed<'de, D: serde::Deserializer<'de>>(
+        &mut self,
+        part: Section,
+        (kind, api_version): (&str, &str),
+        object: D,
+        keep: &mut dyn FnMut(Doc) -> bool,
+    ) -> Result<bool, D::Error> {
+        let mark = self.store.mark();
+        let node = self.fields.listed(&mut self.store, kind, api_version).deserialize(object)?;
+        if !keep(self.get(node)) {
+            self.store.forget_from(mark);
+            return Ok(false);
+        }
+        let kind = self.get(node).str_at(&["kind"]).unwrap_or_default().to_string();
+        self.push(part, node, &kind);
+        Ok(true)
+    }
+
+    /// How many objects a section holds: [`Snapshot::truncate`] drops those added after.
+    pub(crate) fn section_len(&self, part: Section) -> usize {
+        match part {
+            Section::Pod => self.pods.len(),
+            Section::Event => self.events.len(),
+            Section::Node => self.nodes.len(),
+            Section::ControlPlane => self.control_plane.len(),
+            Section::Owner => self.owners.len(),
+        }
+    }
+
+    /// Drops the objects added to a section after it held `len` (owners,
+    /// kept by uid, stay: a list read again replaces them).
+    pub(crate) fn truncate(&mut self, part: Section, len: usize) {
+        match part {
+            Section::Pod => self.pods.truncate(len),
+            Section::Event => self.events.truncate(len),
+            Section::Node => self.nodes.truncate(len),
+            Section::ControlPlane => self.control_plane.truncate(len),
+            Section::Owner => {}
+        }
+    }
+
     fn push(&mut self, part: Section, node: Node, kind: &str) {
         let node = if part == Section::Event { self.normalize_event(node) } else { node };
         self.note_wrong_types(part, node, kind);

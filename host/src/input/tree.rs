@@ -127,6 +127,18 @@ impl Arena {
         Node::new(tag, at)
     }
 
+    /// Where the next value will be stored: [`Arena::forget_from`] drops it and
+    /// what follows.
+    pub fn mark(&self) -> (usize, usize) {
+        (self.words.len(), self.numbers.len())
+    }
+
+    /// Drops the values stored since `mark` (their strings stay interned).
+    pub fn forget_from(&mut self, mark: (usize, usize)) {
+        self.words.truncate(mark.0);
+        self.numbers.truncate(mark.1);
+    }
+
     /// Adds a value, keeping only `fields` of its objects.
     pub fn add_value(&mut self, value: &Value, fields: &Fields) -> Node {
         fields.seed(self).deserialize(value).unwrap_or(Node::NULL)
@@ -136,13 +148,21 @@ impl Arena {
 impl Fields {
     /// Parses a value into `store`, keeping these fields of its objects.
     pub fn seed<'s>(&'s self, store: &'s mut Arena) -> Keep<'s> {
-        Keep { fields: self, items: None, store }
+        Keep { fields: self, items: None, listed: Listed::No, store }
+    }
+
+    /// As [`Fields::seed`], for an item of a list the API server gave: it
+    /// gets the list's `kind` and `apiVersion` when it does not say them, and
+    /// loses `metadata.managedFields` (no rule reads them; they are most of
+    /// an object's size).
+    pub fn listed<'s>(&'s self, store: &'s mut Arena, kind: &'s str, api_version: &'s str) -> Keep<'s> {
+        Keep { fields: self, items: None, listed: Listed::Item(kind, api_version), store }
     }
 
     /// As [`Fields::seed`], for a whole document: the `items` of a `List`
     /// are objects too.
     pub fn document<'s>(&'s self, store: &'s mut Arena) -> Keep<'s> {
-        Keep { fields: self, items: Some(self), store }
+        Keep { fields: self, items: Some(self), listed: Listed::No, store }
     }
 }
 
@@ -152,7 +172,18 @@ pub struct Keep<'s> {
     fields: &'s Fields,
     /// At the top of a document: what to keep of the objects under `items`.
     items: Option<&'s Fields>,
+    listed: Listed<'s>,
     store: &'s mut Arena,
+}
+
+/// Where a value is in a listed item (see [`Fields::listed`]).
+#[derive(Clone, Copy)]
+enum Listed<'s> {
+    No,
+    /// The item itself, with the list's kind and apiVersion.
+    Item(&'s str, &'s str),
+    /// Its `metadata`.
+    Meta,
 }
 
 impl<'de> DeserializeSeed<'de> for Keep<'_> {
@@ -203,9 +234,9 @@ impl<'de> Visitor<'de> for Keep<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
-        let Keep { fields, items, store } = self;
+        let Keep { fields, items, store, .. } = self;
         let start = store.scratch.len();
-        while let Some(v) = seq.next_element_seed(Keep { fields, items, store: &mut *store })? {
+        while let Some(v) = seq.next_element_seed(Keep { fields, items, listed: Listed::No, store: &mut *store })? {
             store.scratch.push(v.0);
         }
         let len = store.scratch.len() - start;
@@ -213,17 +244,26 @@ impl<'de> Visitor<'de> for Keep<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
-        let Keep { fields, items, store } = self;
+        let Keep { fields, items, listed, store } = self;
         let start = store.scratch.len();
-        while let Some(key) = map.next_key_seed(Key { fields, items, store: &mut *store })? {
+        while let Some(key) = map.next_key_seed(Key { fields, items, listed, store: &mut *store })? {
             match key {
-                Some((sym, fields, items)) => {
-                    let value = map.next_value_seed(Keep { fields, items, store: &mut *store })?;
+                Some((sym, fields, items, listed)) => {
+                    let value = map.next_value_seed(Keep { fields, items, listed, store: &mut *store })?;
                     store.scratch.push(u64::from(sym));
                     store.scratch.push(value.0);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        if let Listed::Item(kind, api_version) = listed {
+            for (key, value) in [("kind", kind), ("apiVersion", api_version)] {
+                let key = u64::from(store.intern(key));
+                if !store.scratch.get(start..).unwrap_or_default().chunks(2).any(|entry| entry.first() == Some(&key)) {
+                    let value = Node::new(STR, u64::from(store.intern(value)));
+                    store.scratch.extend([key, value.0]);
                 }
             }
         }
@@ -236,10 +276,11 @@ impl<'de> Visitor<'de> for Keep<'_> {
 struct Key<'f, 's> {
     fields: &'f Fields,
     items: Option<&'f Fields>,
+    listed: Listed<'f>,
     store: &'s mut Arena,
 }
 
-type KeptKey<'f> = Option<(Sym, &'f Fields, Option<&'f Fields>)>;
+type KeptKey<'f> = Option<(Sym, &'f Fields, Option<&'f Fields>, Listed<'f>)>;
 
 impl<'de, 'f> DeserializeSeed<'de> for Key<'f, '_> {
     type Value = KeptKey<'f>;
@@ -257,11 +298,16 @@ impl<'de, 'f> Visitor<'de> for Key<'f, '_> {
     }
 
     fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+        let listed = match (self.listed, key) {
+            (Listed::Meta, "managedFields") => return Ok(None),
+            (Listed::Item(..), "metadata") => Listed::Meta,
+            _ => Listed::No,
+        };
         let kept = match (self.items, key) {
             (Some(items), "items") => Some((items, Some(items))),
             _ => self.fields.child(key).map(|f| (f, None)),
         };
-        Ok(kept.map(|(fields, items)| (self.store.intern(key), fields, items)))
+        Ok(kept.map(|(fields, items)| (self.store.intern(key), fields, items, listed)))
     }
 }
 

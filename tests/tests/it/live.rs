@@ -121,6 +121,30 @@ fn a_large_cluster_is_listed_in_pages_of_500_without_a_request_per_pod() {
 }
 
 #[test]
+fn a_list_whose_continue_token_expired_is_read_again_from_the_start() {
+    let data = tempfile::tempdir().unwrap();
+    let pods: Vec<Value> = (0..1203).map(|i| crashing_pod("big", &format!("web-{i:04}"), &format!("u-{i}"))).collect();
+    write(data.path(), "pods.json", pods);
+    let api = KubeApi::start(data.path(), &["--list-delay", "0.5"]);
+    let args = ["diagnose", "--kubeconfig", &api.kubeconfig(), "-n", "big", "--now", NOW, "-o", "json"];
+    let (run, out, err) = k8srule_background(&args);
+    // once the first page is served (each page takes 0.5 s), a write and a compaction
+    // expire its continue token
+    let first_served =
+        || lists_of(&api.requests(), "/api/v1/namespaces/big/pods").first().is_some_and(|p| p["status"] == 200);
+    assert!(wait_for(20, first_served));
+    api.post("/_objects", &crashing_pod("big", "web-late", "u-late"));
+    api.post("/_compact", &json!({}));
+    assert_eq!(run.join().unwrap(), 0, "{}", err.text());
+    let pages: Vec<Value> =
+        lists_of(&api.requests(), "/api/v1/namespaces/big/pods").into_iter().map(|p| p["status"].clone()).collect();
+    assert_eq!(pages, vec![json!(200), json!(410), json!(200), json!(200), json!(200)]);
+    // the pods of the first read are dropped: each pod once, the late one too
+    let r = report(&out.text());
+    assert_eq!(r["summary"]["pods"].as_u64(), Some(1204));
+}
+
+#[test]
 fn one_namespace_reads_the_control_plane_for_context_without_diagnosing_it() {
     let data = example_data();
     let api = KubeApi::start(data.path(), &[]);
