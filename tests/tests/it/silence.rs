@@ -183,4 +183,10 @@ fn a_workload_finding_is_silenced_by_the_workload_or_its_owner() {
         ]
     );
     assert_eq!(report["summary"]["failing_workloads"], 1);
+    // the one left fails the run; silenced, it would not
+    let (code, table, err) = k8srule(&["diagnose", "-f", file.to_str().unwrap(), "--now", NOW, "--fail-on", "error"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(table.contains("workload shop/ReplicaSet/cart-3"), "{table}");
+    let (code, _, err) = k8srule(&["diagnose", "-f", file.to_str().unwrap(), "--now", NOW, "--fail-on", "critical"]);
+    assert_eq!(code, 0, "{err}");
 }
