@@ -3,7 +3,7 @@
 //! snapshot loaded for diagnosis keeps what workload rules read, and
 //! `capture` gives strings that equal the same text from elsewhere.
 
-use k8srule_host::{Diagnoser, Snapshot};
+use k8srule_host::{Diagnoser, Report, Snapshot};
 
 /// 2024-05-01T12:00:00Z
 const NOW: i64 = 1_714_564_800;
@@ -55,12 +55,19 @@ items:
   message: "an event of a pod named like the Deployment"
 "#;
 
-fn diagnose(rules: &str, pruned: bool) -> Vec<(String, Option<String>, Option<String>, String)> {
+/// The report of `rules` alone over `objects` (YAML), on a snapshot loaded
+/// for diagnosis when `pruned`; no pack may fail.
+fn report_of(rules: &str, objects: &str, pruned: bool) -> Report {
     let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
     let mut snapshot = if pruned { diagnoser.snapshot(NOW) } else { Snapshot::new(NOW) };
-    snapshot.add_text("objects.yaml", OBJECTS).unwrap();
+    snapshot.add_text("objects.yaml", objects).unwrap();
     let report = diagnoser.diagnose(&snapshot);
     assert!(report.errors.is_empty(), "{:?}", report.errors);
+    report
+}
+
+fn diagnose(rules: &str, pruned: bool) -> Vec<(String, Option<String>, Option<String>, String)> {
+    let report = report_of(rules, OBJECTS, pruned);
     let mut found: Vec<_> = report.findings.into_iter().map(|f| (f.rule, f.pod, f.workload, f.title)).collect();
     found.sort();
     found
@@ -141,12 +148,8 @@ rule k {
   title "{c.name}"
 }
 "#;
-    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
-    let mut snapshot = Snapshot::new(NOW);
     let pod = "kind: Pod\nmetadata: {name: p, namespace: ns, uid: u}\nspec:\n  containers:\n  - {name: a, image: regular/app}\n  - {name: b, image: other/app}\n";
-    snapshot.add_text("pod.yaml", pod).unwrap();
-    let report = diagnoser.diagnose(&snapshot);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = report_of(rules, pod, false);
     let titles: Vec<&str> = report.findings.iter().map(|f| f.title.as_str()).collect();
     assert_eq!(titles, ["a"]);
 }
@@ -173,11 +176,7 @@ items:
   involvedObject: {kind: Job, name: etl, namespace: data}
   reason: FailedCreate
 "#;
-    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
-    let mut snapshot = Snapshot::new(NOW);
-    snapshot.add_text("objects.yaml", objects).unwrap();
-    let report = diagnoser.diagnose(&snapshot);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = report_of(rules, objects, false);
     let found: Vec<Option<&str>> = report.findings.iter().map(|f| f.workload.as_deref()).collect();
     assert_eq!(found, [Some("data/Job/etl")], "{:?}", report.notes);
     assert!(report.notes.iter().all(|n| !n.contains("skipped")), "{:?}", report.notes);
@@ -205,11 +204,7 @@ rule w {
   involvedObject: {kind: Deployment, name: api, namespace: shop}
   reason: FailedCreate
 "#;
-    let diagnoser = Diagnoser::builder().builtin(false).rules_source("t.k8srule", rules).build().unwrap();
-    let mut snapshot = Snapshot::new(NOW);
-    snapshot.add_text("objects.yaml", objects).unwrap();
-    let report = diagnoser.diagnose(&snapshot);
-    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let report = report_of(rules, objects, false);
     let found: Vec<(Option<&str>, &str)> =
         report.findings.iter().map(|f| (f.workload.as_deref(), f.title.as_str())).collect();
     assert_eq!(found, [(Some("shop/Deployment/api"), "Deployment api")]);
