@@ -133,7 +133,7 @@ impl<'a> Case<'a> {
         match self.kind {
             CaseKind::Pod => format!("{}/{name}", index.namespace(object)),
             CaseKind::Workload => {
-                let kind = key(object, index.keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("");
+                let kind = str_at(object, &index.keys.own_kind).unwrap_or("");
                 format!("{}/{kind}/{name}", index.namespace(object))
             }
         }
@@ -369,7 +369,7 @@ impl<'a> Index<'a> {
         let mut workloads: Vec<(&str, &str, &str, Node)> = (self.snapshot.owners.values())
             .map(|n| {
                 let d = self.snapshot.get(*n);
-                let kind = key(d, keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("");
+                let kind = str_at(d, &keys.own_kind).unwrap_or("");
                 (self.namespace(d), kind, str_at(d, &keys.name).unwrap_or(""), *n)
             })
             .collect();
@@ -392,7 +392,7 @@ impl<'a> Index<'a> {
             && let Some(name) = str_at(object, &keys.name)
         {
             let ns = str_at(object, &keys.namespace).unwrap_or("default");
-            let kind = key(object, keys.own_kind[0]).and_then(|k| k.as_str()).unwrap_or("Pod");
+            let kind = str_at(object, &keys.own_kind).unwrap_or("Pod");
             events.extend(self.events_by_name.get(&(kind, ns, name)).into_iter().flatten());
         }
         if events.len() > 1 {
